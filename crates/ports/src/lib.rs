@@ -1,0 +1,41 @@
+//! Ports of credo-storage: the domain types and store traits that every backend implements.
+//!
+//! A service depends on these traits only (`Arc<dyn UserStore>`, `Arc<dyn SessionStore>`, ...),
+//! so moving from the in-memory adapter to PostgreSQL, Redis or Kafka is a change of wiring.
+//! This crate does no I/O: it holds the types, the [`StoreError`] every backend maps its driver
+//! errors into, the [`Clock`] stores evaluate expiry against, input validation shared by all
+//! backends (so bad input fails the same way everywhere, before any I/O), and health types.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use credo_ports::{Clock, ManualClock, Timestamp};
+//!
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000)));
+//! clock.advance(std::time::Duration::from_secs(5));
+//! assert_eq!(clock.now().as_micros(), 1_700_000_005_000_000);
+//! ```
+
+pub mod audit;
+pub mod consents;
+pub mod error;
+pub mod health;
+pub mod ids;
+pub mod outbox;
+pub mod page;
+pub mod rate_limit;
+pub mod sessions;
+pub mod time;
+pub mod users;
+pub mod validate;
+
+pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditQuery, AuditStore};
+pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent};
+pub use error::{StoreError, StoreResult};
+pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
+pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
+pub use outbox::{EventSink, Outbox, OutboxRecord};
+pub use page::{Cursor, Page, PageRequest};
+pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
+pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use users::{NewUser, User, UserStatus, UserStore, UserUpdate};

@@ -1,0 +1,217 @@
+//! Sessions and the token revocation list.
+
+use crate::{SessionId, StoreError, StoreResult, TenantId, Timestamp, UserId, validate};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a session: `pending_consent -> active -> revoked`; revoked is terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Created, waiting for the user's consent.
+    PendingConsent,
+    /// Usable.
+    Active,
+    /// Revoked; kept (and returned by `get`) until it expires.
+    Revoked,
+}
+
+impl SessionStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::PendingConsent => "pending_consent",
+            SessionStatus::Active => "active",
+            SessionStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// Optional facts about the device a session was opened from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// User agent string.
+    pub user_agent: Option<String>,
+    /// Client IP address (never logged raw).
+    pub ip_address: Option<String>,
+    /// Device identifier chosen by the client.
+    pub device_id: Option<String>,
+    /// Human-readable device name.
+    pub device_name: Option<String>,
+}
+
+impl Device {
+    fn validate(&self) -> StoreResult<()> {
+        validate::optional_text("user_agent", self.user_agent.as_deref())?;
+        validate::optional_text("ip_address", self.ip_address.as_deref())?;
+        validate::optional_text("device_id", self.device_id.as_deref())?;
+        validate::optional_text("device_name", self.device_name.as_deref())
+    }
+}
+
+/// A stored session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Id, chosen by the caller.
+    pub id: SessionId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// The user the session belongs to.
+    pub user_id: UserId,
+    /// OAuth client that opened it.
+    pub client_id: String,
+    /// Granted scopes (non-empty).
+    pub scopes: Vec<String>,
+    /// Lifecycle state.
+    pub status: SessionStatus,
+    /// Device facts.
+    pub device: Device,
+    /// Creation time (store clock).
+    pub created_at: Timestamp,
+    /// The session is gone once `expires_at <= now`.
+    pub expires_at: Timestamp,
+    /// Last activity; only moves forward.
+    pub last_seen_at: Timestamp,
+    /// Last token refresh, if any.
+    pub last_refreshed_at: Option<Timestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Starts at 1, increments on every change.
+    pub version: u64,
+}
+
+impl Session {
+    /// True while `now < expires_at`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Input to [`SessionStore::create`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// Id of the new session.
+    pub id: SessionId,
+    /// Owning tenant.
+    pub tenant_id: TenantId,
+    /// Owner.
+    pub user_id: UserId,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Scopes: 1 to 64, each a valid text field, no duplicates.
+    pub scopes: Vec<String>,
+    /// `PendingConsent` or `Active` (a session cannot be created revoked).
+    pub status: SessionStatus,
+    /// Device facts.
+    pub device: Device,
+    /// Must be later than the store clock's now.
+    pub expires_at: Timestamp,
+}
+
+impl NewSession {
+    /// Rejects bad input before any I/O; `now` is the store clock.
+    pub fn validate(&self, now: Timestamp) -> StoreResult<()> {
+        validate::text("client_id", &self.client_id)?;
+        if self.scopes.is_empty() {
+            return Err(StoreError::invalid(
+                "scopes",
+                "at least one scope is required",
+            ));
+        }
+        if self.scopes.len() > validate::MAX_SCOPES {
+            return Err(StoreError::invalid("scopes", "at most 64 scopes"));
+        }
+        for (i, s) in self.scopes.iter().enumerate() {
+            validate::text("scopes", s)?;
+            if s.chars().any(char::is_whitespace) {
+                return Err(StoreError::invalid(
+                    "scopes",
+                    "a scope must not contain whitespace",
+                ));
+            }
+            if self.scopes[..i].contains(s) {
+                return Err(StoreError::invalid(
+                    "scopes",
+                    format!("duplicate scope {s:?}"),
+                ));
+            }
+        }
+        if self.status == SessionStatus::Revoked {
+            return Err(StoreError::invalid(
+                "status",
+                "a session cannot be created revoked",
+            ));
+        }
+        self.device.validate()?;
+        if self.expires_at <= now {
+            return Err(StoreError::invalid(
+                "expires_at",
+                "must be later than the creation time",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The record this input creates at `now`.
+    pub fn into_session(self, now: Timestamp) -> Session {
+        Session {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            user_id: self.user_id,
+            client_id: self.client_id,
+            scopes: self.scopes,
+            status: self.status,
+            device: self.device,
+            created_at: now,
+            expires_at: self.expires_at,
+            last_seen_at: now,
+            last_refreshed_at: None,
+            revoked_at: None,
+            version: 1,
+        }
+    }
+}
+
+/// Rejects a token id (JWT `jti`) that is empty, over-long or has control characters.
+pub fn validate_jti(jti: &str) -> StoreResult<()> {
+    validate::text("jti", jti)
+}
+
+/// Stores sessions and revoked token ids. Expiry is evaluated against the store's clock:
+/// physical TTLs are only a garbage-collection safety net.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates a session. `Conflict` if the id exists.
+    async fn create(&self, session: NewSession) -> StoreResult<Session>;
+    /// The session, while `now < expires_at` (revoked sessions are returned with their status).
+    async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>>;
+    /// Records activity: `last_seen_at = max(last_seen_at, now)`. `NotFound` if absent or
+    /// expired, `InvalidState` if revoked.
+    async fn touch(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session>;
+    /// Records a token refresh at now (also moves `last_seen_at` forward). `NotFound` if absent
+    /// or expired, `InvalidState` unless active.
+    async fn mark_refreshed(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session>;
+    /// `pending_consent -> active`. `NotFound` if absent or expired, `InvalidState` otherwise.
+    async fn activate(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session>;
+    /// Revokes the session. `NotFound` if absent or expired; `InvalidState` if already revoked.
+    /// Under concurrent calls exactly one succeeds.
+    async fn revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session>;
+    /// Revokes every live, unrevoked session of the user; returns how many.
+    async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64>;
+    /// Every live (unexpired, unrevoked) session of the user, newest first by
+    /// `(created_at, id)`, with no cap.
+    async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>>;
+    /// Deletes expired sessions and expired token revocations of every tenant; returns how many
+    /// records were removed.
+    async fn purge_expired(&self) -> StoreResult<u64>;
+    /// Marks a token id revoked until `expires_at` (which must be later than now). Revoking it
+    /// again keeps the later of the two expiries.
+    async fn revoke_token(
+        &self,
+        tenant: TenantId,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// True while the token id is revoked (false once its revocation expired).
+    async fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> StoreResult<bool>;
+}
