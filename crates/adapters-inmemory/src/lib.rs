@@ -1,1 +1,153 @@
-//! In-memory backend.
+//! The embedded in-memory backend of credo-storage: every port, on [`dashmap`] and short
+//! critical sections, for tests, development and single-instance services.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use credo_adapters_inmemory::InMemoryStores;
+//! use credo_ports::{NewUser, SystemClock, TenantId};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let stores = InMemoryStores::new(Arc::new(SystemClock));
+//! let users = stores.users();
+//! let tenant = TenantId::new();
+//! let alice = users.create(NewUser::new(tenant, "alice@example.com", "Alice", "Liddell")).await?;
+//! assert_eq!(users.find_by_email(tenant, " ALICE@example.com").await?, Some(alice));
+//! // The creation was recorded in the outbox in the same critical section.
+//! assert_eq!(stores.outbox().depth().await?, 1);
+//! # Ok::<(), credo_ports::StoreError>(())
+//! # }).unwrap();
+//! ```
+
+mod audit;
+mod consents;
+mod mutants;
+mod outbox;
+mod rate_limit;
+mod sessions;
+mod users;
+
+pub use audit::InMemoryAuditStore;
+pub use consents::InMemoryConsentStore;
+#[doc(hidden)]
+pub use mutants::Mutant;
+pub use outbox::InMemoryOutbox;
+pub use rate_limit::InMemoryRateLimitStore;
+pub use sessions::InMemorySessionStore;
+pub use users::InMemoryUserStore;
+
+use async_trait::async_trait;
+use credo_ports::{
+    AuditStore, Clock, ConsentStore, DirectSink, EventSink, HealthCheck, HealthStatus, Outbox,
+    RateLimitStore, SessionStore, UserStore,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the in-memory backend.
+#[derive(Clone, Debug)]
+pub struct InMemoryConfig {
+    /// How often (store clock) a rate-limit check sweeps idle keys out of memory.
+    pub rate_limit_sweep_interval: Duration,
+}
+
+impl Default for InMemoryConfig {
+    fn default() -> Self {
+        Self { rate_limit_sweep_interval: Duration::from_secs(60) }
+    }
+}
+
+/// Every in-memory store, wired to one shared outbox so user and consent mutations and
+/// `AuditStore::record` enqueue their events atomically with the change.
+#[derive(Clone)]
+pub struct InMemoryStores {
+    users: Arc<InMemoryUserStore>,
+    sessions: Arc<InMemorySessionStore>,
+    consents: Arc<InMemoryConsentStore>,
+    audit: Arc<InMemoryAuditStore>,
+    rate_limits: Arc<InMemoryRateLimitStore>,
+    outbox: Arc<InMemoryOutbox>,
+}
+
+impl InMemoryStores {
+    /// Fresh, empty stores evaluating time against `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_config(clock, InMemoryConfig::default())
+    }
+
+    /// Fresh, empty stores with explicit settings.
+    pub fn with_config(clock: Arc<dyn Clock>, config: InMemoryConfig) -> Self {
+        Self::build(clock, config, None)
+    }
+
+    /// Stores with one deliberate bug switched on; only for proving the conformance suite.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn with_mutant(clock: Arc<dyn Clock>, mutant: Mutant) -> Self {
+        Self::build(clock, InMemoryConfig::default(), Some(mutant))
+    }
+
+    fn build(clock: Arc<dyn Clock>, config: InMemoryConfig, mutant: Option<Mutant>) -> Self {
+        let outbox = Arc::new(InMemoryOutbox::new(clock.clone()));
+        Self {
+            users: Arc::new(InMemoryUserStore::new(clock.clone(), outbox.clone(), mutant)),
+            sessions: Arc::new(InMemorySessionStore::new(clock.clone(), mutant)),
+            consents: Arc::new(InMemoryConsentStore::new(clock.clone(), outbox.clone(), mutant)),
+            audit: Arc::new(InMemoryAuditStore::new(outbox.clone())),
+            rate_limits: Arc::new(InMemoryRateLimitStore::new(
+                clock,
+                config.rate_limit_sweep_interval,
+                mutant,
+            )),
+            outbox,
+        }
+    }
+
+    /// The user store.
+    pub fn users(&self) -> Arc<dyn UserStore> {
+        self.users.clone()
+    }
+    /// The session store (with the token revocation list).
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        self.sessions.clone()
+    }
+    /// The consent store.
+    pub fn consents(&self) -> Arc<dyn ConsentStore> {
+        self.consents.clone()
+    }
+    /// The audit log.
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        self.audit.clone()
+    }
+    /// The rate limiter.
+    pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
+        self.rate_limits.clone()
+    }
+    /// The concrete rate limiter (for memory introspection).
+    pub fn rate_limits_inner(&self) -> Arc<InMemoryRateLimitStore> {
+        self.rate_limits.clone()
+    }
+    /// The relay-facing outbox.
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        self.outbox.clone()
+    }
+    /// A direct sink into this backend's audit log.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::new(DirectSink::new(self.audit.clone()))
+    }
+    /// A health check that is always ok (named `memory`).
+    pub fn health(&self) -> Arc<dyn HealthCheck> {
+        Arc::new(MemoryHealth)
+    }
+}
+
+struct MemoryHealth;
+
+#[async_trait]
+impl HealthCheck for MemoryHealth {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    async fn check(&self) -> HealthStatus {
+        HealthStatus::Ok
+    }
+}

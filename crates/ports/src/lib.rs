@@ -33,7 +33,7 @@ pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantCon
 pub use error::{StoreError, StoreResult};
 pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
 pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
-pub use outbox::{EventSink, Outbox, OutboxRecord};
+pub use outbox::{DirectSink, EventSink, Outbox, OutboxRecord};
 pub use page::{Cursor, Page, PageRequest};
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};

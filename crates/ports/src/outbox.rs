@@ -41,3 +41,23 @@ pub trait EventSink: Send + Sync {
     /// id, so publishing a batch twice is harmless.
     async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()>;
 }
+
+/// The sink of deployments without Kafka: publishing materializes the batch straight into an
+/// [`AuditStore`](crate::AuditStore) with its idempotent `append_batch`.
+pub struct DirectSink {
+    audit: std::sync::Arc<dyn crate::AuditStore>,
+}
+
+impl DirectSink {
+    /// A sink writing into `audit`.
+    pub fn new(audit: std::sync::Arc<dyn crate::AuditStore>) -> Self {
+        Self { audit }
+    }
+}
+
+#[async_trait]
+impl EventSink for DirectSink {
+    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
+        self.audit.append_batch(batch.to_vec()).await.map(|_| ())
+    }
+}

@@ -1,0 +1,20 @@
+//! Deliberate bugs the conformance suite must catch. They exist only to prove the suite's
+//! strength (see `crates/conformance/tests/mutants.rs`); the constructor that enables them is
+//! behind the `mutants` feature.
+
+/// One deliberately broken behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// Email uniqueness compares emails case-sensitively.
+    CaseSensitiveEmail,
+    /// A session or token counts as live while `now <= expires_at` (should be `now < expires_at`).
+    ExpiryInclusive,
+    /// A denied rate-limit request still consumes capacity.
+    DeniedConsumes,
+    /// Revoke checks the status, yields, then writes: concurrent revokes all "succeed".
+    RacyRevoke,
+    /// Renewing a consent creates a new id instead of keeping the record's.
+    RegrantNewId,
+    /// `list_for_user` returns at most 100 sessions.
+    CappedSessionList,
+}

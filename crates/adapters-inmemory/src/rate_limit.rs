@@ -1,0 +1,104 @@
+use crate::Mutant;
+use async_trait::async_trait;
+use credo_ports::rate_limit::{gcra, validate_key};
+use credo_ports::{
+    Clock, Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp,
+};
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// In-memory GCRA [`RateLimitStore`]: one TAT per key, updated under the key's entry lock.
+///
+/// Idle keys are reclaimed: once per sweep interval (store clock) a check sweeps out every key
+/// whose TAT has passed and shrinks the map, so rotating keys (e.g. IPv6 addresses) cannot grow
+/// memory without bound.
+pub struct InMemoryRateLimitStore {
+    clock: Arc<dyn Clock>,
+    tats: DashMap<(TenantId, String), Timestamp>,
+    sweep_interval: Duration,
+    next_sweep_us: AtomicI64,
+    mutant: Option<Mutant>,
+}
+
+impl InMemoryRateLimitStore {
+    pub(crate) fn new(clock: Arc<dyn Clock>, sweep_interval: Duration, mutant: Option<Mutant>) -> Self {
+        let next = clock.now().saturating_add(sweep_interval).as_micros();
+        Self { clock, tats: DashMap::new(), sweep_interval, next_sweep_us: AtomicI64::new(next), mutant }
+    }
+
+    /// Number of keys currently held in memory.
+    pub fn key_count(&self) -> usize {
+        self.tats.len()
+    }
+
+    fn sweep(&self, now: Timestamp) -> u64 {
+        let mut removed = 0u64;
+        self.tats.retain(|_, tat| {
+            let keep = *tat > now;
+            removed += u64::from(!keep);
+            keep
+        });
+        self.tats.shrink_to_fit();
+        removed
+    }
+
+    fn maybe_sweep(&self, now: Timestamp) {
+        let due = self.next_sweep_us.load(Ordering::Relaxed);
+        if now.as_micros() < due {
+            return;
+        }
+        let next = now.saturating_add(self.sweep_interval).as_micros();
+        // Only the caller that moves the deadline sweeps.
+        if self
+            .next_sweep_us
+            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.sweep(now);
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for InMemoryRateLimitStore {
+    async fn check(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy, cost: u32) -> StoreResult<Decision> {
+        policy.validate(cost)?;
+        validate_key(key)?;
+        let now = self.clock.now();
+        self.maybe_sweep(now);
+        let mut entry = self.tats.entry((tenant, key.to_string())).or_insert(now);
+        let (decision, new_tat) = gcra(&policy, Some(*entry), now, cost);
+        match new_tat {
+            Some(t) => *entry = t,
+            None if self.mutant == Some(Mutant::DeniedConsumes) => {
+                *entry = Timestamp::from_micros(
+                    (*entry).max(now).as_micros() + policy.emission_interval_us() * i64::from(cost),
+                );
+            }
+            None => {}
+        }
+        Ok(decision)
+    }
+
+    async fn peek(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy) -> StoreResult<Decision> {
+        policy.validate(1)?;
+        validate_key(key)?;
+        let now = self.clock.now();
+        let tat = self.tats.get(&(tenant, key.to_string())).map(|t| *t);
+        Ok(gcra(&policy, tat, now, 1).0)
+    }
+
+    async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
+        validate_key(key)?;
+        self.tats.remove(&(tenant, key.to_string()));
+        Ok(())
+    }
+
+    /// Sweeps idle keys now. Checks also sweep once per sweep interval, so the count only
+    /// covers keys that went idle since the last sweep.
+    async fn purge_idle(&self) -> StoreResult<u64> {
+        Ok(self.sweep(self.clock.now()))
+    }
+}

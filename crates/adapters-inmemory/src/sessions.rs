@@ -1,0 +1,251 @@
+use crate::Mutant;
+use async_trait::async_trait;
+use credo_ports::sessions::validate_jti;
+use credo_ports::{
+    Clock, NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult,
+    TenantId, Timestamp, UserId,
+};
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// In-memory [`SessionStore`]. Each state change happens under the session's map entry lock,
+/// so check and write are one step (exactly one of N concurrent revokes wins).
+pub struct InMemorySessionStore {
+    clock: Arc<dyn Clock>,
+    sessions: DashMap<SessionId, Session>,
+    by_user: DashMap<(TenantId, UserId), HashSet<SessionId>>,
+    tokens: DashMap<(TenantId, String), Timestamp>,
+    mutant: Option<Mutant>,
+}
+
+impl InMemorySessionStore {
+    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Option<Mutant>) -> Self {
+        Self {
+            clock,
+            sessions: DashMap::new(),
+            by_user: DashMap::new(),
+            tokens: DashMap::new(),
+            mutant,
+        }
+    }
+
+    fn live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
+        if self.mutant == Some(Mutant::ExpiryInclusive) {
+            return now <= expires_at;
+        }
+        now < expires_at
+    }
+
+    /// Applies `change` to the live session `(tenant, id)` under its entry lock.
+    fn mutate(
+        &self,
+        tenant: TenantId,
+        id: SessionId,
+        change: impl FnOnce(&mut Session, Timestamp) -> StoreResult<()>,
+    ) -> StoreResult<Session> {
+        let now = self.clock.now();
+        match self.sessions.get_mut(&id) {
+            Some(mut s) if s.tenant_id == tenant && self.live(s.expires_at, now) => {
+                change(&mut s, now)?;
+                Ok(s.clone())
+            }
+            _ => Err(StoreError::not_found("session")),
+        }
+    }
+
+    fn revoke_in_place(s: &mut Session, now: Timestamp) -> StoreResult<()> {
+        if s.status == SessionStatus::Revoked {
+            return Err(StoreError::InvalidState("session already revoked".into()));
+        }
+        s.status = SessionStatus::Revoked;
+        s.revoked_at = Some(now);
+        s.version += 1;
+        Ok(())
+    }
+
+    async fn racy_revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        let now = self.clock.now();
+        let seen = self.sessions.get(&id).map(|s| s.clone());
+        let Some(s) = seen.filter(|s| s.tenant_id == tenant && self.live(s.expires_at, now)) else {
+            return Err(StoreError::not_found("session"));
+        };
+        if s.status == SessionStatus::Revoked {
+            return Err(StoreError::InvalidState("session already revoked".into()));
+        }
+        tokio::task::yield_now().await;
+        let mut s = self.sessions.get_mut(&id).ok_or_else(|| StoreError::not_found("session"))?;
+        s.status = SessionStatus::Revoked;
+        s.revoked_at = Some(now);
+        s.version += 1;
+        Ok(s.clone())
+    }
+}
+
+#[async_trait]
+impl SessionStore for InMemorySessionStore {
+    async fn create(&self, new: NewSession) -> StoreResult<Session> {
+        let now = self.clock.now();
+        new.validate(now)?;
+        let session = new.into_session(now);
+        match self.sessions.entry(session.id) {
+            Entry::Occupied(_) => {
+                return Err(StoreError::Conflict(format!("session id {} already exists", session.id)));
+            }
+            Entry::Vacant(v) => {
+                // Index first, under the entry lock, so a listing never misses a created session.
+                self.by_user
+                    .entry((session.tenant_id, session.user_id))
+                    .or_default()
+                    .insert(session.id);
+                v.insert(session.clone());
+            }
+        }
+        Ok(session)
+    }
+
+    async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
+        let now = self.clock.now();
+        Ok(self
+            .sessions
+            .get(&id)
+            .filter(|s| s.tenant_id == tenant && self.live(s.expires_at, now))
+            .map(|s| s.clone()))
+    }
+
+    async fn touch(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.mutate(tenant, id, |s, now| {
+            if s.status == SessionStatus::Revoked {
+                return Err(StoreError::InvalidState("session is revoked".into()));
+            }
+            if now > s.last_seen_at {
+                s.last_seen_at = now;
+                s.version += 1;
+            }
+            Ok(())
+        })
+    }
+
+    async fn mark_refreshed(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.mutate(tenant, id, |s, now| {
+            if s.status != SessionStatus::Active {
+                return Err(StoreError::InvalidState(format!("session is {}", s.status.as_str())));
+            }
+            s.last_refreshed_at = Some(now);
+            s.last_seen_at = s.last_seen_at.max(now);
+            s.version += 1;
+            Ok(())
+        })
+    }
+
+    async fn activate(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.mutate(tenant, id, |s, _| {
+            if s.status != SessionStatus::PendingConsent {
+                return Err(StoreError::InvalidState(format!("session is {}", s.status.as_str())));
+            }
+            s.status = SessionStatus::Active;
+            s.version += 1;
+            Ok(())
+        })
+    }
+
+    async fn revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        if self.mutant == Some(Mutant::RacyRevoke) {
+            return self.racy_revoke(tenant, id).await;
+        }
+        self.mutate(tenant, id, Self::revoke_in_place)
+    }
+
+    async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
+        let ids: Vec<SessionId> = match self.by_user.get(&(tenant, user)) {
+            Some(set) => set.iter().copied().collect(),
+            None => return Ok(0),
+        };
+        let mut n = 0;
+        for id in ids {
+            let mut revoked = false;
+            // Absent or expired sessions are simply not counted.
+            let _ = self.mutate(tenant, id, |s, now| {
+                if s.status != SessionStatus::Revoked {
+                    revoked = Self::revoke_in_place(s, now).is_ok();
+                }
+                Ok(())
+            });
+            n += u64::from(revoked);
+        }
+        Ok(n)
+    }
+
+    async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+        let now = self.clock.now();
+        let ids: Vec<SessionId> = match self.by_user.get(&(tenant, user)) {
+            Some(set) => set.iter().copied().collect(),
+            None => return Ok(Vec::new()),
+        };
+        let mut out: Vec<Session> = ids
+            .iter()
+            .filter_map(|id| self.sessions.get(id).map(|s| s.clone()))
+            .filter(|s| {
+                s.tenant_id == tenant
+                    && s.user_id == user
+                    && self.live(s.expires_at, now)
+                    && s.status != SessionStatus::Revoked
+            })
+            .collect();
+        out.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        if self.mutant == Some(Mutant::CappedSessionList) {
+            out.truncate(100);
+        }
+        Ok(out)
+    }
+
+    async fn purge_expired(&self) -> StoreResult<u64> {
+        let now = self.clock.now();
+        let mut gone = Vec::new();
+        self.sessions.retain(|_, s| {
+            let keep = self.live(s.expires_at, now);
+            if !keep {
+                gone.push((s.tenant_id, s.user_id, s.id));
+            }
+            keep
+        });
+        for (tenant, user, id) in &gone {
+            if let Some(mut set) = self.by_user.get_mut(&(*tenant, *user)) {
+                set.remove(id);
+            }
+            self.by_user.remove_if(&(*tenant, *user), |_, set| set.is_empty());
+        }
+        let mut tokens_gone = 0u64;
+        self.tokens.retain(|_, exp| {
+            let keep = self.live(*exp, now);
+            tokens_gone += u64::from(!keep);
+            keep
+        });
+        Ok(gone.len() as u64 + tokens_gone)
+    }
+
+    async fn revoke_token(&self, tenant: TenantId, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
+        validate_jti(jti)?;
+        let now = self.clock.now();
+        if expires_at <= now {
+            return Err(StoreError::invalid("expires_at", "must be later than now"));
+        }
+        self.tokens
+            .entry((tenant, jti.to_string()))
+            .and_modify(|e| {
+                *e = if self.live(*e, now) { (*e).max(expires_at) } else { expires_at };
+            })
+            .or_insert(expires_at);
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> StoreResult<bool> {
+        validate_jti(jti)?;
+        let now = self.clock.now();
+        Ok(self
+            .tokens
+            .get(&(tenant, jti.to_string()))
+            .is_some_and(|e| self.live(*e, now)))
+    }
+}

@@ -1,0 +1,177 @@
+use crate::{InMemoryOutbox, Mutant};
+use async_trait::async_trait;
+use credo_ports::audit::events;
+use credo_ports::page::{Page, PageRequest};
+use credo_ports::{
+    Clock, NewUser, StoreError, StoreResult, TenantId, Timestamp, User, UserId, UserStore,
+    UserUpdate, validate,
+};
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+#[derive(Default)]
+struct TenantUsers {
+    by_id: HashMap<UserId, User>,
+    by_email: HashMap<String, UserId>,
+    order: BTreeSet<(Timestamp, UserId)>,
+}
+
+/// In-memory [`UserStore`]. One lock per tenant makes the email check and the insert (and the
+/// outbox enqueue) one atomic step; a global id index keeps ids unique across tenants.
+pub struct InMemoryUserStore {
+    clock: Arc<dyn Clock>,
+    outbox: Arc<InMemoryOutbox>,
+    tenants: DashMap<TenantId, TenantUsers>,
+    owners: DashMap<UserId, TenantId>,
+    mutant: Option<Mutant>,
+}
+
+enum Mode {
+    Create,
+    FindOrCreate,
+}
+
+impl InMemoryUserStore {
+    pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Option<Mutant>) -> Self {
+        Self { clock, outbox, tenants: DashMap::new(), owners: DashMap::new(), mutant }
+    }
+
+    fn key(&self, email: &str) -> String {
+        if self.mutant == Some(Mutant::CaseSensitiveEmail) {
+            return email.trim().to_string();
+        }
+        validate::email_key(email)
+    }
+
+    fn insert(&self, new: NewUser, mode: Mode) -> StoreResult<(User, bool)> {
+        new.validate()?;
+        let now = self.clock.now();
+        let key = self.key(&new.email);
+        // Lock order: owners entry, then the tenant; never the reverse while nested.
+        let owner = self.owners.entry(new.id);
+        let mut tenant = self.tenants.entry(new.tenant_id).or_default();
+        if let Some(existing) = tenant.by_email.get(&key) {
+            return match mode {
+                Mode::FindOrCreate => Ok((tenant.by_id[existing].clone(), false)),
+                Mode::Create => Err(StoreError::Conflict("email already registered in this tenant".into())),
+            };
+        }
+        let Entry::Vacant(owner) = owner else {
+            return Err(StoreError::Conflict(format!("user id {} already exists", new.id)));
+        };
+        let user = new.into_user(now);
+        tenant.by_email.insert(key, user.id);
+        tenant.order.insert((user.created_at, user.id));
+        tenant.by_id.insert(user.id, user.clone());
+        self.outbox.enqueue(events::user_created(&user, now));
+        owner.insert(user.tenant_id);
+        Ok((user, true))
+    }
+}
+
+#[async_trait]
+impl UserStore for InMemoryUserStore {
+    async fn create(&self, user: NewUser) -> StoreResult<User> {
+        self.insert(user, Mode::Create).map(|(u, _)| u)
+    }
+
+    async fn get(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.tenants.get(&tenant).and_then(|t| t.by_id.get(&id).cloned()))
+    }
+
+    async fn find_by_email(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>> {
+        validate::email(email)?;
+        let key = self.key(email);
+        Ok(self
+            .tenants
+            .get(&tenant)
+            .and_then(|t| t.by_email.get(&key).map(|id| t.by_id[id].clone())))
+    }
+
+    async fn find_or_create(&self, user: NewUser) -> StoreResult<(User, bool)> {
+        self.insert(user, Mode::FindOrCreate)
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        update: UserUpdate,
+        expected_version: Option<u64>,
+    ) -> StoreResult<User> {
+        update.validate()?;
+        let now = self.clock.now();
+        let Some(mut t) = self.tenants.get_mut(&tenant) else {
+            return Err(StoreError::not_found("user"));
+        };
+        let t = &mut *t;
+        let Some(current) = t.by_id.get(&id) else {
+            return Err(StoreError::not_found("user"));
+        };
+        if let Some(v) = expected_version.filter(|v| *v != current.version) {
+            return Err(StoreError::Conflict(format!(
+                "version mismatch: expected {v}, found {}",
+                current.version
+            )));
+        }
+        let old_key = self.key(&current.email);
+        let new_key = update.email.as_deref().map(|e| self.key(e));
+        if let Some(k) = &new_key {
+            if t.by_email.get(k).is_some_and(|owner| *owner != id) {
+                return Err(StoreError::Conflict("email already registered in this tenant".into()));
+            }
+        }
+        let user = t.by_id.get_mut(&id).expect("checked above");
+        update.apply(user, now);
+        let user = user.clone();
+        if let Some(k) = new_key {
+            t.by_email.remove(&old_key);
+            t.by_email.insert(k, id);
+        }
+        self.outbox.enqueue(events::user_updated(&user, &update.changed_fields(), now));
+        Ok(user)
+    }
+
+    async fn delete(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
+        let now = self.clock.now();
+        {
+            let Some(mut t) = self.tenants.get_mut(&tenant) else {
+                return Err(StoreError::not_found("user"));
+            };
+            let Some(user) = t.by_id.remove(&id) else {
+                return Err(StoreError::not_found("user"));
+            };
+            let key = self.key(&user.email);
+            t.by_email.remove(&key);
+            t.order.remove(&(user.created_at, id));
+            self.outbox.enqueue(events::user_deleted(tenant, id, now));
+        }
+        self.owners.remove(&id);
+        Ok(())
+    }
+
+    async fn list(&self, tenant: TenantId, page: PageRequest) -> StoreResult<Page<User>> {
+        page.validate()?;
+        let Some(t) = self.tenants.get(&tenant) else {
+            return Ok(Page { items: Vec::new(), next: None });
+        };
+        let start = match page.after {
+            Some(c) => Bound::Excluded((c.at, UserId::from_uuid(c.id))),
+            None => Bound::Unbounded,
+        };
+        let items = t
+            .order
+            .range((start, Bound::Unbounded))
+            .take(page.limit + 1)
+            .map(|(_, id)| t.by_id[id].clone())
+            .collect();
+        Ok(Page::from_overfetch(items, page.limit, User::cursor))
+    }
+
+    async fn count(&self, tenant: TenantId) -> StoreResult<u64> {
+        Ok(self.tenants.get(&tenant).map_or(0, |t| t.by_id.len() as u64))
+    }
+}
