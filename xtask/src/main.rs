@@ -1,1 +1,188 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `conformance [--backend NAME]... [--cases N] [--filter TEXT]`: the backend x port x case
+//!   matrix, printed and written to `target/conformance/report.{md,json}`.
+//! - `test`: every test of the workspace, then the full conformance matrix with
+//!   `CREDO_TEST_REQUIRE=all` (the README's test command; `.ci/run` calls it).
+
+use credo_conformance::report::{self, CaseReport, Outcome};
+use credo_conformance::{RunOptions, backends, run_suite};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const USAGE: &str =
+    "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] | test>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("conformance") => conformance(&args[1..]),
+        Some("test") => test(),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+struct ConformanceArgs {
+    backends: Vec<String>,
+    options: RunOptions,
+}
+
+fn parse_conformance(args: &[String]) -> Result<ConformanceArgs, String> {
+    let mut out = ConformanceArgs {
+        backends: Vec::new(),
+        options: RunOptions::default(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match a.as_str() {
+            "--backend" => out.backends.push(value("--backend")?),
+            "--cases" => {
+                let v = value("--cases")?;
+                out.options.proptest_cases = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--cases: not a positive number: {v}"))?;
+            }
+            "--filter" => out.options.filter = Some(value("--filter")?),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(out)
+}
+
+fn conformance(args: &[String]) -> Result<bool, String> {
+    let args = parse_conformance(args)?;
+    let available = backends::all();
+    let chosen = if args.backends.is_empty() {
+        available
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.backends {
+            match available.iter().find(|h| h.name() == name) {
+                Some(h) => chosen.push(h.clone()),
+                None => {
+                    let known: Vec<_> = available.iter().map(|h| h.name()).collect();
+                    return Err(match backends::PLANNED.iter().find(|(n, _)| n == name) {
+                        Some((_, issue)) => {
+                            format!("backend {name:?} is not implemented yet: {issue}")
+                        }
+                        None => format!(
+                            "unknown backend {name:?}; implemented: {}",
+                            known.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        chosen
+    };
+    let require_all = std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let started = std::time::Instant::now();
+    let mut results: Vec<CaseReport> = Vec::new();
+    for harness in chosen {
+        let name = harness.name();
+        let t = std::time::Instant::now();
+        let mine = runtime.block_on(run_suite(harness, args.options.clone()));
+        let s = report::summarize(&mine);
+        eprintln!(
+            "conformance: {name}: {} pass, {} fail, {} skipped, {} n/a in {:.2?} ({} property cases each)",
+            s.pass,
+            s.fail,
+            s.skipped,
+            s.not_applicable,
+            t.elapsed(),
+            args.options.proptest_cases
+        );
+        results.extend(mine);
+    }
+    let md = report::markdown(&results);
+    println!("{md}");
+    let dir = target_dir().join("conformance");
+    report::write(&dir, &results).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+    let s = report::summarize(&results);
+    println!(
+        "wrote {} and report.json in {:.2?}",
+        dir.join("report.md").display(),
+        started.elapsed()
+    );
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .collect();
+    for f in &failed {
+        eprintln!(
+            "\nFAILED {}/{}/{}:\n{}",
+            f.backend,
+            f.port,
+            f.case,
+            f.reason.as_deref().unwrap_or("")
+        );
+    }
+    if require_all && s.skipped > 0 {
+        eprintln!(
+            "CREDO_TEST_REQUIRE=all: {} case(s) skipped, which counts as failure",
+            s.skipped
+        );
+    }
+    println!(
+        "conformance: {} passed, {} failed, {} skipped",
+        s.pass, s.fail, s.skipped
+    );
+    Ok(s.fail == 0 && !(require_all && s.skipped > 0))
+}
+
+fn run(cmd: &mut Command) -> Result<bool, String> {
+    eprintln!("xtask: running {cmd:?}");
+    cmd.current_dir(workspace_root())
+        .status()
+        .map(|s| s.success())
+        .map_err(|e| format!("{cmd:?}: {e}"))
+}
+
+/// Every test of the workspace, then the conformance matrix with every backend required.
+fn test() -> Result<bool, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    if !run(Command::new(&cargo).args(["test", "--workspace", "--all-features"]))? {
+        return Ok(false);
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    run(Command::new(exe)
+        .arg("conformance")
+        .env("CREDO_TEST_REQUIRE", "all"))
+}

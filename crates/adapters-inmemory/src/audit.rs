@@ -29,15 +29,32 @@ pub struct InMemoryAuditStore {
 
 impl InMemoryAuditStore {
     pub(crate) fn new(outbox: Arc<InMemoryOutbox>) -> Self {
-        Self { outbox, log: RwLock::new(Log::default()) }
+        Self {
+            outbox,
+            log: RwLock::new(Log::default()),
+        }
     }
 
-    fn tenant_range(tenant: TenantId, after: Option<(Timestamp, EventId)>) -> (Bound<Key>, Bound<Key>) {
+    fn tenant_range(
+        tenant: TenantId,
+        after: Option<(Timestamp, EventId)>,
+    ) -> (Bound<Key>, Bound<Key>) {
         let start = match after {
             Some((at, id)) => Bound::Excluded((tenant, at, id)),
-            None => Bound::Included((tenant, Timestamp::from_micros(i64::MIN), EventId::from_uuid(Uuid::nil()))),
+            None => Bound::Included((
+                tenant,
+                Timestamp::from_micros(i64::MIN),
+                EventId::from_uuid(Uuid::nil()),
+            )),
         };
-        (start, Bound::Included((tenant, Timestamp::from_micros(i64::MAX), EventId::from_uuid(Uuid::max()))))
+        (
+            start,
+            Bound::Included((
+                tenant,
+                Timestamp::from_micros(i64::MAX),
+                EventId::from_uuid(Uuid::max()),
+            )),
+        )
     }
 }
 
@@ -52,7 +69,10 @@ impl AuditStore for InMemoryAuditStore {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         let (events, repeats) = prepare_batch(events)?;
         let mut log = self.log.write();
-        let mut out = AppendOutcome { inserted: 0, duplicates: repeats };
+        let mut out = AppendOutcome {
+            inserted: 0,
+            duplicates: repeats,
+        };
         for e in events {
             if log.by_id.contains_key(&e.id) {
                 out.duplicates += 1;
@@ -75,7 +95,12 @@ impl AuditStore for InMemoryAuditStore {
             .map(|k| log.ordered[k].clone()))
     }
 
-    async fn query(&self, tenant: TenantId, query: AuditQuery, page: PageRequest) -> StoreResult<Page<AuditEvent>> {
+    async fn query(
+        &self,
+        tenant: TenantId,
+        query: AuditQuery,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEvent>> {
         page.validate()?;
         if let Some(a) = &query.action {
             validate::action(a)?;
@@ -107,7 +132,12 @@ impl AuditStore for InMemoryAuditStore {
 
     async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
         let mut log = self.log.write();
-        let doomed: Vec<Key> = log.ordered.keys().filter(|k| k.1 < before).copied().collect();
+        let doomed: Vec<Key> = log
+            .ordered
+            .keys()
+            .filter(|k| k.1 < before)
+            .copied()
+            .collect();
         for k in &doomed {
             log.ordered.remove(k);
             log.by_id.remove(&k.2);

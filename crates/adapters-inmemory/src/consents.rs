@@ -20,8 +20,18 @@ pub struct InMemoryConsentStore {
 }
 
 impl InMemoryConsentStore {
-    pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Option<Mutant>) -> Self {
-        Self { clock, outbox, by_user: DashMap::new(), ids: DashMap::new(), mutant }
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        outbox: Arc<InMemoryOutbox>,
+        mutant: Option<Mutant>,
+    ) -> Self {
+        Self {
+            clock,
+            outbox,
+            by_user: DashMap::new(),
+            ids: DashMap::new(),
+            mutant,
+        }
     }
 }
 
@@ -31,12 +41,18 @@ impl ConsentStore for InMemoryConsentStore {
         let now = self.clock.now();
         grant.validate(now)?;
         // Lock order: the user's entry, then the id index.
-        let mut user = self.by_user.entry((grant.tenant_id, grant.user_id)).or_default();
+        let mut user = self
+            .by_user
+            .entry((grant.tenant_id, grant.user_id))
+            .or_default();
         let existing = user.get(&grant.purpose).cloned();
         if existing.is_none() || self.mutant == Some(Mutant::RegrantNewId) {
             match self.ids.entry(grant.id) {
                 dashmap::Entry::Occupied(_) => {
-                    return Err(StoreError::Conflict(format!("consent id {} already exists", grant.id)));
+                    return Err(StoreError::Conflict(format!(
+                        "consent id {} already exists",
+                        grant.id
+                    )));
                 }
                 dashmap::Entry::Vacant(v) => {
                     v.insert(());
@@ -55,8 +71,13 @@ impl ConsentStore for InMemoryConsentStore {
     async fn revoke(&self, tenant: TenantId, user: UserId, purpose: &str) -> StoreResult<Consent> {
         validate::purpose(purpose)?;
         let now = self.clock.now();
-        let mut consents = self.by_user.get_mut(&(tenant, user)).ok_or(StoreError::not_found("consent"))?;
-        let c = consents.get_mut(purpose).ok_or(StoreError::not_found("consent"))?;
+        let mut consents = self
+            .by_user
+            .get_mut(&(tenant, user))
+            .ok_or(StoreError::not_found("consent"))?;
+        let c = consents
+            .get_mut(purpose)
+            .ok_or(StoreError::not_found("consent"))?;
         if c.status(now) != ConsentStatus::Active {
             return Err(StoreError::InvalidState("consent is not active".into()));
         }
@@ -67,9 +88,17 @@ impl ConsentStore for InMemoryConsentStore {
         Ok(c)
     }
 
-    async fn get(&self, tenant: TenantId, user: UserId, purpose: &str) -> StoreResult<Option<Consent>> {
+    async fn get(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        purpose: &str,
+    ) -> StoreResult<Option<Consent>> {
         validate::purpose(purpose)?;
-        Ok(self.by_user.get(&(tenant, user)).and_then(|m| m.get(purpose).cloned()))
+        Ok(self
+            .by_user
+            .get(&(tenant, user))
+            .and_then(|m| m.get(purpose).cloned()))
     }
 
     async fn list_for_user(
@@ -99,7 +128,10 @@ impl ConsentStore for InMemoryConsentStore {
             return Ok(0);
         };
         let mut n = 0;
-        for c in consents.values_mut().filter(|c| c.status(now) == ConsentStatus::Active) {
+        for c in consents
+            .values_mut()
+            .filter(|c| c.status(now) == ConsentStatus::Active)
+        {
             c.revoked_at = Some(now);
             c.version += 1;
             self.outbox.enqueue(events::consent_revoked(c, now));

@@ -52,7 +52,9 @@ pub struct InMemoryConfig {
 
 impl Default for InMemoryConfig {
     fn default() -> Self {
-        Self { rate_limit_sweep_interval: Duration::from_secs(60) }
+        Self {
+            rate_limit_sweep_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -89,9 +91,17 @@ impl InMemoryStores {
     fn build(clock: Arc<dyn Clock>, config: InMemoryConfig, mutant: Option<Mutant>) -> Self {
         let outbox = Arc::new(InMemoryOutbox::new(clock.clone()));
         Self {
-            users: Arc::new(InMemoryUserStore::new(clock.clone(), outbox.clone(), mutant)),
+            users: Arc::new(InMemoryUserStore::new(
+                clock.clone(),
+                outbox.clone(),
+                mutant,
+            )),
             sessions: Arc::new(InMemorySessionStore::new(clock.clone(), mutant)),
-            consents: Arc::new(InMemoryConsentStore::new(clock.clone(), outbox.clone(), mutant)),
+            consents: Arc::new(InMemoryConsentStore::new(
+                clock.clone(),
+                outbox.clone(),
+                mutant,
+            )),
             audit: Arc::new(InMemoryAuditStore::new(outbox.clone())),
             rate_limits: Arc::new(InMemoryRateLimitStore::new(
                 clock,

@@ -32,7 +32,10 @@ pub struct InMemoryOutbox {
 
 impl InMemoryOutbox {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, state: Mutex::new(State::default()) }
+        Self {
+            clock,
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// Enqueues `event` unless a row with its id exists already (idempotent record).
@@ -46,7 +49,13 @@ impl InMemoryOutbox {
         s.next_seq += 1;
         s.by_id.insert(event.id, seq);
         s.pending.insert(seq);
-        let row = Row { event, enqueued_at: now, held_until: None, published_at: None, attempts: 0 };
+        let row = Row {
+            event,
+            enqueued_at: now,
+            held_until: None,
+            published_at: None,
+            attempts: 0,
+        };
         s.rows.insert(seq, row);
     }
 }
@@ -89,7 +98,9 @@ impl Outbox for InMemoryOutbox {
         let mut s = self.state.lock();
         let mut n = 0;
         for id in ids {
-            let Some(&seq) = s.by_id.get(id) else { continue };
+            let Some(&seq) = s.by_id.get(id) else {
+                continue;
+            };
             if s.pending.remove(&seq) {
                 let row = s.rows.get_mut(&seq).expect("indexed row exists");
                 row.published_at = Some(now);
@@ -105,7 +116,9 @@ impl Outbox for InMemoryOutbox {
         let mut s = self.state.lock();
         let mut n = 0;
         for id in ids {
-            let Some(&seq) = s.by_id.get(id) else { continue };
+            let Some(&seq) = s.by_id.get(id) else {
+                continue;
+            };
             if !s.pending.contains(&seq) {
                 continue;
             }

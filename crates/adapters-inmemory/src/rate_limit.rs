@@ -23,9 +23,19 @@ pub struct InMemoryRateLimitStore {
 }
 
 impl InMemoryRateLimitStore {
-    pub(crate) fn new(clock: Arc<dyn Clock>, sweep_interval: Duration, mutant: Option<Mutant>) -> Self {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        sweep_interval: Duration,
+        mutant: Option<Mutant>,
+    ) -> Self {
         let next = clock.now().saturating_add(sweep_interval).as_micros();
-        Self { clock, tats: DashMap::new(), sweep_interval, next_sweep_us: AtomicI64::new(next), mutant }
+        Self {
+            clock,
+            tats: DashMap::new(),
+            sweep_interval,
+            next_sweep_us: AtomicI64::new(next),
+            mutant,
+        }
     }
 
     /// Number of keys currently held in memory.
@@ -63,7 +73,13 @@ impl InMemoryRateLimitStore {
 
 #[async_trait]
 impl RateLimitStore for InMemoryRateLimitStore {
-    async fn check(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy, cost: u32) -> StoreResult<Decision> {
+    async fn check(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+        cost: u32,
+    ) -> StoreResult<Decision> {
         policy.validate(cost)?;
         validate_key(key)?;
         let now = self.clock.now();
@@ -82,7 +98,12 @@ impl RateLimitStore for InMemoryRateLimitStore {
         Ok(decision)
     }
 
-    async fn peek(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy) -> StoreResult<Decision> {
+    async fn peek(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+    ) -> StoreResult<Decision> {
         policy.validate(1)?;
         validate_key(key)?;
         let now = self.clock.now();

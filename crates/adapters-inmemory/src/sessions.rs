@@ -75,7 +75,10 @@ impl InMemorySessionStore {
             return Err(StoreError::InvalidState("session already revoked".into()));
         }
         tokio::task::yield_now().await;
-        let mut s = self.sessions.get_mut(&id).ok_or_else(|| StoreError::not_found("session"))?;
+        let mut s = self
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::not_found("session"))?;
         s.status = SessionStatus::Revoked;
         s.revoked_at = Some(now);
         s.version += 1;
@@ -91,7 +94,10 @@ impl SessionStore for InMemorySessionStore {
         let session = new.into_session(now);
         match self.sessions.entry(session.id) {
             Entry::Occupied(_) => {
-                return Err(StoreError::Conflict(format!("session id {} already exists", session.id)));
+                return Err(StoreError::Conflict(format!(
+                    "session id {} already exists",
+                    session.id
+                )));
             }
             Entry::Vacant(v) => {
                 // Index first, under the entry lock, so a listing never misses a created session.
@@ -130,7 +136,10 @@ impl SessionStore for InMemorySessionStore {
     async fn mark_refreshed(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
         self.mutate(tenant, id, |s, now| {
             if s.status != SessionStatus::Active {
-                return Err(StoreError::InvalidState(format!("session is {}", s.status.as_str())));
+                return Err(StoreError::InvalidState(format!(
+                    "session is {}",
+                    s.status.as_str()
+                )));
             }
             s.last_refreshed_at = Some(now);
             s.last_seen_at = s.last_seen_at.max(now);
@@ -142,7 +151,10 @@ impl SessionStore for InMemorySessionStore {
     async fn activate(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
         self.mutate(tenant, id, |s, _| {
             if s.status != SessionStatus::PendingConsent {
-                return Err(StoreError::InvalidState(format!("session is {}", s.status.as_str())));
+                return Err(StoreError::InvalidState(format!(
+                    "session is {}",
+                    s.status.as_str()
+                )));
             }
             s.status = SessionStatus::Active;
             s.version += 1;
@@ -193,7 +205,7 @@ impl SessionStore for InMemorySessionStore {
                     && s.status != SessionStatus::Revoked
             })
             .collect();
-        out.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        out.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         if self.mutant == Some(Mutant::CappedSessionList) {
             out.truncate(100);
         }
@@ -214,7 +226,8 @@ impl SessionStore for InMemorySessionStore {
             if let Some(mut set) = self.by_user.get_mut(&(*tenant, *user)) {
                 set.remove(id);
             }
-            self.by_user.remove_if(&(*tenant, *user), |_, set| set.is_empty());
+            self.by_user
+                .remove_if(&(*tenant, *user), |_, set| set.is_empty());
         }
         let mut tokens_gone = 0u64;
         self.tokens.retain(|_, exp| {
@@ -225,7 +238,12 @@ impl SessionStore for InMemorySessionStore {
         Ok(gone.len() as u64 + tokens_gone)
     }
 
-    async fn revoke_token(&self, tenant: TenantId, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
+    async fn revoke_token(
+        &self,
+        tenant: TenantId,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
         validate_jti(jti)?;
         let now = self.clock.now();
         if expires_at <= now {
@@ -234,7 +252,11 @@ impl SessionStore for InMemorySessionStore {
         self.tokens
             .entry((tenant, jti.to_string()))
             .and_modify(|e| {
-                *e = if self.live(*e, now) { (*e).max(expires_at) } else { expires_at };
+                *e = if self.live(*e, now) {
+                    (*e).max(expires_at)
+                } else {
+                    expires_at
+                };
             })
             .or_insert(expires_at);
         Ok(())

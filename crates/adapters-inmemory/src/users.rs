@@ -35,8 +35,18 @@ enum Mode {
 }
 
 impl InMemoryUserStore {
-    pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Option<Mutant>) -> Self {
-        Self { clock, outbox, tenants: DashMap::new(), owners: DashMap::new(), mutant }
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        outbox: Arc<InMemoryOutbox>,
+        mutant: Option<Mutant>,
+    ) -> Self {
+        Self {
+            clock,
+            outbox,
+            tenants: DashMap::new(),
+            owners: DashMap::new(),
+            mutant,
+        }
     }
 
     fn key(&self, email: &str) -> String {
@@ -56,11 +66,16 @@ impl InMemoryUserStore {
         if let Some(existing) = tenant.by_email.get(&key) {
             return match mode {
                 Mode::FindOrCreate => Ok((tenant.by_id[existing].clone(), false)),
-                Mode::Create => Err(StoreError::Conflict("email already registered in this tenant".into())),
+                Mode::Create => Err(StoreError::Conflict(
+                    "email already registered in this tenant".into(),
+                )),
             };
         }
         let Entry::Vacant(owner) = owner else {
-            return Err(StoreError::Conflict(format!("user id {} already exists", new.id)));
+            return Err(StoreError::Conflict(format!(
+                "user id {} already exists",
+                new.id
+            )));
         };
         let user = new.into_user(now);
         tenant.by_email.insert(key, user.id);
@@ -79,7 +94,10 @@ impl UserStore for InMemoryUserStore {
     }
 
     async fn get(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>> {
-        Ok(self.tenants.get(&tenant).and_then(|t| t.by_id.get(&id).cloned()))
+        Ok(self
+            .tenants
+            .get(&tenant)
+            .and_then(|t| t.by_id.get(&id).cloned()))
     }
 
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>> {
@@ -119,10 +137,12 @@ impl UserStore for InMemoryUserStore {
         }
         let old_key = self.key(&current.email);
         let new_key = update.email.as_deref().map(|e| self.key(e));
-        if let Some(k) = &new_key {
-            if t.by_email.get(k).is_some_and(|owner| *owner != id) {
-                return Err(StoreError::Conflict("email already registered in this tenant".into()));
-            }
+        if let Some(k) = &new_key
+            && t.by_email.get(k).is_some_and(|owner| *owner != id)
+        {
+            return Err(StoreError::Conflict(
+                "email already registered in this tenant".into(),
+            ));
         }
         let user = t.by_id.get_mut(&id).expect("checked above");
         update.apply(user, now);
@@ -131,7 +151,8 @@ impl UserStore for InMemoryUserStore {
             t.by_email.remove(&old_key);
             t.by_email.insert(k, id);
         }
-        self.outbox.enqueue(events::user_updated(&user, &update.changed_fields(), now));
+        self.outbox
+            .enqueue(events::user_updated(&user, &update.changed_fields(), now));
         Ok(user)
     }
 
@@ -156,7 +177,10 @@ impl UserStore for InMemoryUserStore {
     async fn list(&self, tenant: TenantId, page: PageRequest) -> StoreResult<Page<User>> {
         page.validate()?;
         let Some(t) = self.tenants.get(&tenant) else {
-            return Ok(Page { items: Vec::new(), next: None });
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
         };
         let start = match page.after {
             Some(c) => Bound::Excluded((c.at, UserId::from_uuid(c.id))),
@@ -172,6 +196,9 @@ impl UserStore for InMemoryUserStore {
     }
 
     async fn count(&self, tenant: TenantId) -> StoreResult<u64> {
-        Ok(self.tenants.get(&tenant).map_or(0, |t| t.by_id.len() as u64))
+        Ok(self
+            .tenants
+            .get(&tenant)
+            .map_or(0, |t| t.by_id.len() as u64))
     }
 }

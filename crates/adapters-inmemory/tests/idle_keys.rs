@@ -38,7 +38,9 @@ fn live() -> isize {
 async fn a_million_idle_keys_are_reclaimed() {
     const KEYS: usize = 1_000_000;
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
-    let config = InMemoryConfig { rate_limit_sweep_interval: Duration::from_secs(60) };
+    let config = InMemoryConfig {
+        rate_limit_sweep_interval: Duration::from_secs(60),
+    };
     let stores = InMemoryStores::with_config(clock.clone(), config);
     let limiter = stores.rate_limits();
     let inner = stores.rate_limits_inner();
@@ -56,17 +58,31 @@ async fn a_million_idle_keys_are_reclaimed() {
         use std::fmt::Write;
         key.clear();
         write!(key, "ip:2001:db8::{i:x}:auth").unwrap();
-        assert!(limiter.check(tenant, &key, policy, 1).await.unwrap().allowed);
+        assert!(
+            limiter
+                .check(tenant, &key, policy, 1)
+                .await
+                .unwrap()
+                .allowed
+        );
     }
     assert_eq!(inner.key_count(), KEYS);
     let peak = live();
-    assert!(peak - baseline > 50_000_000, "1M keys should hold tens of MB, saw {}", peak - baseline);
+    assert!(
+        peak - baseline > 50_000_000,
+        "1M keys should hold tens of MB, saw {}",
+        peak - baseline
+    );
 
     // Every key goes idle after one emission interval; the next check past the sweep interval
     // reclaims them without anyone calling purge.
     clock.advance(Duration::from_secs(61));
     limiter.check(tenant, "one-more", policy, 1).await.unwrap();
-    assert_eq!(inner.key_count(), 1, "the check should have swept every idle key");
+    assert_eq!(
+        inner.key_count(),
+        1,
+        "the check should have swept every idle key"
+    );
     limiter.reset(tenant, "one-more").await.unwrap();
     let after = live();
     println!(
@@ -75,5 +91,9 @@ async fn a_million_idle_keys_are_reclaimed() {
         after - baseline
     );
     assert_eq!(inner.key_count(), 0);
-    assert!(after - baseline < 64 * 1024, "heap did not return to baseline: {} B above", after - baseline);
+    assert!(
+        after - baseline < 64 * 1024,
+        "heap did not return to baseline: {} B above",
+        after - baseline
+    );
 }

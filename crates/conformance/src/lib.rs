@@ -1,1 +1,33 @@
-//! Conformance.
+//! The conformance suite of credo-storage: one set of cases that every backend must pass, so
+//! that all of them give the same results and the same errors.
+//!
+//! - [`model`]: a deliberately naive reference implementation of every port, the oracle.
+//! - [`property`]: model-based property tests (random operation sequences, every result
+//!   compared with the model's).
+//! - [`cases`]: the cases, per port: property tests plus targeted cases for the known
+//!   divergence points (expiry at exactly now, repeat revoke, case-folded email, re-grant,
+//!   rate-limit edges, tenant isolation, concurrency, pagination).
+//! - [`harness`]: what a backend supplies (one small file under `backends/`).
+//! - [`runner`] and [`report`]: run the suite, print and write the matrix.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use credo_conformance::{backends, report, runner};
+//! for backend in backends::all() {
+//!     let results = runner::run_suite(backend, runner::RunOptions::default()).await;
+//!     println!("{}", report::markdown(&results));
+//! }
+//! # }
+//! ```
+
+pub mod backends;
+pub mod cases;
+pub mod harness;
+pub mod model;
+pub mod property;
+pub mod report;
+pub mod runner;
+
+pub use harness::{Harness, Port, Stores, Support};
+pub use report::{CaseReport, Outcome};
+pub use runner::{Ctx, RunOptions, run_suite};

@@ -1,0 +1,41 @@
+use crate::harness::{Harness, Port, Stores, Support};
+use async_trait::async_trait;
+use credo_adapters_inmemory::InMemoryStores;
+use credo_ports::ManualClock;
+use std::sync::Arc;
+
+/// The embedded in-memory backend: always available, every port.
+pub struct InMemoryHarness;
+
+/// Wraps a set of in-memory stores (possibly a mutant) as [`Stores`].
+pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
+    Stores {
+        clock,
+        users: Some(m.users()),
+        sessions: Some(m.sessions()),
+        consents: Some(m.consents()),
+        audit: Some(m.audit()),
+        outbox: Some(m.outbox()),
+        sink: Some(m.sink()),
+        rate_limits: Some(m.rate_limits()),
+    }
+}
+
+#[async_trait]
+impl Harness for InMemoryHarness {
+    fn name(&self) -> &'static str {
+        "inmemory"
+    }
+
+    async fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn supports(&self, _port: Port) -> Support {
+        Support::Yes
+    }
+
+    async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
+        Ok(stores(clock.clone(), InMemoryStores::new(clock)))
+    }
+}

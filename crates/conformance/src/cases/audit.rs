@@ -1,0 +1,495 @@
+use super::{cases, drain, ensure, eq, err_kind, event_id, ok, tenant, user_id};
+use crate::harness::{Port, Stores};
+use crate::property::{self, Pair, same};
+use crate::runner::Ctx;
+use credo_ports::audit::MAX_METADATA_BYTES;
+use credo_ports::{
+    AppendOutcome, AuditCategory, AuditEvent, AuditQuery, AuditStore, PageRequest, Timestamp,
+};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use proptest::prelude::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn cases() -> Vec<super::Case> {
+    cases![Port::Audit;
+        model_based_sequences,
+        append_batch_is_idempotent,
+        record_is_materialized_by_the_relay,
+        query_pagination_is_stable_with_equal_timestamps,
+        query_filters_combine,
+        metadata_limit_is_16_kib,
+        cross_tenant_isolation,
+        purge_before_is_retention_only,
+        bad_batch_writes_nothing,
+    ]
+}
+
+const ACTIONS: [&str; 4] = [
+    "auth.login_failed",
+    "consent.granted",
+    "session.revoked",
+    "BAD",
+];
+
+/// The i-th event of a fixed pool: same id, same content, on model and backend alike.
+fn pool_event(i: u16, t: u8) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        tenant(t),
+        Timestamp::from_micros(
+            super::super::harness::Stores::START.as_micros() + i64::from(i % 5) * 1_000_000,
+        ),
+        [
+            AuditCategory::Security,
+            AuditCategory::Compliance,
+            AuditCategory::Operations,
+        ][usize::from(i % 3)],
+        ACTIONS[usize::from(i) % 3],
+    );
+    e.id = event_id(i);
+    e.subject_user_id = Some(user_id((i % 3) as u8));
+    e.actor = Some(format!("client-{}", i % 2));
+    e.request_id = Some(format!("req-{i}"));
+    e.metadata.insert("n".into(), json!(i));
+    e.metadata
+        .insert("note".into(), json!("quotes ' \" and \\ and unicode é"));
+    e
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Record {
+        i: u16,
+        t: u8,
+        bad: bool,
+    },
+    Append {
+        from: u16,
+        len: u16,
+        t: u8,
+    },
+    Drain,
+    Claim {
+        batch: usize,
+        lease_secs: u64,
+    },
+    Get {
+        t: u8,
+        i: u16,
+    },
+    Query {
+        t: u8,
+        subject: Option<u8>,
+        action: Option<u8>,
+        category: Option<u8>,
+        window: Option<(i64, i64)>,
+        limit: usize,
+    },
+    Count {
+        t: u8,
+        subject: Option<u8>,
+    },
+    Purge {
+        offset_secs: i64,
+    },
+    Depth,
+    Advance {
+        secs: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let (i, t) = (0u16..12, 0u8..2);
+    prop_oneof![
+        4 => (i.clone(), t.clone(), prop::bool::weighted(0.05)).prop_map(|(i, t, bad)| Op::Record { i, t, bad }),
+        2 => (i.clone(), 0u16..5, t.clone()).prop_map(|(from, len, t)| Op::Append { from, len, t }),
+        2 => Just(Op::Drain),
+        1 => (0usize..4, 0u64..3).prop_map(|(batch, lease_secs)| Op::Claim { batch, lease_secs }),
+        2 => (t.clone(), i.clone()).prop_map(|(t, i)| Op::Get { t, i }),
+        3 => (t.clone(), proptest::option::of(0u8..3), proptest::option::of(0u8..4), proptest::option::of(0u8..3),
+              proptest::option::of((0i64..5, 0i64..5)), 1usize..5)
+            .prop_map(|(t, subject, action, category, window, limit)| Op::Query { t, subject, action, category, window, limit }),
+        1 => (t.clone(), proptest::option::of(0u8..3)).prop_map(|(t, subject)| Op::Count { t, subject }),
+        1 => (0i64..6).prop_map(|offset_secs| Op::Purge { offset_secs }),
+        1 => Just(Op::Depth),
+        1 => (0u64..3).prop_map(|secs| Op::Advance { secs }),
+    ]
+}
+
+fn query(
+    subject: Option<u8>,
+    action: Option<u8>,
+    category: Option<u8>,
+    window: Option<(i64, i64)>,
+) -> AuditQuery {
+    let at = |s: i64| Timestamp::from_micros(Stores::START.as_micros() + s * 1_000_000);
+    AuditQuery {
+        subject_user_id: subject.map(user_id),
+        action: action.map(|a| ACTIONS[usize::from(a)].to_string()),
+        category: category.map(|c| {
+            [
+                AuditCategory::Security,
+                AuditCategory::Compliance,
+                AuditCategory::Operations,
+            ][usize::from(c)]
+        }),
+        from: window.map(|w| at(w.0)),
+        until: window.map(|w| at(w.1)),
+    }
+}
+
+fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
+    async move {
+        let (m, b) = (p.model.audit()?, p.backend.audit()?);
+        match op.clone() {
+            Op::Record { i, t, bad } => {
+                let mut e = pool_event(i, t);
+                if bad {
+                    e.action = "Not An Action".into();
+                }
+                same(op, m.record(e.clone()).await, b.record(e).await)
+            }
+            Op::Append { from, len, t } => {
+                let batch: Vec<_> = (from..from + len).map(|i| pool_event(i, t)).collect();
+                same(
+                    op,
+                    m.append_batch(batch.clone()).await,
+                    b.append_batch(batch).await,
+                )
+            }
+            Op::Drain => {
+                let me = drain(&p.model).await?;
+                let be = drain(&p.backend).await?;
+                eq("events published by a relay pass", be, me)
+            }
+            Op::Claim { batch, lease_secs } => {
+                let lease = Duration::from_secs(lease_secs);
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                same(
+                    op,
+                    mo.claim(batch, lease).await,
+                    bo.claim(batch, lease).await,
+                )
+            }
+            Op::Get { t, i } => same(
+                op,
+                m.get(tenant(t), event_id(i)).await,
+                b.get(tenant(t), event_id(i)).await,
+            ),
+            Op::Query {
+                t,
+                subject,
+                action,
+                category,
+                window,
+                limit,
+            } => {
+                let q = query(subject, action, category, window);
+                let mut after = None;
+                for _ in 0..50 {
+                    let page = PageRequest { after, limit };
+                    let (mp, bp) = (
+                        m.query(tenant(t), q.clone(), page).await,
+                        b.query(tenant(t), q.clone(), page).await,
+                    );
+                    same(op, mp.clone(), bp)?;
+                    match mp {
+                        Ok(pg) if pg.next.is_some() => after = pg.next,
+                        _ => return Ok(()),
+                    }
+                }
+                Err("query did not end after 50 pages".into())
+            }
+            Op::Count { t, subject } => {
+                let q = query(subject, None, None, None);
+                same(
+                    op,
+                    m.count(tenant(t), q.clone()).await,
+                    b.count(tenant(t), q).await,
+                )
+            }
+            Op::Purge { offset_secs } => {
+                let before =
+                    Timestamp::from_micros(Stores::START.as_micros() + offset_secs * 1_000_000);
+                same(
+                    op,
+                    m.purge_before(before).await,
+                    b.purge_before(before).await,
+                )
+            }
+            Op::Depth => {
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                same(op, mo.depth().await, bo.depth().await)?;
+                same(
+                    op,
+                    mo.oldest_pending_age().await,
+                    bo.oldest_pending_age().await,
+                )
+            }
+            Op::Advance { secs } => {
+                p.backend.clock.advance(Duration::from_secs(secs));
+                Ok(())
+            }
+        }
+    }
+    .boxed()
+}
+
+async fn model_based_sequences(ctx: &Ctx) -> Result<(), String> {
+    property::check(
+        ctx,
+        "audit",
+        || proptest::collection::vec(op(), 1..40),
+        apply,
+    )
+    .await
+}
+
+async fn audit(ctx: &Ctx) -> Result<(Stores, Arc<dyn AuditStore>), String> {
+    let s = ctx.fresh().await?;
+    let a = s.audit()?;
+    Ok((s, a))
+}
+
+async fn append_batch_is_idempotent(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let batch: Vec<_> = (0..10).map(|i| pool_event(i, 0)).collect();
+    eq(
+        "first",
+        ok("append", a.append_batch(batch.clone()).await)?,
+        AppendOutcome {
+            inserted: 10,
+            duplicates: 0,
+        },
+    )?;
+    eq(
+        "replay",
+        ok("append", a.append_batch(batch.clone()).await)?,
+        AppendOutcome {
+            inserted: 0,
+            duplicates: 10,
+        },
+    )?;
+    let mut overlap: Vec<_> = (5..15).map(|i| pool_event(i, 0)).collect();
+    overlap.push(pool_event(14, 0));
+    eq(
+        "overlap",
+        ok("append", a.append_batch(overlap).await)?,
+        AppendOutcome {
+            inserted: 5,
+            duplicates: 6,
+        },
+    )?;
+    eq(
+        "count",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        15,
+    )?;
+    eq(
+        "read back equals written",
+        ok("get", a.get(tenant(0), event_id(3)).await)?,
+        Some(batch[3].clone()),
+    )
+}
+
+async fn record_is_materialized_by_the_relay(ctx: &Ctx) -> Result<(), String> {
+    let (s, a) = audit(ctx).await?;
+    for i in 0..5 {
+        ok("record", a.record(pool_event(i, 0)).await)?;
+    }
+    ok("record a repeat", a.record(pool_event(0, 0)).await)?;
+    eq(
+        "durable in the outbox",
+        ok("depth", s.outbox()?.depth().await)?,
+        5,
+    )?;
+    eq(
+        "not yet materialized",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        0,
+    )?;
+    let published = drain(&s).await?;
+    eq("published once each", published.len(), 5)?;
+    eq(
+        "materialized",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        5,
+    )?;
+    // A relay that crashed after publishing and before acking publishes again: absorbed.
+    ok("republish", s.sink()?.publish(&published).await)?;
+    eq(
+        "no duplicates",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        5,
+    )
+}
+
+async fn query_pagination_is_stable_with_equal_timestamps(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let mut events: Vec<_> = (0..40u16).map(|i| pool_event(i, 0)).collect();
+    ok("append", a.append_batch(events.clone()).await)?;
+    events.sort_by_key(AuditEvent::cursor);
+    let mut seen = Vec::new();
+    let mut after = None;
+    for step in 0..100u16 {
+        let page = ok(
+            "query",
+            a.query(
+                tenant(0),
+                AuditQuery::default(),
+                PageRequest { after, limit: 7 },
+            )
+            .await,
+        )?;
+        seen.extend(page.items);
+        // Late arrivals at an earlier time must not shift later pages.
+        ok(
+            "late insert",
+            a.append_batch(vec![pool_event(1000 + step, 1)]).await,
+        )?;
+        match page.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    eq(
+        "every event once, ordered by (occurred_at, id)",
+        seen,
+        events,
+    )
+}
+
+async fn query_filters_combine(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let events: Vec<_> = (0..30u16).map(|i| pool_event(i, 0)).collect();
+    ok("append", a.append_batch(events.clone()).await)?;
+    let q = query(Some(1), Some(1), None, Some((1, 4)));
+    let expected: Vec<_> = events.iter().filter(|e| e.matches(&q)).cloned().collect();
+    ensure(!expected.is_empty(), || {
+        "filter fixture selects something".into()
+    })?;
+    let got = ok(
+        "query",
+        a.query(tenant(0), q.clone(), PageRequest::first(1000))
+            .await,
+    )?;
+    let mut sorted = expected.clone();
+    sorted.sort_by_key(AuditEvent::cursor);
+    eq("filtered", got.items, sorted)?;
+    eq(
+        "count",
+        ok("count", a.count(tenant(0), q).await)?,
+        expected.len() as u64,
+    )?;
+    err_kind(
+        "bad action filter",
+        a.count(tenant(0), query(None, Some(3), None, None)).await,
+        "InvalidInput",
+    )
+}
+
+async fn metadata_limit_is_16_kib(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let mut e = pool_event(0, 0);
+    e.metadata.clear();
+    // {"k":"xxx…"} is 8 bytes of framing.
+    e.metadata
+        .insert("k".into(), json!("x".repeat(MAX_METADATA_BYTES - 8)));
+    ok("exactly 16 KiB", a.append_batch(vec![e.clone()]).await)?;
+    eq(
+        "stored verbatim",
+        ok("get", a.get(tenant(0), e.id).await)?,
+        Some(e.clone()),
+    )?;
+    let mut big = pool_event(1, 0);
+    big.metadata
+        .insert("k".into(), json!("x".repeat(MAX_METADATA_BYTES)));
+    err_kind("over 16 KiB", a.record(big.clone()).await, "InvalidInput")?;
+    err_kind(
+        "over 16 KiB batch",
+        a.append_batch(vec![big]).await,
+        "InvalidInput",
+    )
+}
+
+async fn cross_tenant_isolation(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    ok(
+        "append",
+        a.append_batch(vec![pool_event(0, 0), pool_event(1, 1)])
+            .await,
+    )?;
+    eq(
+        "get other tenant",
+        ok("get", a.get(tenant(1), event_id(0)).await)?,
+        None,
+    )?;
+    let page = ok(
+        "query",
+        a.query(tenant(1), AuditQuery::default(), PageRequest::first(10))
+            .await,
+    )?;
+    eq(
+        "query other tenant",
+        page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![event_id(1)],
+    )?;
+    eq(
+        "count tenant 2",
+        ok("count", a.count(tenant(2), AuditQuery::default()).await)?,
+        0,
+    )
+}
+
+async fn purge_before_is_retention_only(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let events: Vec<_> = (0..10u16).map(|i| pool_event(i, (i % 2) as u8)).collect();
+    ok("append", a.append_batch(events.clone()).await)?;
+    let cut = Timestamp::from_micros(Stores::START.as_micros() + 2_000_000);
+    let expected = events.iter().filter(|e| e.occurred_at < cut).count() as u64;
+    eq("purged", ok("purge", a.purge_before(cut).await)?, expected)?;
+    let left: HashSet<_> = [0u8, 1]
+        .iter()
+        .map(|t| a.query(tenant(*t), AuditQuery::default(), PageRequest::first(100)))
+        .collect::<futures_util::stream::FuturesOrdered<_>>()
+        .collect_vec()
+        .await
+        .into_iter()
+        .flat_map(|r| r.map(|p| p.items).unwrap_or_default())
+        .map(|e| e.id)
+        .collect();
+    eq("kept", left.len() as u64, 10 - expected)?;
+    ensure(
+        left.iter()
+            .all(|id| events.iter().any(|e| e.id == *id && e.occurred_at >= cut)),
+        || "kept the newer".into(),
+    )
+}
+
+async fn bad_batch_writes_nothing(ctx: &Ctx) -> Result<(), String> {
+    let (_s, a) = audit(ctx).await?;
+    let mut bad = pool_event(2, 0);
+    bad.metadata.insert("nul".into(), json!("a\0b"));
+    err_kind(
+        "batch with a bad event",
+        a.append_batch(vec![pool_event(0, 0), pool_event(1, 0), bad])
+            .await,
+        "InvalidInput",
+    )?;
+    eq(
+        "nothing half-written",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        0,
+    )
+}
+
+trait CollectVec: futures_util::Stream + Sized {
+    async fn collect_vec(self) -> Vec<Self::Item> {
+        use futures_util::StreamExt;
+        self.collect().await
+    }
+}
+impl<S: futures_util::Stream> CollectVec for S {}

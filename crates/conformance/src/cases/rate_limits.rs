@@ -1,0 +1,447 @@
+use super::{cases, ensure, eq, err_kind, ok, tenant};
+use crate::harness::{Port, Stores};
+use crate::property::{self, Pair, same};
+use crate::runner::Ctx;
+use credo_ports::{RateLimitPolicy, RateLimitStore, Timestamp};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use proptest::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub(super) fn cases() -> Vec<super::Case> {
+    cases![Port::RateLimits;
+        model_based_sequences,
+        burst_then_one_per_interval_at_exact_edges,
+        denied_requests_consume_nothing,
+        concurrent_checks_at_one_instant_never_exceed_the_policy,
+        sustained_rate_never_exceeds_limit_per_period,
+        peek_and_reset,
+        large_limits_are_enforced,
+        cross_tenant_isolation,
+        idle_keys_are_purged,
+        absurd_policies_are_rejected,
+    ]
+}
+
+/// 10 per second, burst 3: emission interval 100 ms.
+const P0: RateLimitPolicy = RateLimitPolicy {
+    limit: 10,
+    period: Duration::from_secs(1),
+    burst: 3,
+};
+const POLICIES: [RateLimitPolicy; 4] = [
+    P0,
+    RateLimitPolicy {
+        limit: 3,
+        period: Duration::from_secs(7),
+        burst: 3,
+    },
+    RateLimitPolicy {
+        limit: 1000,
+        period: Duration::from_secs(60),
+        burst: 50,
+    },
+    RateLimitPolicy {
+        limit: 0,
+        period: Duration::from_secs(1),
+        burst: 1,
+    },
+];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Check {
+        t: u8,
+        key: u8,
+        policy: u8,
+        cost: u32,
+    },
+    Peek {
+        t: u8,
+        key: u8,
+        policy: u8,
+    },
+    Reset {
+        t: u8,
+        key: u8,
+    },
+    PurgeIdle,
+    Advance {
+        micros: i64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let (t, key, policy) = (0u8..2, 0u8..3, prop_oneof![8 => 0u8..3, 1 => Just(3u8)]);
+    prop_oneof![
+        8 => (t.clone(), key.clone(), policy.clone(), prop_oneof![6 => Just(1u32), 2 => 2u32..4, 1 => Just(0u32), 1 => Just(51u32)])
+            .prop_map(|(t, key, policy, cost)| Op::Check { t, key, policy, cost }),
+        2 => (t.clone(), key.clone(), policy).prop_map(|(t, key, policy)| Op::Peek { t, key, policy }),
+        1 => (t, key).prop_map(|(t, key)| Op::Reset { t, key }),
+        1 => Just(Op::PurgeIdle),
+        4 => prop_oneof![Just(0i64), Just(1), Just(99_999), Just(100_000), Just(1_000_000), Just(2_333_334), Just(-1)]
+            .prop_map(|micros| Op::Advance { micros }),
+    ]
+}
+
+fn key(k: u8) -> String {
+    ["ip:203.0.113.7:auth", "user:42:read", "client:web:/token"][usize::from(k)].to_string()
+}
+
+fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
+    async move {
+        let (m, b) = (p.model.rate_limits()?, p.backend.rate_limits()?);
+        match op.clone() {
+            Op::Check {
+                t,
+                key: k,
+                policy,
+                cost,
+            } => {
+                let pol = POLICIES[usize::from(policy)];
+                same(
+                    op,
+                    m.check(tenant(t), &key(k), pol, cost).await,
+                    b.check(tenant(t), &key(k), pol, cost).await,
+                )
+            }
+            Op::Peek { t, key: k, policy } => {
+                let pol = POLICIES[usize::from(policy)];
+                same(
+                    op,
+                    m.peek(tenant(t), &key(k), pol).await,
+                    b.peek(tenant(t), &key(k), pol).await,
+                )
+            }
+            Op::Reset { t, key: k } => same(
+                op,
+                m.reset(tenant(t), &key(k)).await,
+                b.reset(tenant(t), &key(k)).await,
+            ),
+            Op::PurgeIdle => match (m.purge_idle().await, b.purge_idle().await) {
+                // Backends may evict idle keys on their own, so they may count fewer.
+                (Ok(mc), Ok(bc)) if bc <= mc => Ok(()),
+                (mc, bc) => Err(format!("purge_idle: model {mc:?}, backend {bc:?}")),
+            },
+            Op::Advance { micros } => {
+                let now = p.backend.now().as_micros();
+                p.backend.clock.set(Timestamp::from_micros(now + micros));
+                Ok(())
+            }
+        }
+    }
+    .boxed()
+}
+
+async fn model_based_sequences(ctx: &Ctx) -> Result<(), String> {
+    property::check(
+        ctx,
+        "rate_limits",
+        || proptest::collection::vec(op(), 1..60),
+        apply,
+    )
+    .await
+}
+
+async fn limiter(ctx: &Ctx) -> Result<(Stores, Arc<dyn RateLimitStore>), String> {
+    let s = ctx.fresh().await?;
+    let r = s.rate_limits()?;
+    Ok((s, r))
+}
+
+async fn burst_then_one_per_interval_at_exact_edges(ctx: &Ctx) -> Result<(), String> {
+    let (s, rl) = limiter(ctx).await?;
+    let k = "ip:198.51.100.1:auth";
+    for remaining in [2, 1, 0] {
+        let d = ok("check", rl.check(tenant(0), k, P0, 1).await)?;
+        eq(
+            "burst admitted",
+            (d.allowed, d.remaining, d.limit),
+            (true, remaining, 10),
+        )?;
+    }
+    let d = ok("check", rl.check(tenant(0), k, P0, 1).await)?;
+    eq("denied after the burst", d.allowed, false)?;
+    eq(
+        "retry_after is one interval",
+        d.retry_after,
+        Duration::from_millis(100),
+    )?;
+    eq(
+        "reset_after is the whole burst",
+        d.reset_after,
+        Duration::from_millis(300),
+    )?;
+    s.clock.advance(Duration::from_micros(99_999));
+    eq(
+        "1 µs early",
+        ok("check", rl.check(tenant(0), k, P0, 1).await)?.allowed,
+        false,
+    )?;
+    s.clock.advance(Duration::from_micros(1));
+    eq(
+        "exactly one interval later",
+        ok("check", rl.check(tenant(0), k, P0, 1).await)?.allowed,
+        true,
+    )?;
+    eq(
+        "then denied again",
+        ok("check", rl.check(tenant(0), k, P0, 1).await)?.allowed,
+        false,
+    )
+}
+
+async fn denied_requests_consume_nothing(ctx: &Ctx) -> Result<(), String> {
+    let (s, rl) = limiter(ctx).await?;
+    let k = "user:7:write";
+    for _ in 0..3 {
+        ok("check", rl.check(tenant(0), k, P0, 1).await)?;
+    }
+    for _ in 0..50 {
+        eq(
+            "hammering while denied",
+            ok("check", rl.check(tenant(0), k, P0, 1).await)?.allowed,
+            false,
+        )?;
+    }
+    s.clock.advance(Duration::from_millis(100));
+    eq(
+        "capacity returns on schedule",
+        ok("check", rl.check(tenant(0), k, P0, 1).await)?.allowed,
+        true,
+    )?;
+    s.clock.advance(Duration::from_millis(200));
+    let d = ok("cost 3 after 200 ms", rl.check(tenant(0), k, P0, 3).await)?;
+    eq("a large denied request", d.allowed, false)?;
+    eq(
+        "left capacity for small ones",
+        ok("check", rl.check(tenant(0), k, P0, 2).await)?.allowed,
+        true,
+    )
+}
+
+async fn concurrent_checks_at_one_instant_never_exceed_the_policy(ctx: &Ctx) -> Result<(), String> {
+    const TASKS: usize = 64;
+    let policy = RateLimitPolicy {
+        limit: 100,
+        period: Duration::from_secs(60),
+        burst: 10,
+    };
+    for round in 0..5 {
+        let (_s, rl) = limiter(ctx).await?;
+        let admitted = Arc::new(AtomicU32::new(0));
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (rl, admitted, barrier) = (rl.clone(), admitted.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let d = rl.check(tenant(0), "ip:192.0.2.1:auth", policy, 1).await?;
+                    if d.allowed {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok::<_, credo_ports::StoreError>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            ok("check", t.await.map_err(|e| e.to_string())?)?;
+        }
+        eq(
+            &format!("round {round}: admitted of {TASKS} at one instant"),
+            admitted.load(Ordering::SeqCst),
+            10,
+        )?;
+    }
+    Ok(())
+}
+
+async fn sustained_rate_never_exceeds_limit_per_period(ctx: &Ctx) -> Result<(), String> {
+    let (s, rl) = limiter(ctx).await?;
+    let policy = RateLimitPolicy {
+        limit: 5,
+        period: Duration::from_secs(1),
+        burst: 5,
+    };
+    let mut admitted_at = Vec::new();
+    // 10 attempts per 10 ms tick for 5 s.
+    for _ in 0..500 {
+        for _ in 0..10 {
+            if ok("check", rl.check(tenant(0), "k", policy, 1).await)?.allowed {
+                admitted_at.push(s.now().as_micros());
+            }
+        }
+        s.clock.advance(Duration::from_millis(10));
+    }
+    // Any window of one period holds at most burst + limit * (window / period) admissions.
+    for (i, start) in admitted_at.iter().enumerate() {
+        let in_window = admitted_at[i..]
+            .iter()
+            .take_while(|t| **t < start + 1_000_000)
+            .count();
+        ensure(in_window <= 5 + 5, || {
+            format!("{in_window} admitted within one period")
+        })?;
+    }
+    ensure((25..=30).contains(&admitted_at.len()), || {
+        format!(
+            "admitted {} over 5 s at 5/s with burst 5",
+            admitted_at.len()
+        )
+    })
+}
+
+async fn peek_and_reset(ctx: &Ctx) -> Result<(), String> {
+    let (_s, rl) = limiter(ctx).await?;
+    let fresh = ok("peek fresh", rl.peek(tenant(0), "k", P0).await)?;
+    eq("peek fresh", (fresh.allowed, fresh.remaining), (true, 2))?;
+    for _ in 0..5 {
+        ok("peek", rl.peek(tenant(0), "k", P0).await)?;
+    }
+    ok("check", rl.check(tenant(0), "k", P0, 3).await)?;
+    let d = ok("peek", rl.peek(tenant(0), "k", P0).await)?;
+    eq(
+        "peek after burst",
+        (d.allowed, d.retry_after),
+        (false, Duration::from_millis(100)),
+    )?;
+    ok("reset", rl.reset(tenant(0), "k").await)?;
+    eq(
+        "full again",
+        ok("check", rl.check(tenant(0), "k", P0, 3).await)?.allowed,
+        true,
+    )?;
+    ok("reset unknown key", rl.reset(tenant(0), "never-seen").await)
+}
+
+async fn large_limits_are_enforced(ctx: &Ctx) -> Result<(), String> {
+    let (_s, rl) = limiter(ctx).await?;
+    let policy = RateLimitPolicy {
+        limit: 1000,
+        period: Duration::from_secs(60),
+        burst: 1000,
+    };
+    let mut admitted = 0;
+    for _ in 0..1200 {
+        admitted += u32::from(ok("check", rl.check(tenant(0), "big", policy, 1).await)?.allowed);
+    }
+    eq(
+        "limits above 256 work (the Go in-memory limiter capped at 256)",
+        admitted,
+        1000,
+    )
+}
+
+async fn cross_tenant_isolation(ctx: &Ctx) -> Result<(), String> {
+    let (_s, rl) = limiter(ctx).await?;
+    ok("drain t0", rl.check(tenant(0), "shared-key", P0, 3).await)?;
+    eq(
+        "t0 exhausted",
+        ok("check", rl.check(tenant(0), "shared-key", P0, 1).await)?.allowed,
+        false,
+    )?;
+    eq(
+        "t1 unaffected",
+        ok("check", rl.check(tenant(1), "shared-key", P0, 3).await)?.allowed,
+        true,
+    )?;
+    ok("reset t1", rl.reset(tenant(1), "shared-key").await)?;
+    eq(
+        "t0 still exhausted",
+        ok("check", rl.check(tenant(0), "shared-key", P0, 1).await)?.allowed,
+        false,
+    )
+}
+
+async fn idle_keys_are_purged(ctx: &Ctx) -> Result<(), String> {
+    let (s, rl) = limiter(ctx).await?;
+    for i in 0..20 {
+        ok(
+            "check",
+            rl.check(tenant(0), &format!("ip:10.0.0.{i}"), P0, 1).await,
+        )?;
+    }
+    ok("busy key", rl.check(tenant(0), "busy", P0, 3).await)?;
+    s.clock.advance(Duration::from_millis(100)); // single-use keys idle, busy key not
+    let n = ok("purge", rl.purge_idle().await)?;
+    ensure(n <= 20, || format!("purged {n}, only 20 keys were idle"))?;
+    eq(
+        "busy key kept its state",
+        ok("check", rl.check(tenant(0), "busy", P0, 2).await)?.allowed,
+        false,
+    )?;
+    eq(
+        "purged keys start fresh",
+        ok("peek", rl.peek(tenant(0), "ip:10.0.0.1", P0).await)?.remaining,
+        2,
+    )
+}
+
+async fn absurd_policies_are_rejected(ctx: &Ctx) -> Result<(), String> {
+    let (_s, rl) = limiter(ctx).await?;
+    let bad = [
+        RateLimitPolicy { limit: 0, ..P0 },
+        RateLimitPolicy { burst: 0, ..P0 },
+        RateLimitPolicy {
+            period: Duration::ZERO,
+            ..P0
+        },
+        RateLimitPolicy {
+            period: Duration::from_secs(86_401),
+            ..P0
+        },
+        RateLimitPolicy {
+            limit: 2_000_000,
+            ..P0
+        },
+        RateLimitPolicy {
+            limit: 1,
+            period: Duration::from_secs(86_400),
+            burst: 1_000_000,
+        },
+    ];
+    for p in bad {
+        err_kind(
+            &format!("{p:?}"),
+            rl.check(tenant(0), "k", p, 1).await,
+            "InvalidInput",
+        )?;
+        err_kind(
+            &format!("peek {p:?}"),
+            rl.peek(tenant(0), "k", p).await,
+            "InvalidInput",
+        )?;
+    }
+    err_kind(
+        "cost 0",
+        rl.check(tenant(0), "k", P0, 0).await,
+        "InvalidInput",
+    )?;
+    err_kind(
+        "cost over burst",
+        rl.check(tenant(0), "k", P0, 4).await,
+        "InvalidInput",
+    )?;
+    err_kind(
+        "empty key",
+        rl.check(tenant(0), "", P0, 1).await,
+        "InvalidInput",
+    )?;
+    err_kind(
+        "nul key",
+        rl.check(tenant(0), "a\0", P0, 1).await,
+        "InvalidInput",
+    )?;
+    err_kind(
+        "long key",
+        rl.check(tenant(0), &"k".repeat(257), P0, 1).await,
+        "InvalidInput",
+    )?;
+    eq(
+        "nothing consumed",
+        ok("peek", rl.peek(tenant(0), "k", P0).await)?.remaining,
+        2,
+    )
+}

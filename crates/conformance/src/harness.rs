@@ -1,0 +1,144 @@
+//! What a backend supplies to get the whole suite: one small [`Harness`] implementation.
+
+use async_trait::async_trait;
+use credo_ports::{
+    AuditStore, Clock, ConsentStore, EventSink, ManualClock, Outbox, RateLimitStore, SessionStore,
+    Timestamp, UserStore,
+};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// The ports the suite checks, i.e. the rows of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Port {
+    /// [`UserStore`].
+    Users,
+    /// [`SessionStore`] with the token revocation list.
+    Sessions,
+    /// [`ConsentStore`].
+    Consents,
+    /// [`AuditStore`] with its direct [`EventSink`].
+    Audit,
+    /// The relay-facing [`Outbox`].
+    Outbox,
+    /// [`RateLimitStore`].
+    RateLimits,
+}
+
+impl Port {
+    /// Every port, in report order.
+    pub const ALL: [Port; 6] = [
+        Port::Users,
+        Port::Sessions,
+        Port::Consents,
+        Port::Audit,
+        Port::Outbox,
+        Port::RateLimits,
+    ];
+
+    /// The report spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Port::Users => "users",
+            Port::Sessions => "sessions",
+            Port::Consents => "consents",
+            Port::Audit => "audit",
+            Port::Outbox => "outbox",
+            Port::RateLimits => "rate_limits",
+        }
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a backend implements a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Implemented: every case of the port runs.
+    Yes,
+    /// Deliberately not implemented (DESIGN §3); the report shows "not applicable" with this reason.
+    No(&'static str),
+}
+
+/// The stores of one backend, fresh and isolated from every other test, all reading one
+/// [`ManualClock`]. Ports the backend does not implement are `None`.
+#[derive(Clone)]
+pub struct Stores {
+    /// The clock every store evaluates time against; tests move it.
+    pub clock: Arc<ManualClock>,
+    /// User store.
+    pub users: Option<Arc<dyn UserStore>>,
+    /// Session store.
+    pub sessions: Option<Arc<dyn SessionStore>>,
+    /// Consent store.
+    pub consents: Option<Arc<dyn ConsentStore>>,
+    /// Audit log.
+    pub audit: Option<Arc<dyn AuditStore>>,
+    /// Relay-facing outbox fed by the user, consent and audit stores.
+    pub outbox: Option<Arc<dyn Outbox>>,
+    /// Sink that materializes into `audit`.
+    pub sink: Option<Arc<dyn EventSink>>,
+    /// Rate limiter.
+    pub rate_limits: Option<Arc<dyn RateLimitStore>>,
+}
+
+impl Stores {
+    /// Store instants used by the suite start here: 2027-01-15T08:00:00.123457Z (a
+    /// non-zero microsecond part, so truncation bugs show).
+    pub const START: Timestamp = Timestamp::from_micros(1_800_000_000_123_457);
+
+    /// A clock standing at [`Stores::START`].
+    pub fn new_clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(Self::START))
+    }
+
+    /// Current time of the shared clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+macro_rules! accessor {
+    ($name:ident, $ty:ty) => {
+        /// The store, or an error naming the port when the harness did not supply it.
+        pub fn $name(&self) -> Result<$ty, String> {
+            self.$name
+                .clone()
+                .ok_or_else(|| format!("harness supplied no {} store", stringify!($name)))
+        }
+    };
+}
+
+#[allow(missing_docs)]
+impl Stores {
+    accessor!(users, Arc<dyn UserStore>);
+    accessor!(sessions, Arc<dyn SessionStore>);
+    accessor!(consents, Arc<dyn ConsentStore>);
+    accessor!(audit, Arc<dyn AuditStore>);
+    accessor!(outbox, Arc<dyn Outbox>);
+    accessor!(sink, Arc<dyn EventSink>);
+    accessor!(rate_limits, Arc<dyn RateLimitStore>);
+}
+
+/// One backend under test.
+///
+/// A new backend gets the whole suite by implementing this in one file under
+/// `crates/conformance/src/backends/` and listing it in [`crate::backends::all`].
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Column name in the report (`inmemory`, `postgres`, ...).
+    fn name(&self) -> &'static str;
+    /// `Err(reason)` when the backend's server cannot be reached: its cases are reported as
+    /// skipped with that reason (a failure under `CREDO_TEST_REQUIRE=all`).
+    async fn available(&self) -> Result<(), String>;
+    /// Whether the backend implements `port`.
+    fn supports(&self, port: Port) -> Support;
+    /// Fresh, isolated stores reading `clock`.
+    async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String>;
+}

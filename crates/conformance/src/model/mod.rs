@@ -1,0 +1,195 @@
+//! The reference model: a deliberately naive implementation of every port, used as the test
+//! oracle that each backend is compared against, operation by operation.
+//!
+//! Everything lives in one `World` of plain `Vec`s behind one mutex. Every method reads the
+//! clock once, validates its input with the shared validators of `credo_ports`, then takes the
+//! lock once and does all its work under it, so every operation is trivially atomic. Lookups
+//! are linear scans and listings sort on read: clarity over speed, so that the model is
+//! obviously correct and any disagreement points at the backend.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use credo_conformance::model::ModelStores;
+//! use credo_ports::{ManualClock, NewUser, TenantId, Timestamp};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+//! let model = ModelStores::new(clock);
+//! let tenant = TenantId::new();
+//! let user = model.users().create(NewUser::new(tenant, "a@example.com", "A", "B")).await.unwrap();
+//! assert_eq!(user.version, 1);
+//! // The user.created event landed in the shared outbox.
+//! assert_eq!(model.outbox().depth().await.unwrap(), 1);
+//! # });
+//! ```
+
+mod audit;
+mod consents;
+mod rate_limit;
+mod sessions;
+mod users;
+
+use credo_ports::{
+    AuditEvent, AuditStore, Clock, Consent, ConsentStore, EventSink, Outbox, RateLimitStore,
+    Session, SessionStore, TenantId, Timestamp, User, UserStore,
+};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// The whole state of the model. Plain vectors, scanned linearly.
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    /// Users of every tenant.
+    pub(crate) users: Vec<User>,
+    /// Sessions of every tenant, including expired ones not yet purged.
+    pub(crate) sessions: Vec<Session>,
+    /// Token revocation list of every tenant, including expired entries not yet purged.
+    pub(crate) revoked_tokens: Vec<RevokedToken>,
+    /// Consents of every tenant.
+    pub(crate) consents: Vec<Consent>,
+    /// Outbox rows, published or not, until `purge_published` removes them.
+    pub(crate) outbox: Vec<OutboxRow>,
+    /// Sequence number the next outbox row gets (enqueue order).
+    pub(crate) next_seq: u64,
+    /// The materialized audit log.
+    pub(crate) log: Vec<AuditEvent>,
+    /// GCRA state: one theoretical arrival time per (tenant, key).
+    pub(crate) rate: Vec<RateEntry>,
+}
+
+/// One entry of the token revocation list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RevokedToken {
+    pub(crate) tenant: TenantId,
+    pub(crate) jti: String,
+    pub(crate) expires_at: Timestamp,
+}
+
+/// One outbox row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OutboxRow {
+    pub(crate) event: AuditEvent,
+    /// Enqueue order; `claim` hands rows out in this order.
+    pub(crate) seq: u64,
+    pub(crate) enqueued_at: Timestamp,
+    /// Held by a claim while `now < claimed_until`.
+    pub(crate) claimed_until: Option<Timestamp>,
+    pub(crate) published_at: Option<Timestamp>,
+    pub(crate) attempts: u32,
+}
+
+/// GCRA state of one rate-limit key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RateEntry {
+    pub(crate) tenant: TenantId,
+    pub(crate) key: String,
+    pub(crate) tat: Timestamp,
+}
+
+impl World {
+    /// Appends `event` to the outbox at `now`. Callers hold the lock, so the row lands
+    /// atomically with the change it describes.
+    pub(crate) fn enqueue(&mut self, event: AuditEvent, now: Timestamp) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.outbox.push(OutboxRow {
+            event,
+            seq,
+            enqueued_at: now,
+            claimed_until: None,
+            published_at: None,
+            attempts: 0,
+        });
+    }
+}
+
+/// What every model store handle shares: the clock and the one locked world.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) world: Mutex<World>,
+}
+
+impl Inner {
+    /// The store clock's now; read once at the start of every operation.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// Every port of the reference model, sharing one world: user and consent mutations and
+/// `AuditStore::record` all land in the same outbox, which the `Outbox` handle drains and the
+/// `EventSink` handle materializes into the same audit log.
+///
+/// Cloning is cheap and yields handles onto the same world.
+#[derive(Clone, Debug)]
+pub struct ModelStores {
+    inner: Arc<Inner>,
+}
+
+impl ModelStores {
+    /// An empty model whose expiry decisions are taken against `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                world: Mutex::new(World::default()),
+            }),
+        }
+    }
+
+    /// The model's [`UserStore`].
+    pub fn users(&self) -> Arc<dyn UserStore> {
+        Arc::new(users::ModelUsers(self.inner.clone()))
+    }
+
+    /// The model's [`SessionStore`] (sessions and token revocation list).
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        Arc::new(sessions::ModelSessions(self.inner.clone()))
+    }
+
+    /// The model's [`ConsentStore`].
+    pub fn consents(&self) -> Arc<dyn ConsentStore> {
+        Arc::new(consents::ModelConsents(self.inner.clone()))
+    }
+
+    /// The model's [`AuditStore`]: `record` enqueues into the outbox, `append_batch`
+    /// materializes into the log.
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        Arc::new(audit::ModelAudit(self.inner.clone()))
+    }
+
+    /// The model's [`RateLimitStore`] (its own GCRA, independent of `credo_ports::rate_limit::gcra`).
+    pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
+        Arc::new(rate_limit::ModelRateLimits(self.inner.clone()))
+    }
+
+    /// The model's relay-facing [`Outbox`].
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        Arc::new(audit::ModelOutbox(self.inner.clone()))
+    }
+
+    /// A direct [`EventSink`]: `publish(batch)` materializes the batch into the model's audit
+    /// log exactly as `append_batch` does, discarding the outcome.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::new(audit::ModelSink(self.inner.clone()))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Shared fixtures of the model's unit tests.
+
+    use super::ModelStores;
+    use credo_ports::{ManualClock, Timestamp};
+    use std::sync::Arc;
+
+    /// Start of every test clock.
+    pub(crate) const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
+
+    /// A fresh model and the manual clock that drives it.
+    pub(crate) fn model() -> (ModelStores, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(T0));
+        (ModelStores::new(clock.clone()), clock)
+    }
+}

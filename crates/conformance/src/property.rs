@@ -1,0 +1,118 @@
+//! Model-based property testing: random operation sequences applied to the reference model and
+//! to the backend, every result compared.
+
+use crate::harness::Stores;
+use crate::model::ModelStores;
+use crate::runner::Ctx;
+use credo_ports::StoreResult;
+use futures_util::future::BoxFuture;
+use proptest::strategy::Strategy;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// The backend's stores and the model's, on one shared clock.
+pub struct Pair {
+    /// The backend under test.
+    pub backend: Stores,
+    /// The reference model.
+    pub model: Stores,
+}
+
+impl Pair {
+    /// Fresh backend stores plus a fresh model reading the same clock.
+    pub async fn fresh(ctx: &Ctx) -> Result<Pair, String> {
+        let backend = ctx.fresh().await?;
+        let model = model_stores(backend.clock.clone());
+        Ok(Pair { backend, model })
+    }
+}
+
+/// The reference model as a set of [`Stores`].
+pub fn model_stores(clock: Arc<credo_ports::ManualClock>) -> Stores {
+    let m = ModelStores::new(clock.clone());
+    Stores {
+        clock,
+        users: Some(m.users()),
+        sessions: Some(m.sessions()),
+        consents: Some(m.consents()),
+        audit: Some(m.audit()),
+        outbox: Some(m.outbox()),
+        sink: Some(m.sink()),
+        rate_limits: Some(m.rate_limits()),
+    }
+}
+
+/// Compares a model result with a backend result: values must be equal, errors must be the
+/// same variant (messages may differ).
+pub fn same<T: PartialEq + Debug>(
+    what: impl Debug,
+    model: StoreResult<T>,
+    backend: StoreResult<T>,
+) -> Result<(), String> {
+    match (&model, &backend) {
+        (Ok(m), Ok(b)) if m == b => Ok(()),
+        (Err(m), Err(b)) if m.kind() == b.kind() => Ok(()),
+        _ => Err(format!(
+            "{what:?}: model returned {model:?}, backend returned {backend:?}"
+        )),
+    }
+}
+
+/// Runs a property: operation sequences from `strategy()` are generated, each applied step by step to a fresh pair by
+/// `apply`, which returns `Err` on the first divergence. Failures shrink to a minimal sequence
+/// and (unless disabled) are saved to `proptest-regressions/<file>.txt` and replayed first on
+/// every later run.
+pub async fn check<Op, S>(
+    ctx: &Ctx,
+    file: &'static str,
+    strategy: fn() -> S,
+    apply: for<'a> fn(&'a Pair, &'a Op) -> BoxFuture<'a, Result<(), String>>,
+) -> Result<(), String>
+where
+    Op: Debug + Clone + Send + Sync + 'static,
+    S: Strategy<Value = Vec<Op>> + 'static,
+{
+    let ctx = ctx.clone();
+    let handle = tokio::runtime::Handle::current();
+    let path: &'static str = Box::leak(
+        format!(
+            "{}/proptest-regressions/{file}.txt",
+            env!("CARGO_MANIFEST_DIR")
+        )
+        .into_boxed_str(),
+    );
+    let config = Config {
+        cases: ctx.options.proptest_cases,
+        failure_persistence: if ctx.options.persist_failures {
+            Some(Box::new(FileFailurePersistence::Direct(path)))
+        } else {
+            None
+        },
+        max_shrink_iters: 2048,
+        ..Config::default()
+    };
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Built on this thread: boxed strategies are neither Send nor Sync.
+        let strategy = strategy();
+        let mut runner = TestRunner::new(config);
+        runner.run(&strategy, |ops| {
+            handle.block_on(async {
+                let pair = Pair::fresh(&ctx).await.map_err(TestCaseError::fail)?;
+                for (step, op) in ops.iter().enumerate() {
+                    apply(&pair, op)
+                        .await
+                        .map_err(|e| TestCaseError::fail(format!("step {step}: {e}")))?;
+                }
+                Ok(())
+            })
+        })
+    })
+    .await
+    .map_err(|e| format!("property runner crashed: {e}"))?;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(TestError::Fail(why, ops)) => Err(format!("{why}\nminimal failing sequence: {ops:#?}")),
+        Err(TestError::Abort(why)) => Err(format!("aborted: {why}")),
+    }
+}

@@ -1,0 +1,121 @@
+//! Runs every case of the suite against one backend and reports each outcome.
+
+use crate::cases::{self, Case};
+use crate::harness::{Harness, Stores, Support};
+use crate::report::{CaseReport, Outcome};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the suite runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Generated sequences per property test (`PROPTEST_CASES`, default 256).
+    pub proptest_cases: u32,
+    /// Whether property-test failures are saved to `proptest-regressions/` (off for mutants).
+    pub persist_failures: bool,
+    /// Run only cases whose `port/name` contains this text.
+    pub filter: Option<String>,
+    /// Bound on one case; a case still running then fails.
+    pub case_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let proptest_cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256);
+        Self {
+            proptest_cases,
+            persist_failures: true,
+            filter: None,
+            case_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a case gets: the backend and the run options. Cases build their own fresh stores.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The backend under test.
+    pub harness: Arc<dyn Harness>,
+    /// Run options.
+    pub options: RunOptions,
+}
+
+impl Ctx {
+    /// Fresh, isolated stores with the clock at [`Stores::START`].
+    pub async fn fresh(&self) -> Result<Stores, String> {
+        self.harness.fresh(Stores::new_clock()).await
+    }
+}
+
+/// Runs the suite (or the cases matching `options.filter`) against `harness`.
+///
+/// Must be called inside a multi-threaded Tokio runtime: the concurrency cases need real
+/// parallelism and the property tests block a worker of their own.
+pub async fn run_suite(harness: Arc<dyn Harness>, options: RunOptions) -> Vec<CaseReport> {
+    let backend = harness.name();
+    let available = harness.available().await;
+    let ctx = Ctx {
+        harness: harness.clone(),
+        options: options.clone(),
+    };
+    let mut out = Vec::new();
+    for case in cases::all() {
+        let full = format!("{}/{}", case.port, case.name);
+        if options
+            .filter
+            .as_ref()
+            .is_some_and(|f| !full.contains(f.as_str()))
+        {
+            continue;
+        }
+        let report = |outcome, reason: Option<String>, took: Duration| CaseReport {
+            backend: backend.to_string(),
+            port: case.port,
+            case: case.name.to_string(),
+            outcome,
+            reason,
+            duration_ms: took.as_millis() as u64,
+        };
+        if let Support::No(why) = harness.supports(case.port) {
+            out.push(report(
+                Outcome::NotApplicable,
+                Some(why.to_string()),
+                Duration::ZERO,
+            ));
+            continue;
+        }
+        if let Err(why) = &available {
+            out.push(report(Outcome::Skipped, Some(why.clone()), Duration::ZERO));
+            continue;
+        }
+        let started = Instant::now();
+        let result = run_one(&case, ctx.clone(), options.case_timeout).await;
+        let took = started.elapsed();
+        out.push(match result {
+            Ok(()) => report(Outcome::Pass, None, took),
+            Err(why) => report(Outcome::Fail, Some(why), took),
+        });
+    }
+    out
+}
+
+async fn run_one(case: &Case, ctx: Ctx, timeout: Duration) -> Result<(), String> {
+    let task = tokio::spawn((case.run)(ctx));
+    match tokio::time::timeout(timeout, task).await {
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+        Ok(Err(join)) if join.is_panic() => {
+            let p = join.into_panic();
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            Err(format!("panicked: {msg}"))
+        }
+        Ok(Err(join)) => Err(format!("task failed: {join}")),
+        Ok(Ok(r)) => r,
+    }
+}
