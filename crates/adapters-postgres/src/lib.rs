@@ -1,7 +1,324 @@
-//! credo-storage PostgreSQL adapter (sqlx). Filled by issue #3.
+//! The PostgreSQL backend of credo-storage, on [`sqlx`].
 //!
-//! Not implemented yet: this crate only reserves its place in the workspace so the layout of
-//! DESIGN §2 holds. It exports no store, and the conformance suite does not list this backend
-//! until it does.
+//! Implements UserStore, SessionStore, ConsentStore, AuditStore, RateLimitStore and the
+//! transactional Outbox; the direct EventSink of deployments without Kafka is
+//! [`credo_ports::DirectSink`] over [`PgStores::audit`]. User and consent mutations insert
+//! their audit event into the outbox in the same transaction as the change.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), credo_ports::StoreError> {
+//! use std::sync::Arc;
+//! use credo_adapters_postgres::{PgConfig, PgStores};
+//! use credo_ports::SystemClock;
+//!
+//! let config = PgConfig::new("postgres://credo:secret@db.internal:5432/credo?sslmode=verify-full");
+//! let stores = PgStores::connect(&config, Arc::new(SystemClock)).await?;
+//! stores.migrate().await?;
+//! let users = stores.users();
+//! # Ok(()) }
+//! ```
 
-pub use credo_ports as ports;
+mod audit;
+mod consents;
+mod error;
+mod outbox;
+mod rate_limits;
+mod sessions;
+mod time;
+mod users;
+
+pub use audit::PgAuditStore;
+pub use consents::PgConsentStore;
+pub use outbox::PgOutbox;
+pub use rate_limits::PgRateLimitStore;
+pub use sessions::PgSessionStore;
+pub use users::PgUserStore;
+
+use async_trait::async_trait;
+use credo_ports::{
+    AuditStore, Clock, ConsentStore, DirectSink, EventSink, HealthCheck, HealthStatus, Outbox,
+    RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
+};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use error::map_err;
+
+/// Embedded, versioned migrations (`crates/adapters-postgres/migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection settings. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct PgConfig {
+    /// `postgres://user:password@host:port/db?sslmode=...`; every `sslmode` libpq knows is
+    /// accepted, including `verify-full` (certificate and host name checked).
+    pub url: String,
+    /// Largest number of pooled connections (default 20).
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection before `Unavailable` (default 5 s).
+    pub acquire_timeout: Duration,
+    /// Server-side bound on every statement (default 5 s).
+    pub statement_timeout: Duration,
+    /// Schema holding the tables (default: the server's `search_path`). Tests use one schema
+    /// each; it is created by [`PgStores::migrate`] if missing.
+    pub schema: Option<String>,
+}
+
+impl PgConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 20,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            schema: None,
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for logs and errors.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+impl fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL (and any `password=` query
+/// parameter) with `***`.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let start = scheme_end + 3 + colon + 1;
+            out.replace_range(start..scheme_end + 3 + at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+fn valid_schema_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Every PostgreSQL store over one connection pool.
+#[derive(Clone)]
+pub struct PgStores {
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    schema: Option<String>,
+}
+
+impl PgStores {
+    /// Connects a pool (lazily: the first query opens connections, so a service can start while
+    /// the database is down and report it through [`PgStores::health`]).
+    pub async fn connect(config: &PgConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let mut options = PgConnectOptions::from_str(&config.url)
+            .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
+        let timeout_ms = config.statement_timeout.as_millis().to_string();
+        let mut params = vec![("statement_timeout", timeout_ms)];
+        if let Some(schema) = &config.schema {
+            if !valid_schema_name(schema) {
+                return Err(StoreError::invalid(
+                    "schema",
+                    "must be 1..=63 of [a-z0-9_], not starting with a digit",
+                ));
+            }
+            params.push(("search_path", schema.clone()));
+        }
+        options = options.options(params).disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options);
+        tracing::debug!(url = %config.redacted_url(), pool = config.max_connections, "postgres pool configured");
+        Ok(Self {
+            pool,
+            clock,
+            schema: config.schema.clone(),
+        })
+    }
+
+    /// The same pool and schema, evaluating time against another clock.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            clock,
+            schema: self.schema.clone(),
+        }
+    }
+
+    /// Creates the schema if one is configured, then applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        if let Some(schema) = &self.schema {
+            // The name was validated in `connect`; identifiers cannot be bound as parameters.
+            let ddl = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        }
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+            other => StoreError::Unavailable(format!("migration failed: {other}")),
+        })
+    }
+
+    /// Drops the configured schema and everything in it (test clean-up).
+    pub async fn drop_schema(&self) -> StoreResult<()> {
+        let Some(schema) = &self.schema else {
+            return Err(StoreError::InvalidState("no schema configured".into()));
+        };
+        let ddl = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Deletes every row of every table of this backend (test isolation between cases that
+    /// reuse one schema). Never called by the stores themselves.
+    pub async fn clear_all_tables(&self) -> StoreResult<()> {
+        sqlx::raw_sql(
+            "DELETE FROM users; DELETE FROM sessions; DELETE FROM revoked_tokens; DELETE FROM consents;
+             DELETE FROM audit_events; DELETE FROM outbox; DELETE FROM rate_limits;",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// The pool (for services that share it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The user store.
+    pub fn users(&self) -> Arc<dyn UserStore> {
+        Arc::new(PgUserStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The session store (with the token revocation list).
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        Arc::new(PgSessionStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The consent store.
+    pub fn consents(&self) -> Arc<dyn ConsentStore> {
+        Arc::new(PgConsentStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The audit log (`record` writes to the outbox).
+    pub fn audit(&self) -> Arc<dyn AuditStore> {
+        Arc::new(PgAuditStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The relay-facing outbox.
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        Arc::new(PgOutbox::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// A direct sink materializing into this database's audit log.
+    pub fn sink(&self) -> Arc<dyn EventSink> {
+        Arc::new(DirectSink::new(self.audit()))
+    }
+    /// The rate limiter.
+    pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
+        Arc::new(PgRateLimitStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// A health check (`database`): `SELECT 1` within `timeout`.
+    pub fn health(&self, timeout: Duration) -> Arc<dyn HealthCheck> {
+        Arc::new(PgHealth {
+            pool: self.pool.clone(),
+            timeout,
+        })
+    }
+}
+
+struct PgHealth {
+    pool: PgPool,
+    timeout: Duration,
+}
+
+#[async_trait]
+impl HealthCheck for PgHealth {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> HealthStatus {
+        let probe = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(self.timeout, probe).await {
+            Ok(Ok(_)) => HealthStatus::Ok,
+            Ok(Err(e)) => HealthStatus::Failed(map_err(e).to_string()),
+            Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("postgres://u:s3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact("postgres://u:p@ss:w@h/db?sslmode=verify-full"),
+            "postgres://u:***@h/db?sslmode=verify-full"
+        );
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=x"),
+            "postgres://h/db?user=u&password=***"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        let dbg = format!("{:?}", PgConfig::new("postgres://u:hunter2@h/db"));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_schema_name("t_0123abc"));
+        for bad in ["", "1abc", "a-b", "A", "a;drop", &"a".repeat(64)] {
+            assert!(!valid_schema_name(bad), "{bad}");
+        }
+    }
+}

@@ -86,6 +86,9 @@ pub struct Stores {
     pub sink: Option<Arc<dyn EventSink>>,
     /// Rate limiter.
     pub rate_limits: Option<Arc<dyn RateLimitStore>>,
+    /// Held until the last clone of these stores is dropped: a backend hangs the release of
+    /// its isolation unit here (e.g. a PostgreSQL schema returned to the harness's free list).
+    pub lease: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Stores {

@@ -40,6 +40,7 @@ pub fn model_stores(clock: Arc<credo_ports::ManualClock>) -> Stores {
         outbox: Some(m.outbox()),
         sink: Some(m.sink()),
         rate_limits: Some(m.rate_limits()),
+        lease: None,
     }
 }
 

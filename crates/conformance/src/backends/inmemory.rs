@@ -18,6 +18,7 @@ pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
         outbox: Some(m.outbox()),
         sink: Some(m.sink()),
         rate_limits: Some(m.rate_limits()),
+        lease: None,
     }
 }
 

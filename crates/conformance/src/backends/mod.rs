@@ -2,20 +2,24 @@
 //! one line in [`all`].
 
 mod inmemory;
+mod postgres;
 
 pub use inmemory::{InMemoryHarness, stores as inmemory_stores};
+pub use postgres::PostgresHarness;
 
 use crate::harness::Harness;
 use std::sync::Arc;
 
 /// Every implemented backend, in report order.
 pub fn all() -> Vec<Arc<dyn Harness>> {
-    vec![Arc::new(InMemoryHarness)]
+    vec![
+        Arc::new(InMemoryHarness),
+        Arc::new(PostgresHarness::from_env()),
+    ]
 }
 
 /// Backends of DESIGN §2 that are not implemented yet, with the issue that brings them.
-pub const PLANNED: [(&str, &str); 3] = [
-    ("postgres", "issue #3 (PostgreSQL adapter)"),
+pub const PLANNED: [(&str, &str); 2] = [
     ("redis", "issue #4 (Redis adapter)"),
     ("kafka", "issue #5 (Kafka adapter and audit pipeline)"),
 ];

@@ -1,0 +1,7 @@
+DROP TABLE IF EXISTS rate_limits;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS consents;
+DROP TABLE IF EXISTS revoked_tokens;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,138 @@
+use crate::harness::{Harness, Port, Stores, Support};
+use async_trait::async_trait;
+use credo_adapters_postgres::{PgConfig, PgStores};
+use credo_ports::ManualClock;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Environment variable naming the test server.
+pub const URL_VAR: &str = "CREDO_TEST_POSTGRES_URL";
+
+/// PostgreSQL from `CREDO_TEST_POSTGRES_URL`. Each set of fresh stores gets a schema of its
+/// own (`credo_t_<pid>_<n>`), emptied and reused once the previous holder dropped it, so cases
+/// and test processes never see each other's rows and the suite can run any number of times.
+pub struct PostgresHarness {
+    url: Option<String>,
+    free: Arc<Mutex<Vec<PgStores>>>,
+    next: AtomicU32,
+}
+
+impl PostgresHarness {
+    /// A harness for the server named by `CREDO_TEST_POSTGRES_URL`, if set.
+    pub fn from_env() -> Self {
+        Self::new(std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()))
+    }
+
+    /// A harness for `url` (`None`: skipped).
+    pub fn new(url: Option<String>) -> Self {
+        Self {
+            url,
+            free: Arc::default(),
+            next: AtomicU32::new(0),
+        }
+    }
+
+    async fn new_schema(&self, url: &str) -> Result<PgStores, String> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut config = PgConfig::new(url);
+        config.schema = Some(format!("credo_t_{}_{n}", std::process::id()));
+        config.max_connections = 10;
+        let clock = Stores::new_clock();
+        let stores = PgStores::connect(&config, clock)
+            .await
+            .map_err(|e| e.to_string())?;
+        stores
+            .drop_schema()
+            .await
+            .map_err(|e| format!("drop stale schema: {e}"))?;
+        stores
+            .migrate()
+            .await
+            .map_err(|e| format!("migrate: {e}"))?;
+        Ok(stores)
+    }
+}
+
+/// Returns the schema to the free list when the last clone of the stores is dropped.
+struct SchemaLease {
+    stores: Option<PgStores>,
+    free: Arc<Mutex<Vec<PgStores>>>,
+}
+
+impl Drop for SchemaLease {
+    fn drop(&mut self) {
+        if let Some(s) = self.stores.take() {
+            self.free.lock().push(s);
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for PostgresHarness {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn available(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Err(format!(
+                "{URL_VAR} is not set (run `cargo xtask services up` and `eval \"$(cargo xtask services env)\"`)"
+            ));
+        };
+        let mut config = PgConfig::new(url);
+        config.max_connections = 1;
+        config.acquire_timeout = Duration::from_secs(5);
+        let stores = PgStores::connect(&config, Stores::new_clock())
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = stores.health(Duration::from_secs(5)).check().await;
+        stores.close().await;
+        match status {
+            credo_ports::HealthStatus::Ok => Ok(()),
+            other => Err(format!("{} unreachable: {other:?}", config.redacted_url())),
+        }
+    }
+
+    fn supports(&self, _port: Port) -> Support {
+        Support::Yes
+    }
+
+    async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| format!("{URL_VAR} is not set"))?;
+        let reused = self.free.lock().pop();
+        let base = match reused {
+            Some(s) => {
+                sqlx_clear(&s).await?;
+                s
+            }
+            None => self.new_schema(url).await?,
+        };
+        let pg = base.with_clock(clock.clone());
+        let lease = SchemaLease {
+            stores: Some(base),
+            free: self.free.clone(),
+        };
+        Ok(Stores {
+            clock,
+            users: Some(pg.users()),
+            sessions: Some(pg.sessions()),
+            consents: Some(pg.consents()),
+            audit: Some(pg.audit()),
+            outbox: Some(pg.outbox()),
+            sink: Some(pg.sink()),
+            rate_limits: Some(pg.rate_limits()),
+            lease: Some(Arc::new(lease)),
+        })
+    }
+}
+
+async fn sqlx_clear(s: &PgStores) -> Result<(), String> {
+    s.clear_all_tables()
+        .await
+        .map_err(|e| format!("clearing schema: {e}"))
+}
