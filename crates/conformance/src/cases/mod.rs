@@ -6,6 +6,7 @@ mod consents;
 mod outbox;
 mod rate_limits;
 mod sessions;
+mod text;
 mod users;
 
 use crate::harness::{Port, Stores};
@@ -46,6 +47,8 @@ pub fn all() -> Vec<Case> {
     v.extend(audit::cases());
     v.extend(outbox::cases());
     v.extend(rate_limits::cases());
+    v.extend(text::cases());
+    v.sort_by_key(|c| c.port);
     v
 }
 
