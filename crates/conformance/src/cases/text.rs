@@ -51,7 +51,9 @@ fn ok_or_invalid<T: Debug>(what: &str, r: &StoreResult<T>) -> Result<(), String>
     match r {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == "InvalidInput" => Ok(()),
-        Err(e) => Err(format!("{what}: expected a stored value or InvalidInput, got {e:?}")),
+        Err(e) => Err(format!(
+            "{what}: expected a stored value or InvalidInput, got {e:?}"
+        )),
     }
 }
 
@@ -83,10 +85,22 @@ fn users_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<()
             _ => u.last_name = s.clone(),
         }
         check_pair(op, m.create(u.clone()).await, b.create(u).await)?;
-        check_pair(op, m.get(tenant(0), user_id(0)).await, b.get(tenant(0), user_id(0)).await)?;
-        check_pair(op, m.find_by_email(tenant(0), s).await, b.find_by_email(tenant(0), s).await)?;
+        check_pair(
+            op,
+            m.get(tenant(0), user_id(0)).await,
+            b.get(tenant(0), user_id(0)).await,
+        )?;
+        check_pair(
+            op,
+            m.find_by_email(tenant(0), s).await,
+            b.find_by_email(tenant(0), s).await,
+        )?;
         // NotFound here when the create was rejected: compared with the model, not required Ok.
-        same(op, m.delete(tenant(0), user_id(0)).await, b.delete(tenant(0), user_id(0)).await)
+        same(
+            op,
+            m.delete(tenant(0), user_id(0)).await,
+            b.delete(tenant(0), user_id(0)).await,
+        )
     }
     .boxed()
 }
@@ -114,14 +128,30 @@ fn sessions_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result
             4 => n.device.device_id = Some(s.clone()),
             5 => n.device.device_name = Some(s.clone()),
             _ => {
-                check_pair(op, m.revoke_token(tenant(0), s, exp).await, b.revoke_token(tenant(0), s, exp).await)?;
-                return check_pair(op, m.is_token_revoked(tenant(0), s).await, b.is_token_revoked(tenant(0), s).await);
+                check_pair(
+                    op,
+                    m.revoke_token(tenant(0), s, exp).await,
+                    b.revoke_token(tenant(0), s, exp).await,
+                )?;
+                return check_pair(
+                    op,
+                    m.is_token_revoked(tenant(0), s).await,
+                    b.is_token_revoked(tenant(0), s).await,
+                );
             }
         }
         check_pair(op, m.create(n.clone()).await, b.create(n).await)?;
-        check_pair(op, m.get(tenant(0), session_id(0)).await, b.get(tenant(0), session_id(0)).await)?;
+        check_pair(
+            op,
+            m.get(tenant(0), session_id(0)).await,
+            b.get(tenant(0), session_id(0)).await,
+        )?;
         p.backend.clock.advance(Duration::from_secs(61));
-        check_pair(op, m.purge_expired().await.map(|_| ()), b.purge_expired().await.map(|_| ()))
+        check_pair(
+            op,
+            m.purge_expired().await.map(|_| ()),
+            b.purge_expired().await.map(|_| ()),
+        )
     }
     .boxed()
 }
@@ -130,10 +160,24 @@ fn consents_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result
     async move {
         let (m, b) = (p.model.consents()?, p.backend.consents()?);
         let s = &op.1;
-        let g = GrantConsent { id: consent_id(0), tenant_id: tenant(0), user_id: user_id(0), purpose: s.clone(), expires_at: None };
+        let g = GrantConsent {
+            id: consent_id(0),
+            tenant_id: tenant(0),
+            user_id: user_id(0),
+            purpose: s.clone(),
+            expires_at: None,
+        };
         check_pair(op, m.grant(g.clone()).await, b.grant(g).await)?;
-        check_pair(op, m.get(tenant(0), user_id(0), s).await, b.get(tenant(0), user_id(0), s).await)?;
-        check_pair(op, m.delete_all_for_user(tenant(0), user_id(0)).await, b.delete_all_for_user(tenant(0), user_id(0)).await)
+        check_pair(
+            op,
+            m.get(tenant(0), user_id(0), s).await,
+            b.get(tenant(0), user_id(0), s).await,
+        )?;
+        check_pair(
+            op,
+            m.delete_all_for_user(tenant(0), user_id(0)).await,
+            b.delete_all_for_user(tenant(0), user_id(0)).await,
+        )
     }
     .boxed()
 }
@@ -142,7 +186,12 @@ fn audit_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<()
     async move {
         let (m, b) = (p.model.audit()?, p.backend.audit()?);
         let (field, s) = op;
-        let mut e = AuditEvent::new(tenant(0), p.backend.now(), AuditCategory::Security, "auth.login_failed");
+        let mut e = AuditEvent::new(
+            tenant(0),
+            p.backend.now(),
+            AuditCategory::Security,
+            "auth.login_failed",
+        );
         e.id = event_id(u16::from(*field));
         match field {
             0 => e.action = s.clone(),
@@ -158,8 +207,16 @@ fn audit_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<()
                 e.metadata.insert("v".into(), json!([s, {"nested": s}]));
             }
         }
-        check_pair(op, m.append_batch(vec![e.clone()]).await, b.append_batch(vec![e.clone()]).await)?;
-        check_pair(op, m.get(tenant(0), e.id).await, b.get(tenant(0), e.id).await)?;
+        check_pair(
+            op,
+            m.append_batch(vec![e.clone()]).await,
+            b.append_batch(vec![e.clone()]).await,
+        )?;
+        check_pair(
+            op,
+            m.get(tenant(0), e.id).await,
+            b.get(tenant(0), e.id).await,
+        )?;
         check_pair(op, m.record(e.clone()).await, b.record(e).await)
     }
     .boxed()
@@ -170,8 +227,16 @@ fn rate_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<(),
         let (m, b) = (p.model.rate_limits()?, p.backend.rate_limits()?);
         let policy = RateLimitPolicy::per(5, Duration::from_secs(1));
         let s = &op.1;
-        check_pair(op, m.check(tenant(0), s, policy, 1).await, b.check(tenant(0), s, policy, 1).await)?;
-        check_pair(op, m.peek(tenant(0), s, policy).await, b.peek(tenant(0), s, policy).await)?;
+        check_pair(
+            op,
+            m.check(tenant(0), s, policy, 1).await,
+            b.check(tenant(0), s, policy, 1).await,
+        )?;
+        check_pair(
+            op,
+            m.peek(tenant(0), s, policy).await,
+            b.peek(tenant(0), s, policy).await,
+        )?;
         check_pair(op, m.reset(tenant(0), s).await, b.reset(tenant(0), s).await)
     }
     .boxed()
