@@ -2,22 +2,28 @@
 //!
 //! - `conformance [--backend NAME]... [--cases N] [--filter TEXT]`: the backend x port x case
 //!   matrix, printed and written to `target/conformance/report.{md,json}`.
-//! - `test`: every test of the workspace, then the full conformance matrix with
-//!   `CREDO_TEST_REQUIRE=all` (the README's test command; `.ci/run` calls it).
+//! - `test`: starts the test servers (`services up`), runs every test of the workspace, then
+//!   the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
+//!   started (the README's test command; `.ci/run` calls it).
+//! - `services up | down | status | env`: PostgreSQL, Redis and a Kafka-protocol broker as
+//!   local processes for the tests (see `services.rs`).
+
+mod services;
 
 use credo_conformance::report::{self, CaseReport, Outcome};
 use credo_conformance::{RunOptions, backends, run_suite};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const USAGE: &str =
-    "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] | test>";
+const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
+                     | test | services <up | down | status | env>>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
         Some("test") => test(),
+        Some("services") => services::cli(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(true)
@@ -175,14 +181,50 @@ fn run(cmd: &mut Command) -> Result<bool, String> {
         .map_err(|e| format!("{cmd:?}: {e}"))
 }
 
-/// Every test of the workspace, then the conformance matrix with every backend required.
+/// Every test of the workspace, then the conformance matrix with every backend required, with
+/// the test servers running: those this call starts are stopped again at the end, whatever
+/// the outcome. A server whose `CREDO_TEST_*` variable is already set is used as given.
 fn test() -> Result<bool, String> {
+    let services = services::Services::new()?;
+    let mut session = services::ServiceSession::new(&services);
+    let mut env: Vec<(&str, String)> = vec![("CREDO_TEST_REQUIRE", "all".into())];
+    for s in services::Service::ALL {
+        match std::env::var(s.env_var()) {
+            Ok(v) if !v.is_empty() => {
+                eprintln!("xtask: {} is set; not starting {}", s.env_var(), s.name());
+            }
+            _ => {
+                session.up(s)?;
+                env.push((s.env_var(), s.env_value().into()));
+            }
+        }
+    }
+    let passed = run_tests(&env);
+    let stopped = session.stop();
+    if let (Err(_), Err(e)) = (&passed, &stopped) {
+        eprintln!("xtask: {e}");
+    }
+    let passed = passed?;
+    stopped?;
+    Ok(passed)
+}
+
+fn run_tests(env: &[(&str, String)]) -> Result<bool, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    if !run(Command::new(&cargo).args(["test", "--workspace", "--all-features"]))? {
+    let with_env = |cmd: &mut Command| {
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+    };
+    let mut cargo_test = Command::new(&cargo);
+    cargo_test.args(["test", "--workspace", "--all-features"]);
+    with_env(&mut cargo_test);
+    if !run(&mut cargo_test)? {
         return Ok(false);
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    run(Command::new(exe)
-        .arg("conformance")
-        .env("CREDO_TEST_REQUIRE", "all"))
+    let mut conformance = Command::new(exe);
+    conformance.arg("conformance");
+    with_env(&mut conformance);
+    run(&mut conformance)
 }

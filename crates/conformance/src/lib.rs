@@ -22,6 +22,7 @@
 
 pub mod backends;
 pub mod cases;
+pub mod docker;
 pub mod harness;
 pub mod model;
 pub mod property;

@@ -10,11 +10,22 @@ use std::time::Duration;
 /// Environment variable naming the test server.
 pub const URL_VAR: &str = "CREDO_TEST_POSTGRES_URL";
 
-/// PostgreSQL from `CREDO_TEST_POSTGRES_URL`. Each set of fresh stores gets a schema of its
-/// own (`credo_t_<pid>_<n>`), emptied and reused once the previous holder dropped it, so cases
-/// and test processes never see each other's rows and the suite can run any number of times.
+#[cfg(feature = "testcontainers")]
+type Container = testcontainers_modules::testcontainers::ContainerAsync<
+    testcontainers_modules::postgres::Postgres,
+>;
+
+/// PostgreSQL from `CREDO_TEST_POSTGRES_URL`, else (feature `testcontainers`) a container when
+/// a Docker engine answers, else skipped with the reason. Each set of fresh stores gets a schema
+/// of its own (`credo_t_<pid>_<n>`), emptied and reused once the previous holder dropped it, so
+/// cases and test processes never see each other's rows and the suite can run any number of
+/// times against one server.
 pub struct PostgresHarness {
-    url: Option<String>,
+    configured: Option<String>,
+    url: tokio::sync::OnceCell<Result<String, String>>,
+    /// Removed (by its `Drop`) when the harness is dropped.
+    #[cfg(feature = "testcontainers")]
+    container: Mutex<Option<Container>>,
     free: Arc<Mutex<Vec<PgStores>>>,
     next: AtomicU32,
 }
@@ -25,13 +36,61 @@ impl PostgresHarness {
         Self::new(std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()))
     }
 
-    /// A harness for `url` (`None`: skipped).
+    /// A harness for `url` (`None`: a container if possible, else skipped).
     pub fn new(url: Option<String>) -> Self {
         Self {
-            url,
+            configured: url,
+            url: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "testcontainers")]
+            container: Mutex::new(None),
             free: Arc::default(),
             next: AtomicU32::new(0),
         }
+    }
+
+    /// The server's URL: configured, or a container started now, or why there is none.
+    async fn url(&self) -> Result<String, String> {
+        self.url.get_or_init(|| self.resolve()).await.clone()
+    }
+
+    async fn resolve(&self) -> Result<String, String> {
+        if let Some(url) = &self.configured {
+            return Ok(url.clone());
+        }
+        let unset = format!(
+            "{URL_VAR} is not set (run `cargo xtask services up` and \
+             `eval \"$(cargo xtask services env)\"`)"
+        );
+        if let Err(why) = crate::docker::engine_answers() {
+            return Err(format!(
+                "{unset}, and no Docker engine for testcontainers: {why}"
+            ));
+        }
+        self.start_container(unset).await
+    }
+
+    #[cfg(feature = "testcontainers")]
+    async fn start_container(&self, _unset: String) -> Result<String, String> {
+        use testcontainers_modules::testcontainers::runners::AsyncRunner;
+        let node = testcontainers_modules::postgres::Postgres::default()
+            .start()
+            .await
+            .map_err(|e| format!("testcontainers: starting postgres: {e}"))?;
+        let port = node
+            .get_host_port_ipv4(5432)
+            .await
+            .map_err(|e| format!("testcontainers: {e}"))?;
+        *self.container.lock() = Some(node);
+        Ok(format!(
+            "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+        ))
+    }
+
+    #[cfg(not(feature = "testcontainers"))]
+    async fn start_container(&self, unset: String) -> Result<String, String> {
+        Err(format!(
+            "{unset}; a Docker engine answers, but this build lacks the `testcontainers` feature"
+        ))
     }
 
     async fn new_schema(&self, url: &str) -> Result<PgStores, String> {
@@ -39,8 +98,7 @@ impl PostgresHarness {
         let mut config = PgConfig::new(url);
         config.schema = Some(format!("credo_t_{}_{n}", std::process::id()));
         config.max_connections = 10;
-        let clock = Stores::new_clock();
-        let stores = PgStores::connect(&config, clock)
+        let stores = PgStores::connect(&config, Stores::new_clock())
             .await
             .map_err(|e| e.to_string())?;
         stores
@@ -76,12 +134,7 @@ impl Harness for PostgresHarness {
     }
 
     async fn available(&self) -> Result<(), String> {
-        let Some(url) = &self.url else {
-            return Err(format!(
-                "{URL_VAR} is not set (run `cargo xtask services up` and `eval \"$(cargo xtask services env)\"`)"
-            ));
-        };
-        let mut config = PgConfig::new(url);
+        let mut config = PgConfig::new(self.url().await?);
         config.max_connections = 1;
         config.acquire_timeout = Duration::from_secs(5);
         let stores = PgStores::connect(&config, Stores::new_clock())
@@ -100,17 +153,16 @@ impl Harness for PostgresHarness {
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
-        let url = self
-            .url
-            .as_deref()
-            .ok_or_else(|| format!("{URL_VAR} is not set"))?;
+        let url = self.url().await?;
         let reused = self.free.lock().pop();
         let base = match reused {
             Some(s) => {
-                sqlx_clear(&s).await?;
+                s.clear_all_tables()
+                    .await
+                    .map_err(|e| format!("clearing schema: {e}"))?;
                 s
             }
-            None => self.new_schema(url).await?,
+            None => self.new_schema(&url).await?,
         };
         let pg = base.with_clock(clock.clone());
         let lease = SchemaLease {
@@ -129,10 +181,4 @@ impl Harness for PostgresHarness {
             lease: Some(Arc::new(lease)),
         })
     }
-}
-
-async fn sqlx_clear(s: &PgStores) -> Result<(), String> {
-    s.clear_all_tables()
-        .await
-        .map_err(|e| format!("clearing schema: {e}"))
 }
