@@ -4,7 +4,7 @@
 //! it never disturbs the shared test server.
 
 use credo_adapters_postgres::{PgConfig, PgStores};
-use credo_ports::{NewUser, StoreError, SystemClock, TenantId};
+use credo_ports::{HealthStatus, NewUser, StoreError, SystemClock, TenantId};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -217,6 +217,11 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
         first_error < Duration::from_secs(6),
         "an operation hung {first_error:?} with a 2 s acquire timeout"
     );
+    let health = stores.health(Duration::from_secs(1));
+    let t = Instant::now();
+    let status = health.check().await;
+    assert!(matches!(status, HealthStatus::Failed(_)), "health while down: {status:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "health check took {:?}", t.elapsed());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = unavailable.load(Ordering::Relaxed);
     assert!(
@@ -237,6 +242,7 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let recovered = recovered.expect("store did not recover within 10 s of the restart");
+    assert_eq!(health.check().await, HealthStatus::Ok, "health after the restart");
     let after_restart = oks.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
