@@ -93,19 +93,33 @@ impl SessionStore for InMemorySessionStore {
         new.validate(now)?;
         let session = new.into_session(now);
         match self.sessions.entry(session.id) {
-            Entry::Occupied(_) => {
+            Entry::Occupied(o) if self.live(o.get().expires_at, now) => {
                 return Err(StoreError::Conflict(format!(
                     "session id {} already exists",
                     session.id
                 )));
             }
-            Entry::Vacant(v) => {
+            entry => {
                 // Index first, under the entry lock, so a listing never misses a created session.
                 self.by_user
                     .entry((session.tenant_id, session.user_id))
                     .or_default()
                     .insert(session.id);
-                v.insert(session.clone());
+                match entry {
+                    Entry::Vacant(v) => {
+                        v.insert(session.clone());
+                    }
+                    // An expired session no longer holds its id: replace it, index included.
+                    Entry::Occupied(mut o) => {
+                        let old = o.insert(session.clone());
+                        if (old.tenant_id, old.user_id) != (session.tenant_id, session.user_id)
+                            && let Some(mut set) =
+                                self.by_user.get_mut(&(old.tenant_id, old.user_id))
+                        {
+                            set.remove(&old.id);
+                        }
+                    }
+                }
             }
         }
         Ok(session)

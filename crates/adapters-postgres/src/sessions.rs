@@ -151,6 +151,16 @@ impl SessionStore for PgSessionStore {
             "INSERT INTO sessions (id, tenant_id, user_id, client_id, scopes, status, user_agent, ip_address,
                                    device_id, device_name, created_at, expires_at, last_seen_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11, 1)
+             ON CONFLICT (id) DO UPDATE SET
+                 tenant_id = EXCLUDED.tenant_id, user_id = EXCLUDED.user_id,
+                 client_id = EXCLUDED.client_id, scopes = EXCLUDED.scopes, status = EXCLUDED.status,
+                 user_agent = EXCLUDED.user_agent, ip_address = EXCLUDED.ip_address,
+                 device_id = EXCLUDED.device_id, device_name = EXCLUDED.device_name,
+                 created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+                 last_seen_at = EXCLUDED.last_seen_at, last_refreshed_at = NULL,
+                 revoked_at = NULL, version = 1
+             -- an expired session no longer holds its id
+             WHERE sessions.expires_at <= EXCLUDED.created_at
              RETURNING *",
         )
         .bind(s.id.0)
@@ -165,10 +175,16 @@ impl SessionStore for PgSessionStore {
         .bind(s.device.device_name.as_deref())
         .bind(to_db(now))
         .bind(to_db(s.expires_at))
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        session(&row)
+        match row {
+            Some(r) => session(&r),
+            None => Err(StoreError::Conflict(format!(
+                "session id {} already exists",
+                s.id
+            ))),
+        }
     }
 
     async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {

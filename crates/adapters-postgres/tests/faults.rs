@@ -220,8 +220,15 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
     let health = stores.health(Duration::from_secs(1));
     let t = Instant::now();
     let status = health.check().await;
-    assert!(matches!(status, HealthStatus::Failed(_)), "health while down: {status:?}");
-    assert!(t.elapsed() < Duration::from_secs(3), "health check took {:?}", t.elapsed());
+    assert!(
+        matches!(status, HealthStatus::Failed(_)),
+        "health while down: {status:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "health check took {:?}",
+        t.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = unavailable.load(Ordering::Relaxed);
     assert!(
@@ -242,7 +249,11 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let recovered = recovered.expect("store did not recover within 10 s of the restart");
-    assert_eq!(health.check().await, HealthStatus::Ok, "health after the restart");
+    assert_eq!(
+        health.check().await,
+        HealthStatus::Ok,
+        "health after the restart"
+    );
     let after_restart = oks.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);

@@ -181,7 +181,8 @@ pub fn validate_jti(jti: &str) -> StoreResult<()> {
 /// physical TTLs are only a garbage-collection safety net.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Creates a session. `Conflict` if the id exists.
+    /// Creates a session. `Conflict` if a live session (in any tenant) holds the id; an expired
+    /// one does not (it is replaced), since backends with physical TTLs forget it anyway.
     async fn create(&self, session: NewSession) -> StoreResult<Session>;
     /// The session, while `now < expires_at` (revoked sessions are returned with their status).
     async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>>;

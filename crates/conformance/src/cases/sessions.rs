@@ -24,6 +24,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         token_revocation_expires_and_extends,
         cross_tenant_isolation,
         bad_input_is_rejected_before_any_write,
+        ids_are_global_while_live_and_free_once_expired,
     ]
 }
 
@@ -689,4 +690,48 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
         None,
     )?;
     ok("the valid one works", st.create(base).await).map(|_| ())
+}
+
+async fn ids_are_global_while_live_and_free_once_expired(ctx: &Ctx) -> Result<(), String> {
+    let (s, st) = sessions(ctx).await?;
+    let first = ok(
+        "create",
+        st.create(new_session(&s, 1, 0, 0, 10, false)).await,
+    )?;
+    ok("revoke", st.revoke(tenant(0), first.id).await)?;
+    err_kind(
+        "same id, other tenant, while live",
+        st.create(new_session(&s, 1, 1, 5, 10, false)).await,
+        "Conflict",
+    )?;
+    s.clock.advance(Duration::from_secs(10));
+    let again = ok(
+        "same id once expired",
+        st.create(new_session(&s, 1, 1, 5, 10, true)).await,
+    )?;
+    eq(
+        "a new session",
+        (again.tenant_id, again.user_id, again.status, again.version),
+        (tenant(1), user_id(5), SessionStatus::PendingConsent, 1),
+    )?;
+    eq(
+        "nothing of the old one",
+        (again.revoked_at, again.created_at),
+        (None, s.now()),
+    )?;
+    eq(
+        "old tenant sees nothing",
+        ok("get", st.get(tenant(0), first.id).await)?,
+        None,
+    )?;
+    eq(
+        "old user lists nothing",
+        ok("list", st.list_for_user(tenant(0), user_id(0)).await)?.len(),
+        0,
+    )?;
+    eq(
+        "new user lists it",
+        ok("list", st.list_for_user(tenant(1), user_id(5)).await)?,
+        vec![again],
+    )
 }
