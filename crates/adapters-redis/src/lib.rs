@@ -1,7 +1,329 @@
-//! credo-storage Redis adapter (fred). Filled by issue #4.
+//! The Redis backend of credo-storage, on [`fred`]: sessions with the token revocation list,
+//! and GCRA rate limiting. Every multi-step operation is one Lua script (called by SHA,
+//! reloaded transparently after `SCRIPT FLUSH` or a restart).
 //!
-//! Not implemented yet: this crate only reserves its place in the workspace so the layout of
-//! DESIGN §2 holds. It exports no store, and the conformance suite does not list this backend
-//! until it does.
+//! Keys are `{prefix}:{t:<tenant>}:...`: the hash tag keeps one tenant's keys (so one user's
+//! session, index and token keys) in one cluster slot, which is what lets every script declare
+//! all the keys it touches. A session id is also reserved under `{prefix}:sid:{<id>}` so ids
+//! stay unique across tenants while the session lives.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), credo_ports::StoreError> {
+//! use std::sync::Arc;
+//! use credo_adapters_redis::{RedisConfig, RedisStores};
+//! use credo_ports::SystemClock;
+//!
+//! let stores = RedisStores::connect(&RedisConfig::new("redis://cache.internal:6379"), Arc::new(SystemClock)).await?;
+//! let sessions = stores.sessions();
+//! let limiter = stores.rate_limits();
+//! # Ok(()) }
+//! ```
 
-pub use credo_ports as ports;
+mod rate_limits;
+mod sessions;
+
+pub use rate_limits::RedisRateLimitStore;
+pub use sessions::RedisSessionStore;
+
+use async_trait::async_trait;
+use credo_ports::{
+    Clock, HealthCheck, HealthStatus, RateLimitStore, SessionStore, StoreError, StoreResult,
+};
+use fred::prelude::*;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where "now" comes from for rate limiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSource {
+    /// Redis `TIME` inside the script (the production default): every instance of a service
+    /// sees one clock, whatever the skew between their hosts.
+    Server,
+    /// The injected [`Clock`] (tests, or managed Redis offerings that reject `TIME` in scripts).
+    Clock,
+}
+
+/// Connection settings. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    pub url: String,
+    /// Connections in the pool (default 4); commands are spread over them.
+    pub pool_size: usize,
+    /// Bound on every command, time queued while reconnecting included (default 3 s).
+    pub command_timeout: Duration,
+    /// Bound on connecting (TCP and TLS handshake, default 3 s).
+    pub connection_timeout: Duration,
+    /// Reconnect backoff: first delay (default 100 ms)...
+    pub reconnect_min: Duration,
+    /// ...growing exponentially to this (default 5 s), with jitter, forever.
+    pub reconnect_max: Duration,
+    /// Prefix of every key (default `credo`): `[A-Za-z0-9_-]`, 1 to 64 bytes.
+    pub key_prefix: String,
+    /// Time source of the rate limiter (default [`TimeSource::Server`]).
+    pub rate_limit_time: TimeSource,
+    /// How long keys outlive their logical expiry before Redis drops them (default 60 s):
+    /// expiry is decided by the clock; TTLs only keep memory bounded.
+    pub expiry_grace: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 4,
+            command_timeout: Duration::from_secs(3),
+            connection_timeout: Duration::from_secs(3),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            key_prefix: "credo".into(),
+            rate_limit_time: TimeSource::Server,
+            expiry_grace: Duration::from_secs(60),
+        }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        let url = &self.url;
+        let Some(scheme_end) = url.find("://") else {
+            return url.clone();
+        };
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => match rest[..at].find(':') {
+                Some(colon) => format!(
+                    "{}{}***{}",
+                    &url[..scheme_end + 3],
+                    &rest[..colon + 1],
+                    &rest[at..]
+                ),
+                None if !rest[..at].is_empty() => {
+                    format!("{}***{}", &url[..scheme_end + 3], &rest[at..])
+                }
+                None => url.clone(),
+            },
+            None => url.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("pool_size", &self.pool_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("key_prefix", &self.key_prefix)
+            .field("rate_limit_time", &self.rate_limit_time)
+            .field("expiry_grace", &self.expiry_grace)
+            .finish()
+    }
+}
+
+/// Maps a client error into the shared [`StoreError`].
+pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
+    use fred::error::ErrorKind as K;
+    match e.kind() {
+        K::Parse | K::NotFound | K::InvalidArgument => StoreError::Corrupt(format!("redis: {e}")),
+        K::Config | K::Url => StoreError::invalid("url", e.to_string()),
+        _ => StoreError::Unavailable(format!("redis: {e}")),
+    }
+}
+
+/// Every Redis store over one connection pool.
+#[derive(Clone)]
+pub struct RedisStores {
+    pub(crate) pool: Pool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) prefix: Arc<str>,
+    pub(crate) rate_limit_time: TimeSource,
+    pub(crate) grace_ms: i64,
+}
+
+impl RedisStores {
+    /// Builds the pool and starts connecting in the background; waits at most the connection
+    /// timeout for the first connection, so a service can start while Redis is down (calls then
+    /// fail with `Unavailable` until it is back, and the pool reconnects by itself).
+    pub async fn connect(config: &RedisConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
+        let p = &config.key_prefix;
+        if p.is_empty()
+            || p.len() > 64
+            || !p
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            return Err(StoreError::invalid(
+                "key_prefix",
+                "must be 1..=64 of [A-Za-z0-9_-]",
+            ));
+        }
+        if config.pool_size == 0 {
+            return Err(StoreError::invalid("pool_size", "must be at least 1"));
+        }
+        let fred_config = Config::from_url(&config.url)
+            .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
+        let mut policy = ReconnectPolicy::new_exponential(
+            0,
+            config.reconnect_min.as_millis() as u32,
+            config.reconnect_max.as_millis() as u32,
+            2,
+        );
+        policy.set_jitter(50);
+        let (command_timeout, connection_timeout) =
+            (config.command_timeout, config.connection_timeout);
+        let pool = Builder::from_config(fred_config)
+            .with_config(|c| c.fail_fast = false)
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = connection_timeout;
+                c.internal_command_timeout = connection_timeout;
+                // A script in flight when the connection drops must not run twice.
+                c.max_command_attempts = 1;
+            })
+            .set_policy(policy)
+            .build_pool(config.pool_size)
+            .map_err(map_err)?;
+        let _task = pool.connect();
+        let _ = tokio::time::timeout(config.connection_timeout, pool.wait_for_connect()).await;
+        tracing::debug!(url = %config.redacted_url(), pool = config.pool_size, "redis pool configured");
+        Ok(Self {
+            pool,
+            clock,
+            prefix: p.as_str().into(),
+            rate_limit_time: config.rate_limit_time,
+            grace_ms: config.expiry_grace.as_millis() as i64,
+        })
+    }
+
+    /// The same pool and prefix, evaluating time against another clock.
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            ..self.clone()
+        }
+    }
+
+    /// The same pool, under another key prefix (test isolation).
+    pub fn with_prefix(&self, prefix: &str) -> StoreResult<Self> {
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            return Err(StoreError::invalid(
+                "key_prefix",
+                "must be 1..=64 of [A-Za-z0-9_-]",
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.into(),
+            ..self.clone()
+        })
+    }
+
+    /// The session store (with the token revocation list).
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        Arc::new(RedisSessionStore::new(self.clone()))
+    }
+
+    /// The rate limiter.
+    pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
+        Arc::new(RedisRateLimitStore::new(self.clone()))
+    }
+
+    /// A health check (`redis`): `PING` within `timeout`.
+    pub fn health(&self, timeout: Duration) -> Arc<dyn HealthCheck> {
+        Arc::new(RedisHealth {
+            pool: self.pool.clone(),
+            timeout,
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        let _ = self.pool.quit().await;
+    }
+
+    /// `SCRIPT FLUSH` (tests prove scripts are reloaded transparently).
+    pub async fn flush_scripts(&self) -> StoreResult<()> {
+        for c in self.pool.clients() {
+            c.script_flush(false).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Every key matching `pattern` (SCAN, so the server is never blocked).
+    pub(crate) async fn scan_keys(&self, pattern: String) -> StoreResult<Vec<String>> {
+        use fred::types::scan::Scanner;
+        use futures_util::StreamExt;
+        let client = self.pool.next();
+        let mut scan = client.scan(pattern, Some(500), None);
+        let mut keys = Vec::new();
+        while let Some(page) = scan.next().await {
+            let mut page = page.map_err(map_err)?;
+            if let Some(found) = page.take_results() {
+                keys.extend(found.into_iter().filter_map(|k| k.into_string()));
+            }
+            page.next();
+        }
+        Ok(keys)
+    }
+
+    pub(crate) fn key(&self, tenant: credo_ports::TenantId, kind: &str, id: &str) -> String {
+        format!("{}:{{t:{tenant}}}:{kind}:{id}", self.prefix)
+    }
+}
+
+struct RedisHealth {
+    pool: Pool,
+    timeout: Duration,
+}
+
+#[async_trait]
+impl HealthCheck for RedisHealth {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn check(&self) -> HealthStatus {
+        let options = Options {
+            timeout: Some(self.timeout),
+            fail_fast: true,
+            ..Default::default()
+        };
+        let bounded = self.pool.with_options(&options);
+        match tokio::time::timeout(self.timeout, bounded.ping::<String>(None)).await {
+            Ok(Ok(_)) => HealthStatus::Ok,
+            Ok(Err(e)) => HealthStatus::Failed(map_err(e).to_string()),
+            Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        let c = RedisConfig::new("redis://user:s3cret@h:6379/0");
+        assert_eq!(c.redacted_url(), "redis://user:***@h:6379/0");
+        assert_eq!(
+            RedisConfig::new("rediss://:pw@h").redacted_url(),
+            "rediss://:***@h"
+        );
+        assert_eq!(
+            RedisConfig::new("redis://tok@h").redacted_url(),
+            "redis://***@h"
+        );
+        assert_eq!(
+            RedisConfig::new("redis://h:1").redacted_url(),
+            "redis://h:1"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

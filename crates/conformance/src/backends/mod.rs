@@ -3,9 +3,11 @@
 
 mod inmemory;
 mod postgres;
+mod redis;
 
 pub use inmemory::{InMemoryHarness, stores as inmemory_stores};
 pub use postgres::PostgresHarness;
+pub use redis::RedisHarness;
 
 use crate::harness::Harness;
 use std::sync::Arc;
@@ -15,11 +17,9 @@ pub fn all() -> Vec<Arc<dyn Harness>> {
     vec![
         Arc::new(InMemoryHarness),
         Arc::new(PostgresHarness::from_env()),
+        Arc::new(RedisHarness::from_env()),
     ]
 }
 
 /// Backends of DESIGN §2 that are not implemented yet, with the issue that brings them.
-pub const PLANNED: [(&str, &str); 2] = [
-    ("redis", "issue #4 (Redis adapter)"),
-    ("kafka", "issue #5 (Kafka adapter and audit pipeline)"),
-];
+pub const PLANNED: [(&str, &str); 1] = [("kafka", "issue #5 (Kafka adapter and audit pipeline)")];

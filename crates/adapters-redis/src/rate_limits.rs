@@ -1,0 +1,168 @@
+use crate::{RedisStores, TimeSource, map_err};
+use async_trait::async_trait;
+use credo_ports::rate_limit::validate_key;
+use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId};
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// GCRA in integer microseconds, the mirror of `credo_ports::rate_limit::gcra`. Lua numbers
+/// are doubles: every value stays below 2^53 (policies are bounded), and divisions are
+/// corrected to exact integer quotients.
+/// KEYS: key. ARGV: now ('' = Redis TIME), emission interval, tolerance, cost, consume (1|0),
+/// grace_ms. Returns {allowed, remaining, reset_after, retry_after}.
+static GCRA: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local now
+         if ARGV[1] == '' then
+           local t = redis.call('TIME')
+           now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+         else
+           now = tonumber(ARGV[1])
+         end
+         local T, tau, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+         local function idiv(a, b)
+           local q = math.floor(a / b)
+           if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+           return q
+         end
+         local stored = redis.call('GET', KEYS[1])
+         local tat = now
+         if stored then tat = math.max(tonumber(stored), now) end
+         local new_tat = tat + T * cost
+         local allow_at = new_tat - tau
+         if now < allow_at then
+           return {0, math.max(0, idiv(tau - (tat - now), T)), tat - now, allow_at - now}
+         end
+         if ARGV[5] == '1' then
+           local ttl = idiv(new_tat - now, 1000) + tonumber(ARGV[6])
+           redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+         end
+         return {1, math.max(0, idiv(tau - (new_tat - now), T)), new_tat - now, 0}",
+    )
+});
+
+/// Deletes a rate-limit key whose TAT is not after now. KEYS: key. ARGV: now ('' = TIME).
+static PURGE_IDLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local now
+         if ARGV[1] == '' then
+           local t = redis.call('TIME')
+           now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+         else
+           now = tonumber(ARGV[1])
+         end
+         if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+         local v = redis.call('GET', KEYS[1])
+         if v and tonumber(v) <= now then redis.call('DEL', KEYS[1]) return 1 end
+         return 0",
+    )
+});
+
+/// Redis GCRA [`RateLimitStore`]: one string key per `(tenant, key)` holding the TAT, updated
+/// by one script; the key expires once idle (TAT plus a grace).
+pub struct RedisRateLimitStore {
+    r: RedisStores,
+}
+
+impl RedisRateLimitStore {
+    pub(crate) fn new(r: RedisStores) -> Self {
+        Self { r }
+    }
+
+    fn now_arg(&self) -> String {
+        match self.r.rate_limit_time {
+            TimeSource::Server => String::new(),
+            TimeSource::Clock => self.r.clock.now().as_micros().to_string(),
+        }
+    }
+
+    async fn gcra(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+        cost: u32,
+        consume: bool,
+    ) -> StoreResult<Decision> {
+        let args = vec![
+            self.now_arg(),
+            policy.emission_interval_us().to_string(),
+            policy.tolerance_us().to_string(),
+            cost.to_string(),
+            if consume { "1" } else { "0" }.to_string(),
+            self.r.grace_ms.max(1).to_string(),
+        ];
+        let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) = GCRA
+            .evalsha_with_reload(
+                self.r.pool.next(),
+                vec![self.r.key(tenant, "rl", key)],
+                args,
+            )
+            .await
+            .map_err(map_err)?;
+        let us = |v: i64| Duration::from_micros(v.max(0) as u64);
+        Ok(Decision {
+            allowed: allowed == 1,
+            limit: policy.limit,
+            remaining: remaining.clamp(0, i64::from(u32::MAX)) as u32,
+            reset_after: us(reset_after),
+            retry_after: us(retry_after),
+        })
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for RedisRateLimitStore {
+    async fn check(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+        cost: u32,
+    ) -> StoreResult<Decision> {
+        policy.validate(cost)?;
+        validate_key(key)?;
+        self.gcra(tenant, key, policy, cost, true).await
+    }
+
+    async fn peek(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+    ) -> StoreResult<Decision> {
+        policy.validate(1)?;
+        validate_key(key)?;
+        self.gcra(tenant, key, policy, 1, false).await
+    }
+
+    async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
+        validate_key(key)?;
+        let _: i64 = self
+            .r
+            .pool
+            .del(self.r.key(tenant, "rl", key))
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Idle keys also expire by themselves (TAT plus the grace); this sweeps them now.
+    async fn purge_idle(&self) -> StoreResult<u64> {
+        let keys = self
+            .r
+            .scan_keys(format!("{}:{{t:*}}:rl:*", self.r.prefix))
+            .await?;
+        let mut n = 0u64;
+        for key in keys {
+            let deleted: i64 = PURGE_IDLE
+                .evalsha_with_reload(self.r.pool.next(), vec![key], vec![self.now_arg()])
+                .await
+                .map_err(map_err)?;
+            n += deleted as u64;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,549 @@
+use crate::{RedisStores, map_err};
+use async_trait::async_trait;
+use credo_ports::sessions::validate_jti;
+use credo_ports::{
+    Device, NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult,
+    TenantId, Timestamp, UserId,
+};
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Reserves a session id across tenants while its session lives; the value is
+/// `<expires>:<tenant>`. KEYS: reservation. ARGV: now, expires, tenant, ttl_ms.
+/// Returns 'taken', or the tenant of the expired session it replaces, or ''.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local cur = redis.call('GET', KEYS[1])
+         local old = ''
+         if cur then
+           local exp, tenant = string.match(cur, '^(%d+):(.*)$')
+           if exp and tonumber(exp) > tonumber(ARGV[1]) then return 'taken' end
+           old = tenant or ''
+         end
+         redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
+         return old",
+    )
+});
+
+/// Writes a new session and indexes it under its user (a sorted set scored by expiry, trimmed
+/// on every write so it never rots). Members are trimmed only once expired by more than the
+/// grace: an instance whose clock runs behind must still find sessions live by its clock.
+/// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, then field/value pairs.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "redis.call('DEL', KEYS[1])
+         local fields = {}
+         for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+         redis.call('HSET', KEYS[1], unpack(fields))
+         redis.call('PEXPIRE', KEYS[1], ARGV[1])
+         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+         local ttl = redis.call('PTTL', KEYS[2])
+         if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+         return 1",
+    )
+});
+
+/// One state change of a live session, check and write in one step.
+/// KEYS: session. ARGV: now, op (touch | refresh | activate | revoke).
+/// Returns {'nf'} (absent or expired), {'st', status} (forbidden in this state) or
+/// {'ok', field, value, ...}.
+static CHANGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local now = tonumber(ARGV[1])
+         local exp = redis.call('HGET', KEYS[1], 'expires')
+         if not exp or tonumber(exp) <= now then return {'nf'} end
+         local st = redis.call('HGET', KEYS[1], 'status')
+         local op = ARGV[2]
+         local function bump() redis.call('HINCRBY', KEYS[1], 'version', 1) end
+         local function seen()
+           if now > tonumber(redis.call('HGET', KEYS[1], 'seen')) then
+             redis.call('HSET', KEYS[1], 'seen', ARGV[1]) return true
+           end
+           return false
+         end
+         if op == 'touch' then
+           if st == 'revoked' then return {'st', st} end
+           if seen() then bump() end
+         elseif op == 'refresh' then
+           if st ~= 'active' then return {'st', st} end
+           seen()
+           redis.call('HSET', KEYS[1], 'refreshed', ARGV[1])
+           bump()
+         elseif op == 'activate' then
+           if st ~= 'pending_consent' then return {'st', st} end
+           redis.call('HSET', KEYS[1], 'status', 'active')
+           bump()
+         elseif op == 'revoke' then
+           if st == 'revoked' then return {'st', st} end
+           redis.call('HSET', KEYS[1], 'status', 'revoked', 'revoked', ARGV[1])
+           bump()
+         else
+           return redis.error_reply('ERR unknown op ' .. op)
+         end
+         local r = redis.call('HGETALL', KEYS[1])
+         table.insert(r, 1, 'ok')
+         return r",
+    )
+});
+
+/// Revokes every listed session that is live, unrevoked and still the user's.
+/// KEYS: sessions. ARGV: now, user. Returns how many.
+static REVOKE_MANY: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local now = tonumber(ARGV[1])
+         local n = 0
+         for i = 1, #KEYS do
+           local v = redis.call('HMGET', KEYS[i], 'expires', 'status', 'user')
+           if v[1] and tonumber(v[1]) > now and v[2] ~= 'revoked' and v[3] == ARGV[2] then
+             redis.call('HSET', KEYS[i], 'status', 'revoked', 'revoked', ARGV[1])
+             redis.call('HINCRBY', KEYS[i], 'version', 1)
+             n = n + 1
+           end
+         end
+         return n",
+    )
+});
+
+/// Deletes the key when the timestamp in `field` (or the string value when `field` is empty)
+/// is not after now. KEYS: key. ARGV: now, field. Returns 1 when deleted.
+static PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local v
+         local t = redis.call('TYPE', KEYS[1]).ok
+         if ARGV[2] == '' then
+           if t ~= 'string' then return 0 end
+           v = redis.call('GET', KEYS[1])
+         else
+           if t ~= 'hash' then return 0 end
+           v = redis.call('HGET', KEYS[1], ARGV[2])
+         end
+         if v and tonumber(v) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
+         return 0",
+    )
+});
+
+/// Drops an id reservation whose session has expired. KEYS: reservation. ARGV: now.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local cur = redis.call('GET', KEYS[1])
+         if not cur then return 0 end
+         local exp = string.match(cur, '^(%d+):')
+         if exp and tonumber(exp) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
+         return 0",
+    )
+});
+
+/// Revokes a token id until the later of its current (live) and new expiry.
+/// KEYS: token. ARGV: now, expires, grace_ms.
+static REVOKE_TOKEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local now = tonumber(ARGV[1])
+         local new = ARGV[2]
+         local cur = redis.call('GET', KEYS[1])
+         if cur and tonumber(cur) > now and tonumber(cur) > tonumber(new) then new = cur end
+         local ttl = math.floor((tonumber(new) - now) / 1000) + tonumber(ARGV[3])
+         redis.call('SET', KEYS[1], new, 'PX', ttl)
+         return 1",
+    )
+});
+
+/// Redis [`SessionStore`]: a hash per session, a per-user sorted set scored by expiry, string
+/// keys for revoked token ids; expiry decided by the injected clock, with key TTLs (expiry plus
+/// a grace) as the memory safety net.
+pub struct RedisSessionStore {
+    r: RedisStores,
+}
+
+impl RedisSessionStore {
+    pub(crate) fn new(r: RedisStores) -> Self {
+        Self { r }
+    }
+
+    fn session_key(&self, tenant: TenantId, id: SessionId) -> String {
+        self.r.key(tenant, "s", &id.to_string())
+    }
+
+    fn index_key(&self, tenant: TenantId, user: UserId) -> String {
+        self.r.key(tenant, "u", &user.to_string())
+    }
+
+    fn reservation_key(&self, id: SessionId) -> String {
+        format!("{}:sid:{{{id}}}", self.r.prefix)
+    }
+
+    fn ttl_ms(&self, expires: Timestamp, now: Timestamp) -> i64 {
+        (expires.as_micros() - now.as_micros()).max(0) / 1000 + self.r.grace_ms.max(1)
+    }
+
+    async fn run<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> StoreResult<R> {
+        script
+            .evalsha_with_reload(self.r.pool.next(), keys, args)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn change(&self, tenant: TenantId, id: SessionId, op: &str) -> StoreResult<Session> {
+        let now = self.r.clock.now();
+        let reply: Vec<String> = self
+            .run(
+                &CHANGE,
+                vec![self.session_key(tenant, id)],
+                vec![now.as_micros().to_string(), op.into()],
+            )
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => decode(tenant, id, &pairs(&reply[1..])),
+            Some("st") => Err(StoreError::InvalidState(format!(
+                "session is {}",
+                reply.get(1).map(String::as_str).unwrap_or("?")
+            ))),
+            _ => Err(StoreError::not_found("session")),
+        }
+    }
+
+    async fn read(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
+        let fields: HashMap<String, String> = self
+            .r
+            .pool
+            .hgetall(self.session_key(tenant, id))
+            .await
+            .map_err(map_err)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode(tenant, id, &fields).map(Some)
+    }
+
+    /// Deletes every key matching `pattern` whose timestamp (hash field or string value) has
+    /// passed; returns how many.
+    async fn purge(
+        &self,
+        pattern: String,
+        field: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<String>> {
+        let mut deleted = Vec::new();
+        for key in self.r.scan_keys(pattern).await? {
+            let gone: i64 = self
+                .run(
+                    &PURGE_ONE,
+                    vec![key.clone()],
+                    vec![now.as_micros().to_string(), field.to_string()],
+                )
+                .await?;
+            if gone == 1 {
+                deleted.push(key);
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn pairs(flat: &[String]) -> HashMap<String, String> {
+    flat.chunks_exact(2)
+        .map(|kv| (kv[0].clone(), kv[1].clone()))
+        .collect()
+}
+
+fn ts(fields: &HashMap<String, String>, name: &str) -> StoreResult<Option<Timestamp>> {
+    fields
+        .get(name)
+        .map(|v| {
+            v.parse::<i64>()
+                .map(Timestamp::from_micros)
+                .map_err(|_| StoreError::Corrupt(format!("session field {name}: {v:?}")))
+        })
+        .transpose()
+}
+
+fn required<T>(v: Option<T>, name: &str) -> StoreResult<T> {
+    v.ok_or_else(|| StoreError::Corrupt(format!("session field {name} missing")))
+}
+
+fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> StoreResult<Session> {
+    let status = match f.get("status").map(String::as_str) {
+        Some("pending_consent") => SessionStatus::PendingConsent,
+        Some("active") => SessionStatus::Active,
+        Some("revoked") => SessionStatus::Revoked,
+        other => return Err(StoreError::Corrupt(format!("session status {other:?}"))),
+    };
+    let user = required(f.get("user"), "user")?;
+    let scopes = required(f.get("scopes"), "scopes")?;
+    Ok(Session {
+        id,
+        tenant_id: tenant,
+        user_id: UserId(
+            user.parse()
+                .map_err(|_| StoreError::Corrupt(format!("session user {user:?}")))?,
+        ),
+        client_id: required(f.get("client"), "client")?.clone(),
+        scopes: serde_json::from_str(scopes)
+            .map_err(|e| StoreError::Corrupt(format!("session scopes: {e}")))?,
+        status,
+        device: Device {
+            user_agent: f.get("ua").cloned(),
+            ip_address: f.get("ip").cloned(),
+            device_id: f.get("did").cloned(),
+            device_name: f.get("dname").cloned(),
+        },
+        created_at: required(ts(f, "created")?, "created")?,
+        expires_at: required(ts(f, "expires")?, "expires")?,
+        last_seen_at: required(ts(f, "seen")?, "seen")?,
+        last_refreshed_at: ts(f, "refreshed")?,
+        revoked_at: ts(f, "revoked")?,
+        version: required(f.get("version"), "version")?
+            .parse()
+            .map_err(|_| StoreError::Corrupt("session version".into()))?,
+    })
+}
+
+fn encode(s: &Session) -> Vec<String> {
+    let micros = |t: Timestamp| t.as_micros().to_string();
+    let mut v = vec![
+        "user".into(),
+        s.user_id.to_string(),
+        "client".into(),
+        s.client_id.clone(),
+        "scopes".into(),
+        serde_json::to_string(&s.scopes).unwrap_or_else(|_| "[]".into()),
+        "status".into(),
+        s.status.as_str().into(),
+        "created".into(),
+        micros(s.created_at),
+        "expires".into(),
+        micros(s.expires_at),
+        "seen".into(),
+        micros(s.last_seen_at),
+        "version".into(),
+        s.version.to_string(),
+    ];
+    for (name, value) in [
+        ("ua", &s.device.user_agent),
+        ("ip", &s.device.ip_address),
+        ("did", &s.device.device_id),
+        ("dname", &s.device.device_name),
+    ] {
+        if let Some(value) = value {
+            v.push(name.into());
+            v.push(value.clone());
+        }
+    }
+    v
+}
+
+#[async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn create(&self, new: NewSession) -> StoreResult<Session> {
+        let now = self.r.clock.now();
+        new.validate(now)?;
+        let s = new.into_session(now);
+        let ttl = self.ttl_ms(s.expires_at, now).to_string();
+        let previous: String = self
+            .run(
+                &RESERVE,
+                vec![self.reservation_key(s.id)],
+                vec![
+                    now.as_micros().to_string(),
+                    s.expires_at.as_micros().to_string(),
+                    s.tenant_id.to_string(),
+                    ttl.clone(),
+                ],
+            )
+            .await?;
+        if previous == "taken" {
+            return Err(StoreError::Conflict(format!(
+                "session id {} already exists",
+                s.id
+            )));
+        }
+        // The expired session this one replaces lived in another tenant's slot: drop it there
+        // (same tenant: the create script overwrites it).
+        if let Ok(old_tenant) = previous.parse::<uuid::Uuid>().map(TenantId)
+            && old_tenant != s.tenant_id
+        {
+            let _: i64 = self
+                .r
+                .pool
+                .del(self.session_key(old_tenant, s.id))
+                .await
+                .map_err(map_err)?;
+        }
+        let trim_before = now.as_micros() - self.r.grace_ms * 1000;
+        let mut args = vec![
+            ttl,
+            trim_before.to_string(),
+            s.expires_at.as_micros().to_string(),
+            s.id.to_string(),
+        ];
+        args.extend(encode(&s));
+        let _: i64 = self
+            .run(
+                &CREATE,
+                vec![
+                    self.session_key(s.tenant_id, s.id),
+                    self.index_key(s.tenant_id, s.user_id),
+                ],
+                args,
+            )
+            .await?;
+        Ok(s)
+    }
+
+    async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
+        let now = self.r.clock.now();
+        Ok(self.read(tenant, id).await?.filter(|s| s.is_live(now)))
+    }
+
+    async fn touch(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.change(tenant, id, "touch").await
+    }
+
+    async fn mark_refreshed(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.change(tenant, id, "refresh").await
+    }
+
+    async fn activate(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.change(tenant, id, "activate").await
+    }
+
+    async fn revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
+        self.change(tenant, id, "revoke").await
+    }
+
+    async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
+        let now = self.r.clock.now();
+        let ids: Vec<String> = self
+            .r
+            .pool
+            .zrangebyscore(
+                self.index_key(tenant, user),
+                format!("({}", now.as_micros()),
+                "+inf",
+                false,
+                None,
+            )
+            .await
+            .map_err(map_err)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = ids.iter().map(|id| self.r.key(tenant, "s", id)).collect();
+        let n: i64 = self
+            .run(
+                &REVOKE_MANY,
+                keys,
+                vec![now.as_micros().to_string(), user.to_string()],
+            )
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+        let now = self.r.clock.now();
+        let index = self.index_key(tenant, user);
+        let ids: Vec<String> = self
+            .r
+            .pool
+            .zrangebyscore(&index, format!("({}", now.as_micros()), "+inf", false, None)
+            .await
+            .map_err(map_err)?;
+        let reads = ids.iter().map(|id| async move {
+            let parsed = id
+                .parse()
+                .map(SessionId)
+                .map_err(|_| StoreError::Corrupt(format!("session index member {id:?}")))?;
+            Ok::<_, StoreError>((id, self.read(tenant, parsed).await?))
+        });
+        let mut out = Vec::new();
+        let mut dangling = Vec::new();
+        for r in futures_util::future::join_all(reads).await {
+            let (id, s) = r?;
+            match s {
+                Some(s) if s.user_id == user && s.is_live(now) => {
+                    if s.status != SessionStatus::Revoked {
+                        out.push(s);
+                    }
+                }
+                Some(s)
+                    if s.user_id == user
+                        && s.expires_at.as_micros() > now.as_micros() - self.r.grace_ms * 1000 => {}
+                // Gone, long expired, or the id now belongs to another user's session.
+                _ => dangling.push(id.clone()),
+            }
+        }
+        if !dangling.is_empty() {
+            let _: i64 = self.r.pool.zrem(&index, dangling).await.map_err(map_err)?;
+        }
+        out.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+        Ok(out)
+    }
+
+    async fn purge_expired(&self) -> StoreResult<u64> {
+        let now = self.r.clock.now();
+        let sessions = self
+            .purge(format!("{}:{{t:*}}:s:*", self.r.prefix), "expires", now)
+            .await?;
+        // A purged session's id is free again, even for a clock that later reads earlier.
+        for key in &sessions {
+            if let Some(id) = key.rsplit(':').next().and_then(|id| id.parse().ok()) {
+                let _: i64 = self
+                    .run(
+                        &RELEASE,
+                        vec![self.reservation_key(SessionId(id))],
+                        vec![now.as_micros().to_string()],
+                    )
+                    .await?;
+            }
+        }
+        let tokens = self
+            .purge(format!("{}:{{t:*}}:jti:*", self.r.prefix), "", now)
+            .await?;
+        Ok((sessions.len() + tokens.len()) as u64)
+    }
+
+    async fn revoke_token(
+        &self,
+        tenant: TenantId,
+        jti: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        validate_jti(jti)?;
+        let now = self.r.clock.now();
+        if expires_at <= now {
+            return Err(StoreError::invalid("expires_at", "must be later than now"));
+        }
+        let _: i64 = self
+            .run(
+                &REVOKE_TOKEN,
+                vec![self.r.key(tenant, "jti", jti)],
+                vec![
+                    now.as_micros().to_string(),
+                    expires_at.as_micros().to_string(),
+                    self.r.grace_ms.max(1).to_string(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> StoreResult<bool> {
+        validate_jti(jti)?;
+        let now = self.r.clock.now();
+        let v: Option<String> = self
+            .r
+            .pool
+            .get(self.r.key(tenant, "jti", jti))
+            .await
+            .map_err(map_err)?;
+        Ok(v.and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|exp| exp > now.as_micros()))
+    }
+}

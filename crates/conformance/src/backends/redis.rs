@@ -1,0 +1,96 @@
+use crate::harness::{Harness, Port, Stores, Support};
+use async_trait::async_trait;
+use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
+use credo_ports::ManualClock;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Environment variable naming the test server.
+pub const URL_VAR: &str = "CREDO_TEST_REDIS_URL";
+
+/// Redis from `CREDO_TEST_REDIS_URL`. Every set of fresh stores gets a key prefix of its own
+/// (`credo_t_<pid>_<n>`); keys expire by themselves. The rate limiter reads the injected clock
+/// here so results compare with the model; the server-`TIME` mode has its own tests.
+pub struct RedisHarness {
+    url: Option<String>,
+    base: tokio::sync::OnceCell<Result<RedisStores, String>>,
+    next: AtomicU32,
+}
+
+impl RedisHarness {
+    /// A harness for the server named by `CREDO_TEST_REDIS_URL`, if set.
+    pub fn from_env() -> Self {
+        Self::new(std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()))
+    }
+
+    /// A harness for `url` (`None`: skipped).
+    pub fn new(url: Option<String>) -> Self {
+        Self {
+            url,
+            base: tokio::sync::OnceCell::new(),
+            next: AtomicU32::new(0),
+        }
+    }
+
+    async fn base(&self) -> Result<RedisStores, String> {
+        self.base
+            .get_or_init(|| async {
+                let url = self.url.clone().ok_or_else(|| {
+                    format!("{URL_VAR} is not set (run `cargo xtask services up` and `eval \"$(cargo xtask services env)\"`)")
+                })?;
+                let mut config = RedisConfig::new(url);
+                config.rate_limit_time = TimeSource::Clock;
+                RedisStores::connect(&config, Stores::new_clock()).await.map_err(|e| e.to_string())
+            })
+            .await
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Harness for RedisHarness {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn available(&self) -> Result<(), String> {
+        let base = self.base().await?;
+        match base.health(Duration::from_secs(3)).check().await {
+            credo_ports::HealthStatus::Ok => Ok(()),
+            other => Err(format!("redis unreachable: {other:?}")),
+        }
+    }
+
+    fn supports(&self, port: Port) -> Support {
+        match port {
+            Port::Sessions | Port::RateLimits => Support::Yes,
+            Port::Users => Support::No("Redis is not a user store: not a cache (DESIGN §3)"),
+            Port::Consents => Support::No("consent read-model projection comes later (DESIGN §3)"),
+            Port::Audit | Port::Outbox => {
+                Support::No("the audit log and outbox live in PostgreSQL (DESIGN §3)")
+            }
+        }
+    }
+
+    async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let r = self
+            .base()
+            .await?
+            .with_prefix(&format!("credo_t_{}_{n}", std::process::id()))
+            .map_err(|e| e.to_string())?
+            .with_clock(clock.clone());
+        Ok(Stores {
+            clock,
+            users: None,
+            sessions: Some(r.sessions()),
+            consents: None,
+            audit: None,
+            outbox: None,
+            sink: None,
+            rate_limits: Some(r.rate_limits()),
+            lease: None,
+        })
+    }
+}
