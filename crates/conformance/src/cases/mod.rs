@@ -52,6 +52,30 @@ pub fn all() -> Vec<Case> {
     v
 }
 
+/// Spawns `n` tasks released together by a barrier (so they really contend) and returns their
+/// results in task order.
+pub(crate) async fn race<T, Fut>(n: usize, task: impl Fn(usize) -> Fut) -> Result<Vec<T>, String>
+where
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, work) = (barrier.clone(), task(i));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.map_err(|e| format!("task failed: {e}"))?);
+    }
+    Ok(out)
+}
+
 /// Fails with `msg` unless `cond`.
 pub(crate) fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(msg()) }

@@ -1,4 +1,4 @@
-use super::{cases, ensure, eq, err_kind, ok, session_id, tenant, user_id};
+use super::{cases, ensure, eq, err_kind, ok, race, session_id, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
@@ -310,19 +310,14 @@ async fn concurrent_revokes_have_one_winner(ctx: &Ctx) -> Result<(), String> {
             "create",
             st.create(new_session(&s, round, 0, 0, 60, false)).await,
         )?;
-        let barrier = Arc::new(tokio::sync::Barrier::new(N));
-        let tasks: Vec<_> = (0..N)
-            .map(|_| {
-                let (st, barrier) = (st.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    st.revoke(tenant(0), sess.id).await
-                })
-            })
-            .collect();
+        let results = race(N, |_| {
+            let st = st.clone();
+            async move { st.revoke(tenant(0), sess.id).await }
+        })
+        .await?;
         let mut wins = 0;
-        for t in tasks {
-            match t.await.map_err(|e| e.to_string())? {
+        for r in results {
+            match r {
                 Ok(_) => wins += 1,
                 Err(StoreError::InvalidState(_)) => {}
                 Err(e) => return Err(format!("unexpected {e:?}")),

@@ -1,4 +1,4 @@
-use super::{cases, drain, ensure, eq, err_kind, ok, tenant, user_id, without_id};
+use super::{cases, drain, ensure, eq, err_kind, ok, race, tenant, user_id, without_id};
 use crate::harness::Port;
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
@@ -301,24 +301,19 @@ async fn email_collision_is_case_folded_and_trimmed(ctx: &Ctx) -> Result<(), Str
 async fn concurrent_creates_of_one_email_have_one_winner(ctx: &Ctx) -> Result<(), String> {
     const N: usize = 32;
     let (_s, users) = users(ctx).await?;
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
-    let tasks: Vec<_> = (0..N)
-        .map(|i| {
-            let (users, barrier) = (users.clone(), barrier.clone());
-            let email = if i % 2 == 0 {
-                "race@example.com".to_string()
-            } else {
-                " RACE@Example.com ".to_string()
-            };
-            tokio::spawn(async move {
-                barrier.wait().await;
-                users.create(person(0, &email)).await
-            })
-        })
-        .collect();
+    let results = race(N, |i| {
+        let users = users.clone();
+        let email = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            " RACE@Example.com "
+        };
+        async move { users.create(person(0, email)).await }
+    })
+    .await?;
     let mut wins = 0;
-    for t in tasks {
-        match t.await.map_err(|e| e.to_string())? {
+    for r in results {
+        match r {
             Ok(_) => wins += 1,
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(format!("unexpected error {e:?}")),
@@ -331,25 +326,20 @@ async fn concurrent_creates_of_one_email_have_one_winner(ctx: &Ctx) -> Result<()
 async fn find_or_create_is_atomic_under_concurrency(ctx: &Ctx) -> Result<(), String> {
     const N: usize = 32;
     let (_s, users) = users(ctx).await?;
-    let barrier = Arc::new(tokio::sync::Barrier::new(N));
-    let tasks: Vec<_> = (0..N)
-        .map(|i| {
-            let (users, barrier) = (users.clone(), barrier.clone());
-            let email = if i % 2 == 0 {
-                "foc@example.com"
-            } else {
-                "FOC@example.com"
-            };
-            tokio::spawn(async move {
-                barrier.wait().await;
-                users.find_or_create(person(0, email)).await
-            })
-        })
-        .collect();
+    let results = race(N, |i| {
+        let users = users.clone();
+        let email = if i % 2 == 0 {
+            "foc@example.com"
+        } else {
+            "FOC@example.com"
+        };
+        async move { users.find_or_create(person(0, email)).await }
+    })
+    .await?;
     let mut created = 0;
     let mut ids = HashSet::new();
-    for t in tasks {
-        let (u, c) = ok("find_or_create", t.await.map_err(|e| e.to_string())?)?;
+    for r in results {
+        let (u, c) = ok("find_or_create", r)?;
         created += usize::from(c);
         ids.insert(u.id);
     }
