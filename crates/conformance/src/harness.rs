@@ -25,17 +25,20 @@ pub enum Port {
     Outbox,
     /// [`RateLimitStore`].
     RateLimits,
+    /// The audit pipeline: store mutations and `record` -> outbox -> relay -> sink -> log.
+    Pipeline,
 }
 
 impl Port {
     /// Every port, in report order.
-    pub const ALL: [Port; 6] = [
+    pub const ALL: [Port; 7] = [
         Port::Users,
         Port::Sessions,
         Port::Consents,
         Port::Audit,
         Port::Outbox,
         Port::RateLimits,
+        Port::Pipeline,
     ];
 
     /// The report spelling.
@@ -47,6 +50,7 @@ impl Port {
             Port::Audit => "audit",
             Port::Outbox => "outbox",
             Port::RateLimits => "rate_limits",
+            Port::Pipeline => "pipeline",
         }
     }
 }

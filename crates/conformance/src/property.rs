@@ -17,6 +17,8 @@ pub struct Pair {
     pub backend: Stores,
     /// The reference model.
     pub model: Stores,
+    /// State a property keeps for the length of one generated sequence (e.g. recording sinks).
+    pub scratch: parking_lot::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Pair {
@@ -24,7 +26,11 @@ impl Pair {
     pub async fn fresh(ctx: &Ctx) -> Result<Pair, String> {
         let backend = ctx.fresh().await?;
         let model = model_stores(backend.clock.clone());
-        Ok(Pair { backend, model })
+        Ok(Pair {
+            backend,
+            model,
+            scratch: parking_lot::Mutex::new(None),
+        })
     }
 }
 

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod outbox;
 pub mod page;
 pub mod rate_limit;
+pub mod relay;
 pub mod sessions;
 pub mod time;
 pub mod users;

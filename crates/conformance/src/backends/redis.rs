@@ -67,7 +67,7 @@ impl Harness for RedisHarness {
             Port::Sessions | Port::RateLimits => Support::Yes,
             Port::Users => Support::No("Redis is not a user store: not a cache (DESIGN §3)"),
             Port::Consents => Support::No("consent read-model projection comes later (DESIGN §3)"),
-            Port::Audit | Port::Outbox => {
+            Port::Audit | Port::Outbox | Port::Pipeline => {
                 Support::No("the audit log and outbox live in PostgreSQL (DESIGN §3)")
             }
         }

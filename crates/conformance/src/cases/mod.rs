@@ -4,6 +4,7 @@
 mod audit;
 mod consents;
 mod outbox;
+mod pipeline;
 mod rate_limits;
 mod sessions;
 mod text;
@@ -48,6 +49,7 @@ pub fn all() -> Vec<Case> {
     v.extend(outbox::cases());
     v.extend(rate_limits::cases());
     v.extend(text::cases());
+    v.extend(pipeline::cases());
     v.sort_by_key(|c| c.port);
     v
 }
