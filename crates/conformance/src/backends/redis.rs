@@ -9,12 +9,21 @@ use std::time::Duration;
 /// Environment variable naming the test server.
 pub const URL_VAR: &str = "CREDO_TEST_REDIS_URL";
 
-/// Redis from `CREDO_TEST_REDIS_URL`. Every set of fresh stores gets a key prefix of its own
-/// (`credo_t_<pid>_<n>`); keys expire by themselves. The rate limiter reads the injected clock
-/// here so results compare with the model; the server-`TIME` mode has its own tests.
+#[cfg(feature = "testcontainers")]
+type Container =
+    testcontainers_modules::testcontainers::ContainerAsync<testcontainers_modules::redis::Redis>;
+
+/// Redis from `CREDO_TEST_REDIS_URL`, else (feature `testcontainers`) a container when a Docker
+/// engine answers, else skipped with the reason. Every set of fresh stores gets a key prefix of
+/// its own (`credo_t_<pid>_<n>`); keys expire by themselves. The rate limiter reads the
+/// injected clock here so results compare with the model; the server-`TIME` mode has its own
+/// tests.
 pub struct RedisHarness {
     url: Option<String>,
     base: tokio::sync::OnceCell<Result<RedisStores, String>>,
+    /// Removed (by its `Drop`) when the harness is dropped.
+    #[cfg(feature = "testcontainers")]
+    container: parking_lot::Mutex<Option<Container>>,
     next: AtomicU32,
 }
 
@@ -29,19 +38,59 @@ impl RedisHarness {
         Self {
             url,
             base: tokio::sync::OnceCell::new(),
+            #[cfg(feature = "testcontainers")]
+            container: parking_lot::Mutex::new(None),
             next: AtomicU32::new(0),
         }
+    }
+
+    async fn resolve_url(&self) -> Result<String, String> {
+        if let Some(url) = &self.url {
+            return Ok(url.clone());
+        }
+        let unset = format!(
+            "{URL_VAR} is not set (run `cargo xtask services up` and \
+             `eval \"$(cargo xtask services env)\"`)"
+        );
+        if let Err(why) = crate::docker::engine_answers() {
+            return Err(format!(
+                "{unset}, and no Docker engine for testcontainers: {why}"
+            ));
+        }
+        self.start_container(unset).await
+    }
+
+    #[cfg(feature = "testcontainers")]
+    async fn start_container(&self, _unset: String) -> Result<String, String> {
+        use testcontainers_modules::testcontainers::runners::AsyncRunner;
+        let node = testcontainers_modules::redis::Redis::default()
+            .start()
+            .await
+            .map_err(|e| format!("testcontainers: starting redis: {e}"))?;
+        let port = node
+            .get_host_port_ipv4(6379)
+            .await
+            .map_err(|e| format!("testcontainers: {e}"))?;
+        *self.container.lock() = Some(node);
+        Ok(format!("redis://127.0.0.1:{port}"))
+    }
+
+    #[cfg(not(feature = "testcontainers"))]
+    async fn start_container(&self, unset: String) -> Result<String, String> {
+        Err(format!(
+            "{unset}; a Docker engine answers, but this build lacks the `testcontainers` feature"
+        ))
     }
 
     async fn base(&self) -> Result<RedisStores, String> {
         self.base
             .get_or_init(|| async {
-                let url = self.url.clone().ok_or_else(|| {
-                    format!("{URL_VAR} is not set (run `cargo xtask services up` and `eval \"$(cargo xtask services env)\"`)")
-                })?;
+                let url = self.resolve_url().await?;
                 let mut config = RedisConfig::new(url);
                 config.rate_limit_time = TimeSource::Clock;
-                RedisStores::connect(&config, Stores::new_clock()).await.map_err(|e| e.to_string())
+                RedisStores::connect(&config, Stores::new_clock())
+                    .await
+                    .map_err(|e| e.to_string())
             })
             .await
             .clone()
