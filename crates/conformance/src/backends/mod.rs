@@ -10,7 +10,39 @@ pub use postgres::PostgresHarness;
 pub use redis::RedisHarness;
 
 use crate::harness::Harness;
+use std::future::Future;
 use std::sync::Arc;
+
+/// The URL of a backend's test server: the one configured in `var`, else one from
+/// `start_container` when a Docker engine answers, else the reason there is none (reported as
+/// the skip reason).
+pub(crate) async fn server_url<F>(
+    configured: Option<&String>,
+    var: &str,
+    start_container: impl FnOnce() -> F,
+) -> Result<String, String>
+where
+    F: Future<Output = Result<String, String>>,
+{
+    if let Some(url) = configured {
+        return Ok(url.clone());
+    }
+    let unset = format!(
+        "{var} is not set (run `cargo xtask services up` and \
+         `eval \"$(cargo xtask services env)\"`)"
+    );
+    if let Err(why) = crate::docker::engine_answers() {
+        return Err(format!(
+            "{unset}, and no Docker engine for testcontainers: {why}"
+        ));
+    }
+    if !cfg!(feature = "testcontainers") {
+        return Err(format!(
+            "{unset}; a Docker engine answers, but this build lacks the `testcontainers` feature"
+        ));
+    }
+    start_container().await
+}
 
 /// Every implemented backend, in report order.
 pub fn all() -> Vec<Arc<dyn Harness>> {

@@ -50,27 +50,17 @@ impl PostgresHarness {
 
     /// The server's URL: configured, or a container started now, or why there is none.
     async fn url(&self) -> Result<String, String> {
-        self.url.get_or_init(|| self.resolve()).await.clone()
+        self.url
+            .get_or_init(|| {
+                super::server_url(self.configured.as_ref(), URL_VAR, || self.start_container())
+            })
+            .await
+            .clone()
     }
 
-    async fn resolve(&self) -> Result<String, String> {
-        if let Some(url) = &self.configured {
-            return Ok(url.clone());
-        }
-        let unset = format!(
-            "{URL_VAR} is not set (run `cargo xtask services up` and \
-             `eval \"$(cargo xtask services env)\"`)"
-        );
-        if let Err(why) = crate::docker::engine_answers() {
-            return Err(format!(
-                "{unset}, and no Docker engine for testcontainers: {why}"
-            ));
-        }
-        self.start_container(unset).await
-    }
-
+    /// Starts a container (feature `testcontainers`); it is removed when the harness is dropped.
     #[cfg(feature = "testcontainers")]
-    async fn start_container(&self, _unset: String) -> Result<String, String> {
+    async fn start_container(&self) -> Result<String, String> {
         use testcontainers_modules::testcontainers::runners::AsyncRunner;
         let node = testcontainers_modules::postgres::Postgres::default()
             .start()
@@ -87,10 +77,8 @@ impl PostgresHarness {
     }
 
     #[cfg(not(feature = "testcontainers"))]
-    async fn start_container(&self, unset: String) -> Result<String, String> {
-        Err(format!(
-            "{unset}; a Docker engine answers, but this build lacks the `testcontainers` feature"
-        ))
+    async fn start_container(&self) -> Result<String, String> {
+        Err("built without the `testcontainers` feature".into())
     }
 
     async fn new_schema(&self, url: &str) -> Result<PgStores, String> {

@@ -44,24 +44,9 @@ impl RedisHarness {
         }
     }
 
-    async fn resolve_url(&self) -> Result<String, String> {
-        if let Some(url) = &self.url {
-            return Ok(url.clone());
-        }
-        let unset = format!(
-            "{URL_VAR} is not set (run `cargo xtask services up` and \
-             `eval \"$(cargo xtask services env)\"`)"
-        );
-        if let Err(why) = crate::docker::engine_answers() {
-            return Err(format!(
-                "{unset}, and no Docker engine for testcontainers: {why}"
-            ));
-        }
-        self.start_container(unset).await
-    }
-
+    /// Starts a container (feature `testcontainers`); it is removed when the harness is dropped.
     #[cfg(feature = "testcontainers")]
-    async fn start_container(&self, _unset: String) -> Result<String, String> {
+    async fn start_container(&self) -> Result<String, String> {
         use testcontainers_modules::testcontainers::runners::AsyncRunner;
         let node = testcontainers_modules::redis::Redis::default()
             .start()
@@ -76,16 +61,15 @@ impl RedisHarness {
     }
 
     #[cfg(not(feature = "testcontainers"))]
-    async fn start_container(&self, unset: String) -> Result<String, String> {
-        Err(format!(
-            "{unset}; a Docker engine answers, but this build lacks the `testcontainers` feature"
-        ))
+    async fn start_container(&self) -> Result<String, String> {
+        Err("built without the `testcontainers` feature".into())
     }
 
     async fn base(&self) -> Result<RedisStores, String> {
         self.base
             .get_or_init(|| async {
-                let url = self.resolve_url().await?;
+                let url = super::server_url(self.url.as_ref(), URL_VAR, || self.start_container())
+                    .await?;
                 let mut config = RedisConfig::new(url);
                 config.rate_limit_time = TimeSource::Clock;
                 RedisStores::connect(&config, Stores::new_clock())
