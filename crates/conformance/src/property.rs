@@ -66,6 +66,45 @@ pub fn same<T: PartialEq + Debug>(
     }
 }
 
+/// Walks a listing page by page on both sides (model and backend each fed the model's cursor),
+/// comparing every page, until the last page or 50 pages.
+pub(crate) async fn same_pages<T, FM, FB>(
+    what: impl Debug,
+    limit: usize,
+    model: impl Fn(credo_ports::PageRequest) -> FM,
+    backend: impl Fn(credo_ports::PageRequest) -> FB,
+) -> Result<(), String>
+where
+    T: PartialEq + Debug + Clone,
+    FM: std::future::Future<Output = StoreResult<credo_ports::Page<T>>>,
+    FB: std::future::Future<Output = StoreResult<credo_ports::Page<T>>>,
+{
+    let mut after = None;
+    for _ in 0..50 {
+        let page = credo_ports::PageRequest { after, limit };
+        let mp = model(page).await;
+        same(&what, mp.clone(), backend(page).await)?;
+        match mp {
+            Ok(pg) if pg.next.is_some() => after = pg.next,
+            _ => return Ok(()),
+        }
+    }
+    Err(format!("{what:?}: listing did not end after 50 pages"))
+}
+
+/// Drains the outbox of both sides and compares the events published (ids aside: stores
+/// generate them).
+pub(crate) async fn same_drained_events(p: &Pair, what: &str) -> Result<(), String> {
+    let strip = |v: Vec<credo_ports::AuditEvent>| {
+        v.into_iter()
+            .map(crate::cases::without_id)
+            .collect::<Vec<_>>()
+    };
+    let me = strip(crate::cases::drain(&p.model).await?);
+    let be = strip(crate::cases::drain(&p.backend).await?);
+    crate::cases::eq(what, be, me)
+}
+
 /// Runs a property: operation sequences from `strategy()` are generated, each applied step by step to a fresh pair by
 /// `apply`, which returns `Err` on the first divergence. Failures shrink to a minimal sequence
 /// and (unless disabled) are saved to `proptest-regressions/<file>.txt` and replayed first on

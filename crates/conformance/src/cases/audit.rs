@@ -188,20 +188,13 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 limit,
             } => {
                 let q = query(subject, action, category, window);
-                let mut after = None;
-                for _ in 0..50 {
-                    let page = PageRequest { after, limit };
-                    let (mp, bp) = (
-                        m.query(tenant(t), q.clone(), page).await,
-                        b.query(tenant(t), q.clone(), page).await,
-                    );
-                    same(op, mp.clone(), bp)?;
-                    match mp {
-                        Ok(pg) if pg.next.is_some() => after = pg.next,
-                        _ => return Ok(()),
-                    }
-                }
-                Err("query did not end after 50 pages".into())
+                property::same_pages(
+                    op,
+                    limit,
+                    |pg| m.query(tenant(t), q.clone(), pg),
+                    |pg| b.query(tenant(t), q.clone(), pg),
+                )
+                .await
             }
             Op::Count { t, subject } => {
                 let q = query(subject, None, None, None);

@@ -1,4 +1,4 @@
-use super::{cases, consent_id, drain, ensure, eq, err_kind, ok, tenant, user_id, without_id};
+use super::{cases, consent_id, drain, ensure, eq, err_kind, ok, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
@@ -158,13 +158,7 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 Ok(())
             }
             Op::DrainEvents => {
-                let me: Vec<_> = drain(&p.model).await?.into_iter().map(without_id).collect();
-                let be: Vec<_> = drain(&p.backend)
-                    .await?
-                    .into_iter()
-                    .map(without_id)
-                    .collect();
-                eq("audit events recorded by consent changes", be, me)
+                property::same_drained_events(p, "audit events recorded by consent changes").await
             }
         }
     }

@@ -1,4 +1,4 @@
-use super::{cases, drain, ensure, eq, err_kind, ok, race, tenant, user_id, without_id};
+use super::{cases, drain, ensure, eq, err_kind, ok, race, tenant, user_id};
 use crate::harness::Port;
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
@@ -216,17 +216,13 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 b.delete(tenant(t), user_id(id)).await,
             ),
             Op::List { t, limit } => {
-                let mut after = None;
-                for _ in 0..50 {
-                    let page = PageRequest { after, limit };
-                    let (mp, bp) = (m.list(tenant(t), page).await, b.list(tenant(t), page).await);
-                    same(op, mp.clone(), bp)?;
-                    match mp {
-                        Ok(pg) if pg.next.is_some() => after = pg.next,
-                        _ => return Ok(()),
-                    }
-                }
-                Err("listing did not end after 50 pages".into())
+                property::same_pages(
+                    op,
+                    limit,
+                    |pg| m.list(tenant(t), pg),
+                    |pg| b.list(tenant(t), pg),
+                )
+                .await
             }
             Op::Count { t } => same(op, m.count(tenant(t)).await, b.count(tenant(t)).await),
             Op::Advance { micros } => {
@@ -234,13 +230,7 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 Ok(())
             }
             Op::DrainEvents => {
-                let me: Vec<_> = drain(&p.model).await?.into_iter().map(without_id).collect();
-                let be: Vec<_> = drain(&p.backend)
-                    .await?
-                    .into_iter()
-                    .map(without_id)
-                    .collect();
-                eq("audit events recorded by user mutations", be, me)
+                property::same_drained_events(p, "audit events recorded by user mutations").await
             }
         }
     }
