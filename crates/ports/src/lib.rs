@@ -25,6 +25,7 @@ pub mod page;
 pub mod rate_limit;
 pub mod relay;
 pub mod sessions;
+pub mod telemetry;
 pub mod time;
 pub mod users;
 pub mod validate;

@@ -2,7 +2,7 @@
 //! over any [`Outbox`] and sink, so the same relay drives the direct sinks of in-memory and
 //! PostgreSQL-only deployments and the Kafka sink.
 
-use crate::{EventId, EventSink, Outbox, StoreError, StoreResult};
+use crate::{EventId, EventSink, Outbox, StoreError, StoreResult, telemetry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ pub struct RelayConfig {
     pub backoff_min: Duration,
     /// ...up to this (default 30 s), each pause jittered to 50-150 %.
     pub backoff_max: Duration,
+    /// How often `run` samples the outbox depth and oldest pending age into the
+    /// [`telemetry`](crate::telemetry) gauges (default 5 s; each sample is two outbox queries).
+    pub metrics_interval: Duration,
 }
 
 impl Default for RelayConfig {
@@ -30,6 +33,7 @@ impl Default for RelayConfig {
             idle_poll: Duration::from_millis(100),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
+            metrics_interval: Duration::from_secs(5),
         }
     }
 }
@@ -110,6 +114,15 @@ impl OutboxRelay {
     /// One claim, publish, ack. When publishing fails the claimed rows are released at once
     /// (not left to their lease) and the error is returned.
     pub async fn pass(&self) -> StoreResult<RelayPass> {
+        let result = self.try_pass().await;
+        match &result {
+            Ok(pass) => metrics::counter!(telemetry::RELAY_PUBLISHED).increment(pass.published),
+            Err(_) => metrics::counter!(telemetry::RELAY_FAILURES).increment(1),
+        }
+        result
+    }
+
+    async fn try_pass(&self) -> StoreResult<RelayPass> {
         let rows = self
             .outbox
             .claim(self.config.batch, self.config.lease)
@@ -120,7 +133,10 @@ impl OutboxRelay {
         let claimed = rows.len() as u64;
         let events: Vec<_> = rows.into_iter().map(|r| r.event).collect();
         let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        if let Err(e) = self.sink.publish(&events).await {
+        let started = tokio::time::Instant::now();
+        let published = self.sink.publish(&events).await;
+        metrics::histogram!(telemetry::RELAY_PUBLISH_SECONDS).record(started.elapsed());
+        if let Err(e) = published {
             // Best effort: if this fails too, the lease hands the rows out again later.
             let _ = self.outbox.release(&ids).await;
             return Err(e);
@@ -132,6 +148,17 @@ impl OutboxRelay {
             claimed,
             published: claimed,
         })
+    }
+
+    /// Samples the outbox gauges; a failed sample leaves them as they were.
+    pub async fn sample_gauges(&self) {
+        if let Ok(depth) = self.outbox.depth().await {
+            metrics::gauge!(telemetry::OUTBOX_DEPTH).set(depth as f64);
+        }
+        if let Ok(age) = self.outbox.oldest_pending_age().await {
+            metrics::gauge!(telemetry::OUTBOX_OLDEST_PENDING_SECONDS)
+                .set(age.unwrap_or_default().as_secs_f64());
+        }
     }
 
     /// Passes until a claim finds nothing; returns the events published.
@@ -151,9 +178,14 @@ impl OutboxRelay {
     pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> RelayStats {
         let mut stats = RelayStats::default();
         let mut failures_in_a_row = 0u32;
+        let mut next_sample = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 return stats;
+            }
+            if tokio::time::Instant::now() >= next_sample {
+                self.sample_gauges().await;
+                next_sample = tokio::time::Instant::now() + self.config.metrics_interval;
             }
             let pause = match self.pass().await {
                 Ok(pass) => {
