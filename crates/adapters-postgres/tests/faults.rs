@@ -5,148 +5,16 @@
 
 use credo_adapters_postgres::{PgConfig, PgStores};
 use credo_ports::{HealthStatus, NewUser, StoreError, SystemClock, TenantId};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use credo_testkit::PrivatePostgres;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A throw-away cluster in a temporary directory, run as the `postgres` user when we are root.
-struct TempCluster {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn find_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|b| b.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-impl TempCluster {
-    fn run(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
-    }
-
-    fn create(bin: PathBuf) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("credo-pgfault-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown {}", dir.display());
-        }
-        let c = Self { bin, dir, port };
-        c.run(
-            "initdb",
-            &[
-                "-D",
-                &c.data(),
-                "-U",
-                "credo",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-        );
-        c.start();
-        c
-    }
-
-    fn start(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
-            self.data()
-        );
-        let log = self.dir.join("log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
-        );
-    }
-
-    /// `immediate`: like a crash (no clean shutdown of sessions).
-    fn stop(&self) {
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://credo@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for TempCluster {
-    fn drop(&mut self) {
-        let _ = std::panic::catch_unwind(|| self.stop());
-        let _ = std::fs::remove_dir_all(Path::new(&self.dir));
-    }
-}
-
-fn cluster() -> Option<TempCluster> {
-    match find_bin() {
-        Some(bin) => Some(TempCluster::create(bin)),
-        None if std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all") => {
-            panic!(
-                "PostgreSQL binaries not found under /usr/lib/postgresql (run `cargo xtask services up`)"
-            )
-        }
-        None => {
-            eprintln!("SKIPPED: PostgreSQL binaries not found under /usr/lib/postgresql");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
-    let Some(pg) = cluster() else { return };
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
     let mut config = PgConfig::new(pg.url());
     config.acquire_timeout = Duration::from_secs(2);
     config.statement_timeout = Duration::from_secs(2);
@@ -236,7 +104,7 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
         "workers saw no Unavailable while the server was down"
     );
 
-    tokio::task::block_in_place(|| pg.start());
+    tokio::task::block_in_place(|| pg.resume());
     let restarted = Instant::now();
 
     // The same store object works again: no rebuild, no reconnect call.
@@ -283,7 +151,9 @@ async fn stopping_postgres_mid_run_yields_unavailable_then_recovers() {
 
 #[tokio::test]
 async fn tls_required_against_a_plain_server_is_unavailable_not_a_panic() {
-    let Some(pg) = cluster() else { return };
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
     let mut config = PgConfig::new(format!("{}?sslmode=require", pg.url()));
     config.acquire_timeout = Duration::from_secs(2);
     let stores = PgStores::connect(&config, Arc::new(SystemClock))

@@ -1,0 +1,41 @@
+//! Test support shared by the crates' fault and readiness tests: servers of a test's own that it
+//! can stop or cut off without disturbing the shared test servers of `cargo xtask services`.
+//!
+//! - [`required`]: a `CREDO_TEST_*` setting, or a skip (a panic under `CREDO_TEST_REQUIRE=all`);
+//! - [`PrivatePostgres`]: a throw-away PostgreSQL cluster that can be stopped and restarted;
+//! - [`PrivateTansu`]: a tansu broker whose advertised address is a [`Proxy`] that can cut
+//!   every connection, so all Kafka traffic can be interrupted and restored.
+
+mod postgres;
+mod proxy;
+
+pub use postgres::PrivatePostgres;
+pub use proxy::{PrivateTansu, Proxy};
+
+/// The value of `var`, or `None` after printing why the test is skipped; under
+/// `CREDO_TEST_REQUIRE=all` (CI) a missing value panics instead.
+pub fn required(var: &str) -> Option<String> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None => skip(&format!(
+            "{var} is not set (eval \"$(cargo xtask services env)\")"
+        )),
+    }
+}
+
+/// Prints the skip reason and returns `None`, or panics under `CREDO_TEST_REQUIRE=all`.
+pub fn skip<T>(reason: &str) -> Option<T> {
+    if std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all") {
+        panic!("{reason}, and CREDO_TEST_REQUIRE=all");
+    }
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}

@@ -1,0 +1,125 @@
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A throw-away cluster in a temporary directory on a free port, run as the `postgres` user
+/// when we are root (PostgreSQL refuses root). Stopped and deleted on drop.
+pub struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|b| b.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl PrivatePostgres {
+    /// A new running cluster (user `credo`, trust authentication), or `None` (skipped) when
+    /// no PostgreSQL binaries are installed.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = find_bin() else {
+            return crate::skip(
+                "PostgreSQL binaries not found under /usr/lib/postgresql (cargo xtask services up)",
+            );
+        };
+        let port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("credo-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown {}", dir.display());
+        }
+        let c = Self { bin, dir, port };
+        c.run(
+            "initdb",
+            &[
+                "-D",
+                &c.data(),
+                "-U",
+                "credo",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        c.resume();
+        Some(c)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Starts the (stopped) cluster again on the same port and data.
+    pub fn resume(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.data()
+        );
+        let log = self.dir.join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops it with `-m immediate`, like a crash (no clean shutdown of sessions).
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    /// `postgres://credo@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://credo@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.stop());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
