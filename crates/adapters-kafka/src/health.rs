@@ -1,0 +1,111 @@
+//! [`KafkaHealth`] and [`ensure_topics`].
+
+use crate::{KafkaConfig, kafka_err};
+use async_trait::async_trait;
+use credo_ports::{HealthCheck, HealthStatus, StoreError, StoreResult};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Arc;
+
+fn admin(config: &KafkaConfig) -> StoreResult<AdminClient<DefaultClientContext>> {
+    config.check()?;
+    config
+        .admin_config()
+        .create()
+        .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))
+}
+
+/// Broker metadata within `health_timeout` and both topics present: ok; a topic missing:
+/// degraded (publishing or dead-lettering would fail, the rest works); no answer: failed.
+///
+/// It asks for every topic's metadata rather than the audit topic's, because brokers that
+/// auto-create topics would create it on a targeted request.
+pub struct KafkaHealth {
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    config: KafkaConfig,
+}
+
+impl KafkaHealth {
+    /// A check for `config` (connects lazily).
+    pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
+        Ok(Self {
+            admin: Arc::new(admin(config)?),
+            config: config.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl HealthCheck for KafkaHealth {
+    fn name(&self) -> &str {
+        "kafka"
+    }
+
+    async fn check(&self) -> HealthStatus {
+        let (admin, timeout) = (self.admin.clone(), self.config.health_timeout);
+        // fetch_metadata blocks for up to its timeout.
+        let metadata = tokio::task::spawn_blocking(move || {
+            admin.inner().fetch_metadata(None, timeout).map(|m| {
+                m.topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .map(|t| t.name().to_string())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+        match metadata {
+            Ok(Ok(topics)) => {
+                let missing: Vec<&str> = [&self.config.topic, &self.config.dlq_topic]
+                    .into_iter()
+                    .filter(|t| !topics.contains(t))
+                    .map(String::as_str)
+                    .collect();
+                if missing.is_empty() {
+                    HealthStatus::Ok
+                } else {
+                    HealthStatus::Degraded(format!("topic missing: {}", missing.join(", ")))
+                }
+            }
+            Ok(Err(e)) => HealthStatus::Failed(format!(
+                "no metadata from {} within {:?}: {e}",
+                self.config.brokers, timeout
+            )),
+            Err(e) => HealthStatus::Failed(format!("health task failed: {e}")),
+        }
+    }
+}
+
+/// Creates the audit and dead-letter topics with `config.partitions` and `config.replication`
+/// unless they exist. Production clusters usually create topics by their own tooling; this is
+/// for development brokers and tests.
+pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
+    let admin = admin(config)?;
+    let topics: Vec<NewTopic<'_>> = [&config.topic, &config.dlq_topic]
+        .into_iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                config.partitions,
+                TopicReplication::Fixed(config.replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(config.health_timeout));
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(|e| kafka_err("creating topics", e))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "kafka: creating topic {topic}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

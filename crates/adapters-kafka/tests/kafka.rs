@@ -1,0 +1,294 @@
+//! The sink, consumer, dead-letter topic and health check against a real broker
+//! (`CREDO_TEST_KAFKA_BROKERS`, started by `cargo xtask services up`).
+
+use credo_adapters_inmemory::InMemoryStores;
+use credo_adapters_kafka::{
+    AuditConsumer, ConsumerHandle, KafkaConfig, KafkaHealth, KafkaSink, ensure_topics,
+};
+use credo_ports::{
+    AuditCategory, AuditEvent, AuditStore, EventSink, HealthCheck, HealthStatus, SystemClock,
+    TenantId, Timestamp, UserId,
+};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn brokers() -> Option<String> {
+    credo_testkit::required("CREDO_TEST_KAFKA_BROKERS")
+}
+
+/// Fresh topics and group, one partition-set per test, group timeouts a test broker accepts.
+fn config(brokers: &str, name: &str) -> KafkaConfig {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut c = KafkaConfig::new(brokers);
+    c.topic = format!("credo.it.{name}.{id}");
+    c.dlq_topic = format!("{}.dlq", c.topic);
+    c.group_id = format!("credo-it-{name}-{id}");
+    c.session_timeout = Some(Duration::from_secs(6));
+    c.heartbeat_interval = Some(Duration::from_secs(1));
+    c.max_poll_interval = Some(Duration::from_secs(7));
+    c.partitions = 3;
+    c.replication = 1;
+    c
+}
+
+fn event(tenant: TenantId, subject: Option<UserId>, n: u32) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        tenant,
+        Timestamp::from_micros(1_800_000_000_000_000 + i64::from(n)),
+        AuditCategory::Security,
+        "auth.login_failed",
+    );
+    e.subject_user_id = subject;
+    e.metadata.insert("n".into(), n.into());
+    e
+}
+
+struct Running {
+    handle: ConsumerHandle,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<credo_adapters_kafka::ConsumerStats>,
+}
+
+async fn start_consumer(config: &KafkaConfig, audit: Arc<dyn AuditStore>) -> Running {
+    let consumer = AuditConsumer::new(config, audit).unwrap();
+    let handle = consumer.handle();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(consumer.run(stopped));
+    assert!(
+        handle.wait_assigned(Duration::from_secs(30)).await,
+        "no partition assignment within 30 s"
+    );
+    Running { handle, stop, task }
+}
+
+impl Running {
+    async fn stop(self) -> credo_adapters_kafka::ConsumerStats {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("consumer stops within 15 s")
+            .unwrap()
+    }
+}
+
+fn raw_consumer(config: &KafkaConfig, topic: &str) -> BaseConsumer {
+    let mut c = config.consumer_config();
+    c.set("group.id", format!("{}-raw", config.group_id));
+    let consumer: BaseConsumer = c.create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Reads `n` messages (blocking; call from spawn_blocking).
+fn read(consumer: &BaseConsumer, n: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while out.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+fn header_map(m: &rdkafka::message::OwnedMessage) -> HashMap<String, String> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_events_carry_key_headers_and_materialize_once() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "roundtrip");
+    ensure_topics(&config).await.unwrap();
+    let sink = KafkaSink::new(&config).unwrap();
+    let (tenant, user) = (TenantId::new(), UserId::new());
+    let events: Vec<_> = (0..30)
+        .map(|n| event(tenant, (n % 3 != 0).then_some(user), n))
+        .collect();
+    let delivered = sink.publish_acked(&events).await.unwrap();
+    assert_eq!(delivered.len(), events.len());
+    // One subject, one partition: its events keep their order.
+    let subject_partitions: std::collections::BTreeSet<i32> = delivered
+        .iter()
+        .zip(&events)
+        .filter(|(_, e)| e.subject_user_id.is_some())
+        .map(|(d, _)| d.partition)
+        .collect();
+    assert_eq!(subject_partitions.len(), 1, "{delivered:?}");
+
+    let raw = raw_consumer(&config, &config.topic);
+    let messages = tokio::task::spawn_blocking(move || read(&raw, 30))
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 30);
+    let first = messages
+        .iter()
+        .find(|m| header_map(m)["event_id"] == events[1].id.to_string())
+        .expect("event 1 on the topic");
+    let h = header_map(first);
+    assert_eq!(h["event_type"], "auth.login_failed");
+    assert_eq!(h["tenant_id"], tenant.to_string());
+    assert_eq!(h["schema_version"], "1");
+    assert_eq!(first.key(), Some(format!("{tenant}:{user}").as_bytes()));
+
+    // Materialize, then publish the same batch again: the log holds each event once.
+    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit();
+    let running = start_consumer(&config, audit.clone()).await;
+    assert!(
+        running
+            .handle
+            .wait_for(&delivered, Duration::from_secs(30))
+            .await
+    );
+    let again = sink.publish_acked(&events).await.unwrap();
+    assert!(
+        running
+            .handle
+            .wait_for(&again, Duration::from_secs(30))
+            .await
+    );
+    let stats = running.stop().await;
+    assert_eq!(stats.materialized, 30, "{stats:?}");
+    assert_eq!(stats.duplicates, 30, "{stats:?}");
+    for e in &events {
+        assert_eq!(audit.get(tenant, e.id).await.unwrap().as_ref(), Some(e));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "dlq");
+    ensure_topics(&config).await.unwrap();
+    let raw: FutureProducer = config.producer_config().create().unwrap();
+    let send = |payload: &'static [u8]| {
+        raw.send(
+            FutureRecord::<str, [u8]>::to(&config.topic)
+                .key("k")
+                .payload(payload),
+            Duration::from_secs(5),
+        )
+    };
+    send(b"not json").await.unwrap();
+    send(br#"{"schema_version":7,"event":{}}"#).await.unwrap();
+    let tenant = TenantId::new();
+    let good = event(tenant, None, 1);
+    let sink = KafkaSink::new(&config).unwrap();
+    let delivered = sink
+        .publish_acked(std::slice::from_ref(&good))
+        .await
+        .unwrap();
+
+    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit();
+    let running = start_consumer(&config, audit.clone()).await;
+    assert!(
+        running
+            .handle
+            .wait_for(&delivered, Duration::from_secs(30))
+            .await
+    );
+    let stats = running.stop().await;
+    assert_eq!(
+        (stats.dead_lettered, stats.materialized),
+        (2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(audit.get(tenant, good.id).await.unwrap(), Some(good));
+
+    let dlq = raw_consumer(&config, &config.dlq_topic);
+    let dead = tokio::task::spawn_blocking(move || read(&dlq, 2))
+        .await
+        .unwrap();
+    let mut reasons: Vec<String> = dead
+        .iter()
+        .map(|m| header_map(m)["dlq_reason"].clone())
+        .collect();
+    reasons.sort();
+    assert!(reasons[0].starts_with("not a v1 envelope"), "{reasons:?}");
+    assert!(
+        reasons[1].starts_with("unsupported schema_version 7"),
+        "{reasons:?}"
+    );
+    assert!(
+        dead.iter()
+            .all(|m| header_map(m)["dlq_source_topic"] == config.topic)
+    );
+    assert!(
+        dead.iter()
+            .any(|m| m.payload() == Some(b"not json".as_slice()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_ok_degraded_or_failed() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "health");
+    let health = KafkaHealth::new(&config).unwrap();
+    assert_eq!(health.name(), "kafka");
+    match health.check().await {
+        HealthStatus::Degraded(why) => {
+            assert!(why.contains(&config.topic), "{why}");
+        }
+        other => panic!("topics missing must be degraded, got {other:?}"),
+    }
+    ensure_topics(&config).await.unwrap();
+    assert_eq!(health.check().await, HealthStatus::Ok);
+
+    // Nothing listens on this port: failed, within the configured bound.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut down = config.clone();
+    down.brokers = format!("127.0.0.1:{dead_port}");
+    down.health_timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let status = KafkaHealth::new(&down).unwrap().check().await;
+    assert!(matches!(status, HealthStatus::Failed(_)), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_fails_the_publish_within_the_delivery_timeout() {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = KafkaConfig::new(format!("127.0.0.1:{dead_port}"));
+    config.delivery_timeout = Duration::from_millis(800);
+    let sink = KafkaSink::new(&config).unwrap();
+    let started = std::time::Instant::now();
+    let err = sink
+        .publish(&[event(TenantId::new(), None, 0)])
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("not acknowledged"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
