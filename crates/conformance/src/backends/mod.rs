@@ -2,10 +2,12 @@
 //! one line in [`all`].
 
 mod inmemory;
+mod kafka;
 mod postgres;
 mod redis;
 
 pub use inmemory::{InMemoryHarness, stores as inmemory_stores};
+pub use kafka::KafkaHarness;
 pub use postgres::PostgresHarness;
 pub use redis::RedisHarness;
 
@@ -50,8 +52,9 @@ pub fn all() -> Vec<Arc<dyn Harness>> {
         Arc::new(InMemoryHarness),
         Arc::new(PostgresHarness::from_env()),
         Arc::new(RedisHarness::from_env()),
+        Arc::new(KafkaHarness::from_env()),
     ]
 }
 
 /// Backends of DESIGN §2 that are not implemented yet, with the issue that brings them.
-pub const PLANNED: [(&str, &str); 1] = [("kafka", "issue #5 (Kafka adapter and audit pipeline)")];
+pub const PLANNED: [(&str, &str); 0] = [];

@@ -28,6 +28,7 @@ pub struct PostgresHarness {
     container: Mutex<Option<Container>>,
     free: Arc<Mutex<Vec<PgStores>>>,
     next: AtomicU32,
+    schema_prefix: &'static str,
 }
 
 impl PostgresHarness {
@@ -45,7 +46,15 @@ impl PostgresHarness {
             container: Mutex::new(None),
             free: Arc::default(),
             next: AtomicU32::new(0),
+            schema_prefix: "credo_t",
         }
+    }
+
+    /// Names this harness's schemas `<prefix>_<pid>_<n>`, so that two harnesses in one process
+    /// (the `kafka` pipeline harness holds one of its own) never share a schema.
+    pub fn with_schema_prefix(mut self, prefix: &'static str) -> Self {
+        self.schema_prefix = prefix;
+        self
     }
 
     /// The server's URL: configured, or a container started now, or why there is none.
@@ -84,7 +93,7 @@ impl PostgresHarness {
     async fn new_schema(&self, url: &str) -> Result<PgStores, String> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut config = PgConfig::new(url);
-        config.schema = Some(format!("credo_t_{}_{n}", std::process::id()));
+        config.schema = Some(format!("{}_{}_{n}", self.schema_prefix, std::process::id()));
         config.max_connections = 10;
         let stores = PgStores::connect(&config, Stores::new_clock())
             .await
