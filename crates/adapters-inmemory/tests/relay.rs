@@ -90,3 +90,78 @@ async fn run_backs_off_while_the_sink_fails_then_publishes_everything_once() {
         250
     );
 }
+
+#[test]
+fn relay_reports_published_failures_latency_and_outbox_gauges() {
+    use credo_ports::telemetry;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async {
+                let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+                let stores = InMemoryStores::new(clock.clone());
+                let tenant = TenantId::new();
+                for _ in 0..30 {
+                    let e = AuditEvent::new(
+                        tenant,
+                        clock.now(),
+                        AuditCategory::Security,
+                        "auth.login_failed",
+                    );
+                    stores.audit().record(e).await.unwrap();
+                }
+                clock.advance(Duration::from_secs(42));
+                let sink = Arc::new(Flaky {
+                    inner: stores.sink(),
+                    failures_left: AtomicU32::new(2),
+                    calls: AtomicU32::new(0),
+                });
+                let config = RelayConfig {
+                    batch: 10,
+                    ..RelayConfig::default()
+                };
+                let relay = OutboxRelay::new(stores.outbox(), sink, config).unwrap();
+                // The gauges are sampled before the first pass: 30 pending, oldest 42 s.
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(async move { relay.run(stopped).await });
+                while stores.outbox().depth().await.unwrap() > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                stop.send(true).unwrap();
+                task.await.unwrap();
+            });
+    });
+    let values: std::collections::HashMap<String, DebugValue> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| (key.key().name().to_string(), value))
+        .collect();
+    assert_eq!(
+        values.get(telemetry::RELAY_PUBLISHED),
+        Some(&DebugValue::Counter(30))
+    );
+    assert_eq!(
+        values.get(telemetry::RELAY_FAILURES),
+        Some(&DebugValue::Counter(2))
+    );
+    assert_eq!(
+        values.get(telemetry::OUTBOX_DEPTH),
+        Some(&DebugValue::Gauge(30.0.into()))
+    );
+    assert_eq!(
+        values.get(telemetry::OUTBOX_OLDEST_PENDING_SECONDS),
+        Some(&DebugValue::Gauge(42.0.into()))
+    );
+    match values.get(telemetry::RELAY_PUBLISH_SECONDS) {
+        // 2 failed and 3 successful publishes were timed.
+        Some(DebugValue::Histogram(samples)) => assert_eq!(samples.len(), 5),
+        other => panic!("publish latency histogram: {other:?}"),
+    }
+}
