@@ -1,0 +1,64 @@
+//! The health and metrics endpoints of PRD-020 FR-1, over any wired [`Storage`] readiness.
+//! Kept in its own file so the readiness tests serve exactly this router.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use credo_storage::{Clock, Liveness, Readiness, ReadyStatus};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the handlers read.
+pub struct App {
+    /// One check per backend in use.
+    pub readiness: Arc<Readiness>,
+    /// For `uptime_seconds`.
+    pub started: Instant,
+    /// Renders `/metrics`; `None` serves an empty body.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// For timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// `GET /health/live`, `/health/ready`, `/health`, `/metrics`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+/// 200 while the process serves requests; no I/O.
+async fn live(State(app): State<Arc<App>>) -> Json<Liveness> {
+    Json(Liveness::now(app.clock.as_ref()))
+}
+
+/// 200 `ready` or 503 `not_ready`, with every check and the reasons of those not ok.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let report = app.readiness.report().await;
+    let status = StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::OK);
+    (status, Json(report.to_json())).into_response()
+}
+
+/// `healthy` (200) or `unhealthy` (503), version, uptime and checks.
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let report = app.readiness.report().await;
+    let status = StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::OK);
+    let body = serde_json::json!({
+        "status": if report.status == ReadyStatus::Ready { "healthy" } else { "unhealthy" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "checks": report.checks,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,142 @@
+//! Store wrappers that time every call and count errors and rate-limit decisions through the
+//! `metrics` facade (names in [`credo_ports::telemetry`]). No label carries user data: only
+//! the port, the operation, the backend and the error kind.
+
+use async_trait::async_trait;
+use credo_ports::telemetry;
+use credo_ports::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn observe<T>(
+    port: &'static str,
+    operation: &'static str,
+    backend: &'static str,
+    started: Instant,
+    result: &StoreResult<T>,
+) {
+    metrics::histogram!(
+        telemetry::STORE_OPERATION_SECONDS,
+        "port" => port, "operation" => operation, "backend" => backend
+    )
+    .record(started.elapsed());
+    if let Err(e) = result {
+        metrics::counter!(
+            telemetry::STORE_ERRORS,
+            "port" => port, "operation" => operation, "backend" => backend, "kind" => e.kind()
+        )
+        .increment(1);
+    }
+}
+
+/// A timed wrapper around `Arc<dyn $trait>` forwarding every listed method.
+macro_rules! instrumented {
+    ($wrapper:ident: $trait:ident, $port:literal;
+     $( fn $m:ident(&self $(, $a:ident : $t:ty)*) -> $r:ty; )*) => {
+        pub(crate) struct $wrapper {
+            pub(crate) inner: Arc<dyn $trait>,
+            pub(crate) backend: &'static str,
+        }
+
+        #[async_trait]
+        impl $trait for $wrapper {
+            $(
+                async fn $m(&self $(, $a: $t)*) -> StoreResult<$r> {
+                    let started = Instant::now();
+                    let result = self.inner.$m($($a),*).await;
+                    observe($port, stringify!($m), self.backend, started, &result);
+                    result
+                }
+            )*
+        }
+    };
+}
+
+instrumented!(Users: UserStore, "users";
+    fn create(&self, user: NewUser) -> User;
+    fn get(&self, tenant: TenantId, id: UserId) -> Option<User>;
+    fn find_by_email(&self, tenant: TenantId, email: &str) -> Option<User>;
+    fn find_or_create(&self, user: NewUser) -> (User, bool);
+    fn update(&self, tenant: TenantId, id: UserId, update: UserUpdate, expected_version: Option<u64>) -> User;
+    fn delete(&self, tenant: TenantId, id: UserId) -> ();
+    fn list(&self, tenant: TenantId, page: PageRequest) -> Page<User>;
+    fn count(&self, tenant: TenantId) -> u64;
+);
+
+instrumented!(Sessions: SessionStore, "sessions";
+    fn create(&self, session: NewSession) -> Session;
+    fn get(&self, tenant: TenantId, id: SessionId) -> Option<Session>;
+    fn touch(&self, tenant: TenantId, id: SessionId) -> Session;
+    fn mark_refreshed(&self, tenant: TenantId, id: SessionId) -> Session;
+    fn activate(&self, tenant: TenantId, id: SessionId) -> Session;
+    fn revoke(&self, tenant: TenantId, id: SessionId) -> Session;
+    fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> u64;
+    fn list_for_user(&self, tenant: TenantId, user: UserId) -> Vec<Session>;
+    fn purge_expired(&self) -> u64;
+    fn revoke_token(&self, tenant: TenantId, jti: &str, expires_at: Timestamp) -> ();
+    fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> bool;
+);
+
+instrumented!(Consents: ConsentStore, "consents";
+    fn grant(&self, grant: GrantConsent) -> Consent;
+    fn revoke(&self, tenant: TenantId, user: UserId, purpose: &str) -> Consent;
+    fn get(&self, tenant: TenantId, user: UserId, purpose: &str) -> Option<Consent>;
+    fn list_for_user(&self, tenant: TenantId, user: UserId, filter: ConsentFilter) -> Vec<Consent>;
+    fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> u64;
+    fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> u64;
+);
+
+instrumented!(Audit: AuditStore, "audit";
+    fn record(&self, event: AuditEvent) -> ();
+    fn append_batch(&self, events: Vec<AuditEvent>) -> AppendOutcome;
+    fn get(&self, tenant: TenantId, id: EventId) -> Option<AuditEvent>;
+    fn query(&self, tenant: TenantId, query: AuditQuery, page: PageRequest) -> Page<AuditEvent>;
+    fn count(&self, tenant: TenantId, query: AuditQuery) -> u64;
+    fn purge_before(&self, before: Timestamp) -> u64;
+);
+
+instrumented!(TimedRateLimits: RateLimitStore, "rate_limits";
+    fn check(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy, cost: u32) -> Decision;
+    fn peek(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy) -> Decision;
+    fn reset(&self, tenant: TenantId, key: &str) -> ();
+    fn purge_idle(&self) -> u64;
+);
+
+/// [`TimedRateLimits`] plus the allowed/denied counter.
+pub(crate) struct RateLimits(pub(crate) TimedRateLimits);
+
+#[async_trait]
+impl RateLimitStore for RateLimits {
+    async fn check(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+        cost: u32,
+    ) -> StoreResult<Decision> {
+        let result = self.0.check(tenant, key, policy, cost).await;
+        if let Ok(d) = &result {
+            let decision = if d.allowed { "allowed" } else { "denied" };
+            metrics::counter!(
+                telemetry::RATE_LIMIT_CHECKS,
+                "backend" => self.0.backend, "decision" => decision
+            )
+            .increment(1);
+        }
+        result
+    }
+    async fn peek(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        policy: RateLimitPolicy,
+    ) -> StoreResult<Decision> {
+        self.0.peek(tenant, key, policy).await
+    }
+    async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
+        self.0.reset(tenant, key).await
+    }
+    async fn purge_idle(&self) -> StoreResult<u64> {
+        self.0.purge_idle().await
+    }
+}

@@ -1,0 +1,486 @@
+//! [`Storage::connect`]: configuration to wired stores.
+
+use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
+use credo_ports::relay::{OutboxRelay, RelayConfig};
+use credo_ports::{
+    AuditStore, Clock, ConsentStore, EventSink, HealthCheck, Outbox, RateLimitStore, Readiness,
+    SessionStore, StoreError, SystemClock, UserStore,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why [`Storage::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A setting is missing, malformed, or asks for something impossible.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A backend could not be set up (unreachable at start-up, migration failed, ...).
+    #[error("setting `{setting}`: {source}")]
+    Backend {
+        /// The setting of the backend that failed.
+        setting: &'static str,
+        /// What the backend said.
+        source: StoreError,
+    },
+}
+
+fn backend_err(setting: &'static str) -> impl FnOnce(StoreError) -> StorageError {
+    move |source| StorageError::Backend { setting, source }
+}
+
+/// What [`Storage::shutdown`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Background tasks (relay, consumer) that stopped by themselves within the bound.
+    pub stopped: Vec<&'static str>,
+    /// Tasks still running at the bound, then aborted (their batches are left to leases and
+    /// uncommitted offsets, so nothing is lost).
+    pub aborted: Vec<&'static str>,
+}
+
+/// Every store of a service, wired from a [`StorageConfig`].
+pub struct Storage {
+    /// User store.
+    pub users: Arc<dyn UserStore>,
+    /// Session store.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Consent store.
+    pub consents: Arc<dyn ConsentStore>,
+    /// Audit log (`record` goes through the outbox; the relay materializes).
+    pub audit: Arc<dyn AuditStore>,
+    /// Rate limiter.
+    pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The outbox the relay drains (for depth and lag).
+    pub outbox: Arc<dyn Outbox>,
+    readiness: Arc<Readiness>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    shutdown_timeout: Duration,
+    #[cfg(feature = "postgres")]
+    postgres: Option<credo_adapters_postgres::PgStores>,
+}
+
+/// Connections opened so far, one per backend.
+#[derive(Default)]
+struct Opened {
+    #[cfg(feature = "inmemory")]
+    inmemory: Option<credo_adapters_inmemory::InMemoryStores>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<credo_adapters_postgres::PgStores>,
+    #[cfg(feature = "redis")]
+    redis: Option<credo_adapters_redis::RedisStores>,
+    checks: Vec<Arc<dyn HealthCheck>>,
+}
+
+fn missing_feature(setting: &'static str, backend: &str) -> StorageError {
+    ConfigError::new(
+        setting,
+        format!("`{backend}` needs the `{backend}` cargo feature of credo-storage, which this build lacks"),
+    )
+    .into()
+}
+
+/// The [`Ports`] of a backend that implements every one of them.
+#[allow(unused_macros)] // unused when neither inmemory nor postgres is compiled in
+macro_rules! every_port {
+    ($s:expr) => {
+        Ports {
+            users: Some($s.users()),
+            sessions: Some($s.sessions()),
+            consents: Some($s.consents()),
+            audit: Some($s.audit()),
+            rate_limits: Some($s.rate_limits()),
+            outbox: Some($s.outbox()),
+            sink: Some($s.sink()),
+        }
+    };
+}
+
+/// The stores one backend offers, as trait objects.
+struct Ports {
+    users: Option<Arc<dyn UserStore>>,
+    sessions: Option<Arc<dyn SessionStore>>,
+    consents: Option<Arc<dyn ConsentStore>>,
+    audit: Option<Arc<dyn AuditStore>>,
+    rate_limits: Option<Arc<dyn RateLimitStore>>,
+    outbox: Option<Arc<dyn Outbox>>,
+    sink: Option<Arc<dyn EventSink>>,
+}
+
+impl Opened {
+    async fn open(
+        &mut self,
+        backend: Backend,
+        setting: &'static str,
+        config: &StorageConfig,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Ports, StorageError> {
+        let _ = (config, clock);
+        match backend {
+            #[cfg(feature = "inmemory")]
+            Backend::InMemory => {
+                let s = self.inmemory.get_or_insert_with(|| {
+                    let s = credo_adapters_inmemory::InMemoryStores::new(clock.clone());
+                    self.checks.push(s.health());
+                    s
+                });
+                Ok(every_port!(s))
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                if self.postgres.is_none() {
+                    let pg = config.postgres.as_ref().ok_or_else(|| {
+                        ConfigError::new(
+                            "postgres.url",
+                            format!("`{setting} = \"postgres\"` needs [postgres] url (CREDO_POSTGRES_URL or DATABASE_URL)"),
+                        )
+                    })?;
+                    let mut c = credo_adapters_postgres::PgConfig::new(&pg.url);
+                    c.max_connections = pg.max_connections;
+                    c.acquire_timeout = Duration::from_millis(pg.acquire_timeout_ms);
+                    c.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
+                    c.schema = pg.schema.clone();
+                    let stores = credo_adapters_postgres::PgStores::connect(&c, clock.clone())
+                        .await
+                        .map_err(backend_err("postgres.url"))?;
+                    if pg.migrate {
+                        stores
+                            .migrate()
+                            .await
+                            .map_err(backend_err("postgres.migrate"))?;
+                    }
+                    self.checks.push(stores.health(config.health_timeout()));
+                    self.postgres = Some(stores);
+                }
+                let s = self.postgres.as_ref().expect("opened above");
+                Ok(every_port!(s))
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis => {
+                if self.redis.is_none() {
+                    let r = config.redis.as_ref().ok_or_else(|| {
+                        ConfigError::new(
+                            "redis.url",
+                            format!("`{setting} = \"redis\"` needs [redis] url (CREDO_REDIS_URL or REDIS_URL)"),
+                        )
+                    })?;
+                    let mut c = credo_adapters_redis::RedisConfig::new(&r.url);
+                    c.pool_size = r.pool_size;
+                    c.command_timeout = Duration::from_millis(r.command_timeout_ms);
+                    c.key_prefix = r.key_prefix.clone();
+                    c.rate_limit_time = match r.rate_limit_time.as_str() {
+                        "server" => credo_adapters_redis::TimeSource::Server,
+                        "clock" => credo_adapters_redis::TimeSource::Clock,
+                        other => {
+                            return Err(ConfigError::new(
+                                "redis.rate_limit_time",
+                                format!("{other:?}: expected \"server\" or \"clock\""),
+                            )
+                            .into());
+                        }
+                    };
+                    let stores = credo_adapters_redis::RedisStores::connect(&c, clock.clone())
+                        .await
+                        .map_err(backend_err("redis.url"))?;
+                    self.checks.push(stores.health(config.health_timeout()));
+                    self.redis = Some(stores);
+                }
+                let s = self.redis.as_ref().expect("opened above");
+                Ok(Ports {
+                    users: None,
+                    sessions: Some(s.sessions()),
+                    consents: None,
+                    audit: None,
+                    rate_limits: Some(s.rate_limits()),
+                    outbox: None,
+                    sink: None,
+                })
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(missing_feature(setting, other.as_str())),
+        }
+    }
+}
+
+fn compiled(backend: Backend) -> bool {
+    match backend {
+        Backend::InMemory => cfg!(feature = "inmemory"),
+        Backend::Postgres => cfg!(feature = "postgres"),
+        Backend::Redis => cfg!(feature = "redis"),
+    }
+}
+
+/// Everything that can be known wrong before connecting to anything.
+fn validate(config: &StorageConfig) -> Result<(), StorageError> {
+    let b = &config.backends;
+    for (setting, backend) in [
+        ("backends.users", b.users),
+        ("backends.consents", b.consents),
+        ("backends.audit", b.audit),
+    ] {
+        if backend == Backend::Redis {
+            return Err(ConfigError::new(
+                setting,
+                "redis does not implement this port (DESIGN §3: Redis is not a system of \
+                 record); choose inmemory or postgres",
+            )
+            .into());
+        }
+    }
+    if b.users != b.consents || b.users != b.audit {
+        return Err(ConfigError::new(
+            "backends.audit",
+            format!(
+                "users ({}), consents ({}) and audit ({}) must use one backend: their audit \
+                 events are written to that backend's outbox in the same transaction",
+                b.users.as_str(),
+                b.consents.as_str(),
+                b.audit.as_str()
+            ),
+        )
+        .into());
+    }
+    for (setting, backend) in [
+        ("backends.users", b.users),
+        ("backends.sessions", b.sessions),
+        ("backends.rate_limits", b.rate_limits),
+    ] {
+        if !compiled(backend) {
+            return Err(missing_feature(setting, backend.as_str()));
+        }
+    }
+    if b.audit_sink == AuditSink::Kafka && !cfg!(feature = "kafka") {
+        return Err(missing_feature("backends.audit_sink", "kafka"));
+    }
+    Ok(())
+}
+
+fn pick<T: ?Sized>(
+    port: Option<Arc<T>>,
+    setting: &'static str,
+    backend: Backend,
+    choices: &str,
+) -> Result<Arc<T>, StorageError> {
+    port.ok_or_else(|| {
+        ConfigError::new(
+            setting,
+            format!(
+                "the {} backend does not implement this port (DESIGN §3); choose {choices}",
+                backend.as_str()
+            ),
+        )
+        .into()
+    })
+}
+
+impl Storage {
+    /// Wires the stores `config` asks for, on the system clock.
+    pub async fn connect(config: &StorageConfig) -> Result<Storage, StorageError> {
+        Self::connect_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`connect`](Self::connect) with the clock every store evaluates time against (tests).
+    pub async fn connect_with_clock(
+        config: &StorageConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Storage, StorageError> {
+        validate(config)?;
+        let b = &config.backends;
+        let mut opened = Opened::default();
+        let users = opened
+            .open(b.users, "backends.users", config, &clock)
+            .await?;
+        let sessions = opened
+            .open(b.sessions, "backends.sessions", config, &clock)
+            .await?;
+        let limits = opened
+            .open(b.rate_limits, "backends.rate_limits", config, &clock)
+            .await?;
+        let durable = "inmemory or postgres";
+        let any = "inmemory, postgres or redis";
+        let audit = pick(users.audit, "backends.audit", b.audit, durable)?;
+        let outbox = pick(users.outbox, "backends.audit", b.audit, durable)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+        let sink: Arc<dyn EventSink> = match b.audit_sink {
+            AuditSink::Direct => pick(users.sink, "backends.audit_sink", b.audit, durable)?,
+            AuditSink::Kafka => {
+                kafka_sink(config, audit.clone(), &mut opened, &stopped, &mut tasks).await?
+            }
+        };
+        let relay_config = RelayConfig {
+            batch: config.relay.batch,
+            lease: Duration::from_millis(config.relay.lease_ms),
+            idle_poll: Duration::from_millis(config.relay.idle_poll_ms),
+            ..RelayConfig::default()
+        };
+        let relay = OutboxRelay::new(outbox.clone(), sink, relay_config).map_err(|e| match e {
+            StoreError::InvalidInput { reason, field } => {
+                StorageError::Config(ConfigError::new(format!("relay.{field}"), reason))
+            }
+            other => backend_err("relay")(other),
+        })?;
+        let relay_stop = stopped.clone();
+        tasks.push((
+            "relay",
+            tokio::spawn(async move {
+                relay.run(relay_stop).await;
+            }),
+        ));
+        use crate::instrument as i;
+        Ok(Storage {
+            users: Arc::new(i::Users {
+                inner: pick(users.users, "backends.users", b.users, durable)?,
+                backend: b.users.as_str(),
+            }),
+            sessions: Arc::new(i::Sessions {
+                inner: pick(sessions.sessions, "backends.sessions", b.sessions, any)?,
+                backend: b.sessions.as_str(),
+            }),
+            consents: Arc::new(i::Consents {
+                inner: pick(users.consents, "backends.consents", b.consents, durable)?,
+                backend: b.consents.as_str(),
+            }),
+            audit: Arc::new(i::Audit {
+                inner: audit,
+                backend: b.audit.as_str(),
+            }),
+            rate_limits: Arc::new(i::RateLimits(i::TimedRateLimits {
+                inner: pick(
+                    limits.rate_limits,
+                    "backends.rate_limits",
+                    b.rate_limits,
+                    any,
+                )?,
+                backend: b.rate_limits.as_str(),
+            })),
+            outbox,
+            readiness: Arc::new(Readiness::new(
+                std::mem::take(&mut opened.checks),
+                config.health_timeout(),
+                clock,
+            )),
+            stop,
+            tasks,
+            shutdown_timeout: config.shutdown_timeout(),
+            #[cfg(feature = "postgres")]
+            postgres: opened.postgres.take(),
+        })
+    }
+
+    /// One check per backend in use (`memory`, `database`, `redis`, `kafka`), for
+    /// `GET /health/ready`.
+    pub fn readiness(&self) -> Arc<Readiness> {
+        self.readiness.clone()
+    }
+
+    /// Stops the relay and the consumer: each finishes (or releases) the batch in hand, within
+    /// the configured bound; what is still running then is aborted. Connections close after.
+    pub async fn shutdown(self) -> ShutdownReport {
+        self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let mut report = ShutdownReport::default();
+        for (name, mut task) in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(_) => report.stopped.push(name),
+                Err(_) => {
+                    task.abort();
+                    report.aborted.push(name);
+                }
+            }
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = self.postgres {
+            pg.close().await;
+        }
+        report
+    }
+}
+
+#[cfg(feature = "kafka")]
+async fn kafka_sink(
+    config: &StorageConfig,
+    audit: Arc<dyn AuditStore>,
+    opened: &mut Opened,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Vec<(&'static str, JoinHandle<()>)>,
+) -> Result<Arc<dyn EventSink>, StorageError> {
+    use credo_adapters_kafka::{AuditConsumer, KafkaConfig, KafkaHealth, KafkaSink};
+    let k = config.kafka.as_ref().ok_or_else(|| {
+        ConfigError::new(
+            "kafka.brokers",
+            "`backends.audit_sink = \"kafka\"` needs [kafka] brokers (CREDO_KAFKA_BROKERS or KAFKA_BROKERS)",
+        )
+    })?;
+    let mut c = KafkaConfig::new(&k.brokers);
+    let ms = Duration::from_millis;
+    if let Some(v) = &k.topic {
+        c.topic = v.clone();
+    }
+    if let Some(v) = &k.dlq_topic {
+        c.dlq_topic = v.clone();
+    }
+    if let Some(v) = &k.group_id {
+        c.group_id = v.clone();
+    }
+    if let Some(v) = &k.client_id {
+        c.client_id = v.clone();
+    }
+    if let Some(v) = k.delivery_timeout_ms {
+        c.delivery_timeout = ms(v);
+    }
+    if let Some(v) = k.linger_ms {
+        c.linger = ms(v);
+    }
+    if let Some(v) = k.fetch_wait_max_ms {
+        c.fetch_wait_max = ms(v);
+    }
+    if let Some(v) = k.partitions {
+        c.partitions = v;
+    }
+    if let Some(v) = k.replication {
+        c.replication = v;
+    }
+    c.session_timeout = k.session_timeout_ms.map(ms);
+    c.heartbeat_interval = k.heartbeat_interval_ms.map(ms);
+    c.max_poll_interval = k.max_poll_interval_ms.map(ms);
+    c.health_timeout = config.health_timeout();
+    c.properties = k.properties.clone();
+    let named = |e: StoreError| match e {
+        StoreError::InvalidInput { field, reason } => {
+            StorageError::Config(ConfigError::new(field, reason))
+        }
+        other => backend_err("kafka.brokers")(other),
+    };
+    if k.ensure_topics {
+        credo_adapters_kafka::ensure_topics(&c)
+            .await
+            .map_err(named)?;
+    }
+    opened
+        .checks
+        .push(Arc::new(KafkaHealth::new(&c).map_err(named)?));
+    let consumer = AuditConsumer::new(&c, audit).map_err(named)?;
+    let consumer_stop = stopped.clone();
+    tasks.push((
+        "audit-consumer",
+        tokio::spawn(async move {
+            consumer.run(consumer_stop).await;
+        }),
+    ));
+    Ok(Arc::new(KafkaSink::new(&c).map_err(named)?))
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka_sink(
+    _: &StorageConfig,
+    _: Arc<dyn AuditStore>,
+    _: &mut Opened,
+    _: &watch::Receiver<bool>,
+    _: &mut Vec<(&'static str, JoinHandle<()>)>,
+) -> Result<Arc<dyn EventSink>, StorageError> {
+    Err(missing_feature("backends.audit_sink", "kafka"))
+}

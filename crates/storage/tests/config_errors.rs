@@ -1,0 +1,49 @@
+//! Impossible wirings fail at start-up, before any connection, naming the setting.
+
+use credo_storage::{ConfigError, Storage, StorageConfig, StorageError};
+
+async fn error_of(toml: &str) -> ConfigError {
+    let config = StorageConfig::from_toml_str(toml).unwrap();
+    match Storage::connect(&config).await {
+        Err(StorageError::Config(e)) => e,
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("expected a configuration error for {toml}"),
+    }
+}
+
+#[tokio::test]
+async fn users_in_redis_is_refused_by_name() {
+    let e = error_of("[backends]\nusers = 'redis'\n[redis]\nurl = 'redis://127.0.0.1:1'\n").await;
+    assert_eq!(e.setting, "backends.users");
+    assert!(e.reason.contains("choose inmemory or postgres"), "{e}");
+}
+
+#[tokio::test]
+async fn users_consents_and_audit_must_share_a_backend() {
+    let e = error_of(
+        "[backends]\nusers = 'postgres'\n[postgres]\nurl = 'postgres://x@127.0.0.1:1/d'\n",
+    )
+    .await;
+    assert_eq!(e.setting, "backends.audit");
+    assert!(e.reason.contains("same transaction"), "{e}");
+}
+
+#[tokio::test]
+async fn a_backend_without_its_settings_is_named() {
+    if !cfg!(feature = "redis") {
+        return;
+    }
+    let e = error_of("[backends]\nsessions = 'redis'\n").await;
+    assert_eq!(e.setting, "redis.url");
+    assert!(e.reason.contains("CREDO_REDIS_URL"), "{e}");
+}
+
+#[tokio::test]
+async fn a_backend_not_compiled_in_is_named() {
+    if cfg!(feature = "kafka") {
+        return;
+    }
+    let e = error_of("[backends]\naudit_sink = 'kafka'\n").await;
+    assert_eq!(e.setting, "backends.audit_sink");
+    assert!(e.reason.contains("`kafka` cargo feature"), "{e}");
+}

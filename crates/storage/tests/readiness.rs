@@ -1,0 +1,142 @@
+//! The example service's health endpoints against real servers of the test's own:
+//! `/health/ready` turns 503 (naming the failed check) when PostgreSQL is stopped and when the
+//! broker is unreachable, and back to 200 after recovery; `/health/live` stays 200.
+
+#[path = "../examples/service/http.rs"]
+mod http;
+
+use credo_storage::{ManualClock, Storage, StorageConfig, Timestamp};
+use credo_testkit::{PrivatePostgres, PrivateTansu};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A plain HTTP/1.1 GET: status and body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `/health/ready` until it answers `status`; returns the body and how long it took.
+async fn ready_becomes(
+    addr: std::net::SocketAddr,
+    status: u16,
+    within: Duration,
+) -> (serde_json::Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let (s, body) = get(addr, "/health/ready").await;
+        if s == status {
+            return (serde_json::from_str(&body).unwrap(), started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "/health/ready still {s} after {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_recovery() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let Some(broker) = PrivateTansu::start().await else {
+        return;
+    };
+    let config = StorageConfig::from_toml_str(&format!(
+        r#"
+        health_timeout_ms = 1000
+        [backends]
+        users = "postgres"
+        consents = "postgres"
+        audit = "postgres"
+        audit_sink = "kafka"
+        [postgres]
+        url = "{url}"
+        migrate = true
+        acquire_timeout_ms = 1000
+        [kafka]
+        brokers = "{brokers}"
+        ensure_topics = true
+        partitions = 1
+        replication = 1
+        session_timeout_ms = 6000
+        heartbeat_interval_ms = 1000
+        max_poll_interval_ms = 7000
+        "#,
+        url = pg.url(),
+        brokers = broker.brokers(),
+    ))
+    .unwrap();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+    let storage = Storage::connect_with_clock(&config, clock.clone())
+        .await
+        .unwrap();
+    let app = Arc::new(http::App {
+        readiness: storage.readiness(),
+        started: Instant::now(),
+        metrics: Some(metrics),
+        clock,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, http::router(app)).await.unwrap();
+    });
+
+    let (body, _) = ready_becomes(addr, 200, Duration::from_secs(10)).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["kafka"], "ok");
+    let (s, live) = get(addr, "/health/live").await;
+    assert_eq!(s, 200);
+    assert!(live.contains(r#""status":"ok""#), "{live}");
+    let (s, health) = get(addr, "/health").await;
+    assert_eq!(s, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let (s, metrics) = get(addr, "/metrics").await;
+    assert_eq!(s, 200);
+    assert!(metrics.contains("credo_outbox_depth"), "{metrics}");
+
+    tokio::task::block_in_place(|| pg.stop());
+    let (body, took) = ready_becomes(addr, 503, Duration::from_secs(10)).await;
+    println!("postgres stopped: /health/ready 503 after {took:?}: {body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["database"], "failed");
+    assert_eq!(body["checks"]["kafka"], "ok");
+    assert_eq!(get(addr, "/health/live").await.0, 200);
+    assert_eq!(get(addr, "/health").await.0, 503);
+    tokio::task::block_in_place(|| pg.resume());
+    let (_, took) = ready_becomes(addr, 200, Duration::from_secs(20)).await;
+    println!("postgres back: /health/ready 200 after {took:?}");
+
+    broker.proxy.cut();
+    let (body, took) = ready_becomes(addr, 503, Duration::from_secs(10)).await;
+    println!("broker cut off: /health/ready 503 after {took:?}: {body}");
+    assert_eq!(body["checks"]["kafka"], "failed");
+    assert_eq!(body["checks"]["database"], "ok");
+    broker.proxy.restore();
+    let (_, took) = ready_becomes(addr, 200, Duration::from_secs(30)).await;
+    println!("broker reachable again: /health/ready 200 after {took:?}");
+
+    server.abort();
+    let report = storage.shutdown().await;
+    assert!(report.aborted.is_empty(), "{report:?}");
+}
