@@ -5,9 +5,12 @@
 //! - `test`: starts the test servers (`services up`), runs every test of the workspace, then
 //!   the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
 //!   started (the README's test command; `.ci/run` calls it).
+//! - `bench [--quick] [FILTER]`: the criterion benchmarks of `crates/bench`, ours beside each
+//!   baseline, printed as one table of ratios and written to `target/bench/report.json`.
 //! - `services up | down | status | env`: PostgreSQL, Redis and a Kafka-protocol broker as
 //!   local processes for the tests (see `services.rs`).
 
+mod bench;
 mod services;
 
 use credo_conformance::report::{self, CaseReport, Outcome};
@@ -16,13 +19,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | services <up | down | status | env>>";
+                     | test | bench [--quick] [FILTER] | services <up | down | status | env>>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
         Some("test") => test(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("services") => services::cli(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -199,6 +203,10 @@ fn test() -> Result<bool, String> {
             }
         }
     }
+    if std::env::var(services::TANSU_BIN_VAR).is_err() {
+        let bin = services.tansu_binary()?;
+        env.push((services::TANSU_BIN_VAR, bin.display().to_string()));
+    }
     let passed = run_tests(&env);
     let stopped = session.stop();
     if let (Err(_), Err(e)) = (&passed, &stopped) {
@@ -217,9 +225,24 @@ fn run_tests(env: &[(&str, String)]) -> Result<bool, String> {
         }
     };
     let mut cargo_test = Command::new(&cargo);
-    cargo_test.args(["test", "--workspace", "--all-features"]);
+    // --show-output: the fault and figures tests print what they measured.
+    cargo_test.args([
+        "test",
+        "--workspace",
+        "--all-features",
+        "--",
+        "--show-output",
+    ]);
     with_env(&mut cargo_test);
     if !run(&mut cargo_test)? {
+        return Ok(false);
+    }
+    // The facade once more with its default features only: what a service gets without
+    // asking for a backend (and the errors for backends it did not compile in).
+    let mut facade_default = Command::new(&cargo);
+    facade_default.args(["test", "-p", "credo-storage"]);
+    with_env(&mut facade_default);
+    if !run(&mut facade_default)? {
         return Ok(false);
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;

