@@ -5,9 +5,60 @@ use credo_ports::{
     Clock, Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp,
 };
 use dashmap::DashMap;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+/// A map key: the tenant and the caller's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Owned(TenantId, String);
+
+/// A key seen through a borrow, so that a lookup of an existing key allocates nothing
+/// (`(tenant, &str)` finds an entry stored as `(tenant, String)`).
+trait KeyView {
+    fn parts(&self) -> (TenantId, &str);
+}
+
+impl KeyView for Owned {
+    fn parts(&self) -> (TenantId, &str) {
+        (self.0, &self.1)
+    }
+}
+
+impl KeyView for (TenantId, &str) {
+    fn parts(&self) -> (TenantId, &str) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for Owned {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+// Must hash exactly like the `dyn KeyView` it is looked up by.
+impl Hash for Owned {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
 
 /// In-memory GCRA [`RateLimitStore`]: one TAT per key, updated under the key's entry lock.
 ///
@@ -16,7 +67,7 @@ use std::time::Duration;
 /// memory without bound.
 pub struct InMemoryRateLimitStore {
     clock: Arc<dyn Clock>,
-    tats: DashMap<(TenantId, String), Timestamp>,
+    tats: DashMap<Owned, Timestamp>,
     sweep_interval: Duration,
     next_sweep_us: AtomicI64,
     mutant: Option<Mutant>,
@@ -84,7 +135,14 @@ impl RateLimitStore for InMemoryRateLimitStore {
         validate_key(key)?;
         let now = self.clock.now();
         self.maybe_sweep(now);
-        let mut entry = self.tats.entry((tenant, key.to_string())).or_insert(now);
+        let view: &dyn KeyView = &(tenant, key);
+        let mut entry = match self.tats.get_mut(view) {
+            Some(existing) => existing,
+            None => self
+                .tats
+                .entry(Owned(tenant, key.to_string()))
+                .or_insert(now),
+        };
         let (decision, new_tat) = gcra(&policy, Some(*entry), now, cost);
         match new_tat {
             Some(t) => *entry = t,
@@ -107,13 +165,15 @@ impl RateLimitStore for InMemoryRateLimitStore {
         policy.validate(1)?;
         validate_key(key)?;
         let now = self.clock.now();
-        let tat = self.tats.get(&(tenant, key.to_string())).map(|t| *t);
+        let view: &dyn KeyView = &(tenant, key);
+        let tat = self.tats.get(view).map(|t| *t);
         Ok(gcra(&policy, tat, now, 1).0)
     }
 
     async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
         validate_key(key)?;
-        self.tats.remove(&(tenant, key.to_string()));
+        let view: &dyn KeyView = &(tenant, key);
+        self.tats.remove(view);
         Ok(())
     }
 
