@@ -19,6 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+/// Lua sources of the scripts, for operators and for benchmarks that run the same script raw.
+pub mod scripts {
+    /// The rate limiter's GCRA step (see `RedisRateLimitStore`).
+    pub const GCRA: &str = crate::rate_limits::GCRA_LUA;
+}
+
 mod rate_limits;
 mod sessions;
 
@@ -30,6 +36,7 @@ use credo_ports::{
     Clock, HealthCheck, HealthStatus, RateLimitStore, SessionStore, StoreError, StoreResult,
 };
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,6 +140,9 @@ pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
         _ => StoreError::Unavailable(format!("redis: {e}")),
     }
 }
+
+/// How often one call loads a script the server reports missing before it fails.
+const SCRIPT_LOADS: u32 = 3;
 
 /// Every Redis store over one connection pool.
 #[derive(Clone)]
@@ -248,12 +258,35 @@ impl RedisStores {
         let _ = self.pool.quit().await;
     }
 
-    /// `SCRIPT FLUSH` (tests prove scripts are reloaded transparently).
+    /// `SCRIPT FLUSH` on the server (tests prove scripts are reloaded transparently). The
+    /// script cache is server-wide, so one flush clears it for every pooled connection.
     pub async fn flush_scripts(&self) -> StoreResult<()> {
-        for c in self.pool.clients() {
-            c.script_flush(false).await.map_err(map_err)?;
+        self.pool.next().script_flush(false).await.map_err(map_err)
+    }
+
+    /// Runs `script` by its SHA and loads it when the server answers `NOSCRIPT` (after a
+    /// restart, a failover or a `SCRIPT FLUSH`). A flush can land between the load and the
+    /// retry, so this reloads up to [`SCRIPT_LOADS`] times before giving up as `Unavailable`.
+    pub(crate) async fn eval<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> StoreResult<R> {
+        let client = self.pool.next();
+        let mut loads = 0;
+        loop {
+            match client
+                .evalsha(script.sha1().clone(), keys.clone(), args.clone())
+                .await
+            {
+                Err(e) if e.details().starts_with("NOSCRIPT") && loads < SCRIPT_LOADS => {
+                    loads += 1;
+                    script.load(client).await.map_err(map_err)?;
+                }
+                result => return result.map_err(map_err),
+            }
         }
-        Ok(())
     }
 
     /// Every key matching `pattern` (SCAN, so the server is never blocked).

@@ -12,9 +12,7 @@ use std::time::Duration;
 /// corrected to exact integer quotients.
 /// KEYS: key. ARGV: now ('' = Redis TIME), emission interval, tolerance, cost, consume (1|0),
 /// grace_ms. Returns {allowed, remaining, reset_after, retry_after}.
-static GCRA: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "local now
+pub(crate) const GCRA_LUA: &str = "local now
          if ARGV[1] == '' then
            local t = redis.call('TIME')
            now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -39,9 +37,9 @@ static GCRA: LazyLock<Script> = LazyLock::new(|| {
            local ttl = idiv(new_tat - now, 1000) + tonumber(ARGV[6])
            redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
          end
-         return {1, math.max(0, idiv(tau - (new_tat - now), T)), new_tat - now, 0}",
-    )
-});
+         return {1, math.max(0, idiv(tau - (new_tat - now), T)), new_tat - now, 0}";
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::from_lua(GCRA_LUA));
 
 /// Deletes a rate-limit key whose TAT is not after now. KEYS: key. ARGV: now ('' = TIME).
 static PURGE_IDLE: LazyLock<Script> = LazyLock::new(|| {
@@ -94,14 +92,10 @@ impl RedisRateLimitStore {
             if consume { "1" } else { "0" }.to_string(),
             self.r.grace_ms.max(1).to_string(),
         ];
-        let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) = GCRA
-            .evalsha_with_reload(
-                self.r.pool.next(),
-                vec![self.r.key(tenant, "rl", key)],
-                args,
-            )
-            .await
-            .map_err(map_err)?;
+        let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) = self
+            .r
+            .eval(&GCRA, vec![self.r.key(tenant, "rl", key)], args)
+            .await?;
         let us = |v: i64| Duration::from_micros(v.max(0) as u64);
         Ok(Decision {
             allowed: allowed == 1,
@@ -157,10 +151,10 @@ impl RateLimitStore for RedisRateLimitStore {
             .await?;
         let mut n = 0u64;
         for key in keys {
-            let deleted: i64 = PURGE_IDLE
-                .evalsha_with_reload(self.r.pool.next(), vec![key], vec![self.now_arg()])
-                .await
-                .map_err(map_err)?;
+            let deleted: i64 = self
+                .r
+                .eval(&PURGE_IDLE, vec![key], vec![self.now_arg()])
+                .await?;
             n += deleted as u64;
         }
         Ok(n)

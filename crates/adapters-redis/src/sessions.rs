@@ -89,17 +89,22 @@ static CHANGE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Revokes every listed session that is live, unrevoked and still the user's.
-/// KEYS: sessions. ARGV: now, user. Returns how many.
-static REVOKE_MANY: LazyLock<Script> = LazyLock::new(|| {
+/// Revokes every session of a user that is live, unrevoked and still the user's, in one round
+/// trip: the script reads the user's index itself. Session keys are derived from the index
+/// members with the prefix in ARGV; they share the index key's hash tag (`{t:<tenant>}`), so
+/// they live in its cluster slot.
+/// KEYS: user index. ARGV: now, user, session key prefix. Returns how many.
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "local now = tonumber(ARGV[1])
+         local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
          local n = 0
-         for i = 1, #KEYS do
-           local v = redis.call('HMGET', KEYS[i], 'expires', 'status', 'user')
+         for _, id in ipairs(ids) do
+           local key = ARGV[3] .. id
+           local v = redis.call('HMGET', key, 'expires', 'status', 'user')
            if v[1] and tonumber(v[1]) > now and v[2] ~= 'revoked' and v[3] == ARGV[2] then
-             redis.call('HSET', KEYS[i], 'status', 'revoked', 'revoked', ARGV[1])
-             redis.call('HINCRBY', KEYS[i], 'version', 1)
+             redis.call('HSET', key, 'status', 'revoked', 'revoked', ARGV[1])
+             redis.call('HINCRBY', key, 'version', 1)
              n = n + 1
            end
          end
@@ -184,10 +189,7 @@ impl RedisSessionStore {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> StoreResult<R> {
-        script
-            .evalsha_with_reload(self.r.pool.next(), keys, args)
-            .await
-            .map_err(map_err)
+        self.r.eval(script, keys, args).await
     }
 
     async fn change(&self, tenant: TenantId, id: SessionId, op: &str) -> StoreResult<Session> {
@@ -420,27 +422,15 @@ impl SessionStore for RedisSessionStore {
 
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.r.clock.now();
-        let ids: Vec<String> = self
-            .r
-            .pool
-            .zrangebyscore(
-                self.index_key(tenant, user),
-                format!("({}", now.as_micros()),
-                "+inf",
-                false,
-                None,
-            )
-            .await
-            .map_err(map_err)?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let keys = ids.iter().map(|id| self.r.key(tenant, "s", id)).collect();
         let n: i64 = self
             .run(
-                &REVOKE_MANY,
-                keys,
-                vec![now.as_micros().to_string(), user.to_string()],
+                &REVOKE_ALL,
+                vec![self.index_key(tenant, user)],
+                vec![
+                    now.as_micros().to_string(),
+                    user.to_string(),
+                    self.r.key(tenant, "s", ""),
+                ],
             )
             .await?;
         Ok(n as u64)
