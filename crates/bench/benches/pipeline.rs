@@ -1,0 +1,353 @@
+//! The audit pipeline beside a raw loop doing the same work with the same drivers, broker,
+//! database and client settings, in the same run:
+//! - `pipeline.relay.drain_2000`: our `OutboxRelay` + `KafkaSink` drain 2,000 pending outbox
+//!   rows, beside a raw loop that claims 500 rows with `FOR UPDATE SKIP LOCKED`, sends them
+//!   with an rdkafka `FutureProducer`, awaits every acknowledgement and marks them published;
+//! - `pipeline.end_to_end_2000`: the same drain, timed until the consumer side has written all
+//!   2,000 events into the audit log: our `AuditConsumer` (batch, `append_batch`, synchronous
+//!   offset commit) beside a raw `StreamConsumer` loop (batch, one array insert with
+//!   `ON CONFLICT DO NOTHING`, asynchronous commit).
+//!
+//! One operation is one event, so the table reads as time per event (its inverse is events/s).
+//! Needs `CREDO_TEST_POSTGRES_URL` and `CREDO_TEST_KAFKA_BROKERS` (`cargo xtask bench`).
+
+use credo_adapters_kafka::{AuditConsumer, ConsumerHandle, KafkaConfig, KafkaSink, ensure_topics};
+use credo_adapters_postgres::{PgConfig, PgStores};
+use credo_bench::{BASELINE, OURS, insert_events_raw};
+use credo_ports::relay::{OutboxRelay, RelayConfig};
+use credo_ports::{AuditCategory, AuditEvent, Clock, SystemClock, TenantId, UserId};
+use criterion::{Criterion, criterion_group, criterion_main};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use sqlx::{PgPool, Row};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const EVENTS: usize = 2_000;
+const BATCH: usize = 500;
+
+fn env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            eprintln!("SKIPPED: pipeline benchmarks need {name} (cargo xtask bench)");
+            None
+        }
+    }
+}
+
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    pg: PgStores,
+    ours: KafkaConfig,
+    raw: KafkaConfig,
+    relay: OutboxRelay,
+    producer: FutureProducer,
+}
+
+/// Client settings for the test broker (tansu: short group timeouts, short fetch wait); the
+/// raw side gets the very same `ClientConfig`s through `KafkaConfig`.
+fn kafka_config(brokers: &str, name: &str) -> KafkaConfig {
+    let mut c = KafkaConfig::new(brokers);
+    let unique = format!("{name}.{}", std::process::id());
+    c.topic = format!("credo.bench.{unique}");
+    c.dlq_topic = format!("{}.dlq", c.topic);
+    c.group_id = format!("credo-bench-{unique}");
+    c.session_timeout = Some(Duration::from_secs(6));
+    c.heartbeat_interval = Some(Duration::from_secs(1));
+    c.max_poll_interval = Some(Duration::from_secs(7));
+    c.fetch_wait_max = Duration::from_millis(10);
+    c.partitions = 3;
+    c.replication = 1;
+    c
+}
+
+/// `name` keeps each group's topics and consumer groups apart from the other group's.
+fn setup(name: &str) -> Option<Setup> {
+    let url = env("CREDO_TEST_POSTGRES_URL")?;
+    let brokers = env("CREDO_TEST_KAFKA_BROKERS")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let setup = rt.block_on(async {
+        let mut c = PgConfig::new(url);
+        c.schema = Some(format!("credo_bench_pipe_{}", std::process::id()));
+        let pg = PgStores::connect(&c, Arc::new(SystemClock)).await.unwrap();
+        pg.drop_schema().await.unwrap();
+        pg.migrate().await.unwrap();
+        let (ours, raw) = (
+            kafka_config(&brokers, &format!("{name}.ours")),
+            kafka_config(&brokers, &format!("{name}.raw")),
+        );
+        ensure_topics(&ours).await.unwrap();
+        ensure_topics(&raw).await.unwrap();
+        let relay = OutboxRelay::new(
+            pg.outbox(),
+            Arc::new(KafkaSink::new(&ours).unwrap()),
+            RelayConfig {
+                batch: BATCH,
+                ..RelayConfig::default()
+            },
+        )
+        .unwrap();
+        let producer: FutureProducer = raw.producer_config().create().unwrap();
+        (pg, ours, raw, relay, producer)
+    });
+    let (pg, ours, raw, relay, producer) = setup;
+    Some(Setup {
+        rt,
+        pg,
+        ours,
+        raw,
+        relay,
+        producer,
+    })
+}
+
+/// Puts `EVENTS` pending rows into the outbox in one statement (untimed), as `record` would
+/// have one by one.
+async fn fill(pool: &PgPool, tenant: TenantId) {
+    let now = SystemClock.now();
+    let subjects: Vec<UserId> = (0..20).map(|_| UserId::new()).collect();
+    let events: Vec<AuditEvent> = (0..EVENTS)
+        .map(|i| {
+            let mut e = AuditEvent::new(tenant, now, AuditCategory::Security, "auth.login_failed");
+            e.subject_user_id = Some(subjects[i % subjects.len()]);
+            e.actor = Some("client:web".into());
+            e.metadata.insert("n".into(), i.into());
+            e
+        })
+        .collect();
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.0).collect();
+    let payloads: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    sqlx::query(
+        "INSERT INTO outbox (event_id, tenant_id, event_type, payload, enqueued_at)
+         SELECT id, $2, 'auth.login_failed', payload, now()
+         FROM UNNEST($1::uuid[], $3::jsonb[]) AS b(id, payload)",
+    )
+    .bind(ids)
+    .bind(tenant.0)
+    .bind(payloads)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The raw relay: claim with SKIP LOCKED, send, await every ack, mark published. Returns how
+/// many rows it published.
+async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usize {
+    let mut total = 0;
+    loop {
+        let rows = sqlx::query(
+            "WITH picked AS (
+                 SELECT seq FROM outbox
+                 WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <= now())
+                 ORDER BY seq LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE outbox o SET claimed_until = now() + interval '30 seconds', attempts = o.attempts + 1
+             FROM picked WHERE o.seq = picked.seq
+             RETURNING o.seq, o.tenant_id, o.payload",
+        )
+        .bind(BATCH as i64)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if rows.is_empty() {
+            return total;
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut acks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            seqs.push(row.get::<i64, _>("seq"));
+            let key = row.get::<uuid::Uuid, _>("tenant_id").to_string();
+            let value = row.get::<serde_json::Value, _>("payload").to_string();
+            let record = FutureRecord::to(topic).key(&key).payload(&value);
+            acks.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        }
+        for ack in acks {
+            ack.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+        sqlx::query(
+            "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE seq = ANY($1)",
+        )
+        .bind(&seqs)
+        .execute(pool)
+        .await
+        .unwrap();
+        total += rows.len();
+    }
+}
+
+/// Our relay and the raw loop, each draining 2,000 fresh rows per iteration.
+fn relay_drain(c: &mut Criterion) {
+    let Some(s) = setup("relay") else { return };
+    let pool = s.pg.pool().clone();
+    let mut g = c.benchmark_group("pipeline.relay.drain_2000");
+    g.sample_size(10);
+    g.bench_function(OURS, |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    fill(&pool, TenantId::new()).await;
+                    let started = Instant::now();
+                    assert_eq!(s.relay.drain().await.unwrap(), EVENTS as u64);
+                    timed += started.elapsed();
+                }
+                per_event(timed)
+            })
+        })
+    });
+    g.bench_function(BASELINE, |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    fill(&pool, TenantId::new()).await;
+                    let started = Instant::now();
+                    assert_eq!(raw_drain(&pool, &s.producer, &s.raw.topic).await, EVENTS);
+                    timed += started.elapsed();
+                }
+                per_event(timed)
+            })
+        })
+    });
+    g.finish();
+    s.rt.block_on(s.pg.drop_schema()).unwrap();
+}
+
+/// Criterion counts iterations; one iteration here moves `EVENTS` events, and the table should
+/// read per event.
+fn per_event(d: Duration) -> Duration {
+    d / EVENTS as u32
+}
+
+/// The raw consumer: batches of up to 500 (or what arrives within 20 ms), one array insert,
+/// an asynchronous commit. Counts the rows it inserted into `written`.
+async fn raw_consume(
+    config: ClientConfig,
+    topic: String,
+    pool: PgPool,
+    written: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let consumer: StreamConsumer = config.create().unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    loop {
+        let first = tokio::select! {
+            m = consumer.recv() => m.unwrap().detach(),
+            _ = stop.changed() => return,
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(m) => batch.push(m.unwrap().detach()),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<AuditEvent> = batch
+            .iter()
+            .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+            .collect();
+        let inserted = insert_events_raw(&pool, &events, true).await;
+        for m in &batch {
+            consumer
+                .store_offset(m.topic(), m.partition(), m.offset())
+                .unwrap();
+        }
+        consumer.commit_consumer_state(CommitMode::Async).unwrap();
+        written.fetch_add(inserted, Ordering::SeqCst);
+    }
+}
+
+async fn wait_until(counter: impl Fn() -> u64, target: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter() < target {
+        assert!(
+            Instant::now() < deadline,
+            "events not materialized within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Outbox to audit log, ours and raw, with both consumers running throughout.
+fn end_to_end(c: &mut Criterion) {
+    let Some(s) = setup("e2e") else { return };
+    let pool = s.pg.pool().clone();
+    let (stop, stopped) = watch::channel(false);
+    let (handle, written): (ConsumerHandle, Arc<AtomicU64>) = s.rt.block_on(async {
+        let consumer = AuditConsumer::new(&s.ours, s.pg.audit()).unwrap();
+        let handle = consumer.handle();
+        tokio::spawn(consumer.run(stopped.clone()));
+        assert!(handle.wait_assigned(Duration::from_secs(60)).await);
+        let written = Arc::new(AtomicU64::new(0));
+        tokio::spawn(raw_consume(
+            s.raw.consumer_config(),
+            s.raw.topic.clone(),
+            pool.clone(),
+            written.clone(),
+            stopped,
+        ));
+        (handle, written)
+    });
+    // One untimed round each: the raw consumer's first batch also tells its group joined.
+    s.rt.block_on(async {
+        fill(&pool, TenantId::new()).await;
+        s.relay.drain().await.unwrap();
+        wait_until(|| handle.stats().materialized, EVENTS as u64).await;
+        fill(&pool, TenantId::new()).await;
+        raw_drain(&pool, &s.producer, &s.raw.topic).await;
+        wait_until(|| written.load(Ordering::SeqCst), EVENTS as u64).await;
+    });
+    let mut g = c.benchmark_group("pipeline.end_to_end_2000");
+    g.sample_size(10);
+    g.bench_function(OURS, |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let target = handle.stats().materialized + EVENTS as u64;
+                    fill(&pool, TenantId::new()).await;
+                    let started = Instant::now();
+                    s.relay.drain().await.unwrap();
+                    wait_until(|| handle.stats().materialized, target).await;
+                    timed += started.elapsed();
+                }
+                per_event(timed)
+            })
+        })
+    });
+    g.bench_function(BASELINE, |b| {
+        b.iter_custom(|iters| {
+            s.rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let target = written.load(Ordering::SeqCst) + EVENTS as u64;
+                    fill(&pool, TenantId::new()).await;
+                    let started = Instant::now();
+                    raw_drain(&pool, &s.producer, &s.raw.topic).await;
+                    wait_until(|| written.load(Ordering::SeqCst), target).await;
+                    timed += started.elapsed();
+                }
+                per_event(timed)
+            })
+        })
+    });
+    g.finish();
+    let _ = stop.send(true);
+    s.rt.block_on(s.pg.drop_schema()).unwrap();
+}
+
+criterion_group!(benches, relay_drain, end_to_end);
+criterion_main!(benches);

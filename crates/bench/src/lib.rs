@@ -1,0 +1,66 @@
+//! Benchmarks of credo-storage (see `benches/`), run by `cargo xtask bench`.
+//!
+//! Every benchmark group holds our operation as `ours` and its baseline as `baseline` (a raw
+//! driver call or the best peer crate doing the same work), measured in the same process and
+//! run, so the ratio means something on a shared, noisy machine. `cargo xtask bench` reads
+//! criterion's estimates and prints one table of ratios.
+
+use credo_ports::AuditEvent;
+
+/// The function name of our side of a group.
+pub const OURS: &str = "ours";
+/// The function name of the baseline side of a group.
+pub const BASELINE: &str = "baseline";
+
+/// The raw array insert baselines use: the columns a typical event fills, bound as arrays
+/// into one `INSERT … SELECT FROM UNNEST` with no validation. With `skip_existing`, ids
+/// already stored are skipped (`ON CONFLICT DO NOTHING`), as an idempotent consumer needs.
+/// Returns the rows inserted.
+pub async fn insert_events_raw(
+    pool: &sqlx::PgPool,
+    events: &[AuditEvent],
+    skip_existing: bool,
+) -> u64 {
+    let n = events.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tenants = Vec::with_capacity(n);
+    let mut at = Vec::with_capacity(n);
+    let mut categories = Vec::with_capacity(n);
+    let mut actions = Vec::with_capacity(n);
+    let mut actors = Vec::with_capacity(n);
+    let mut subjects = Vec::with_capacity(n);
+    let mut metadata = Vec::with_capacity(n);
+    for e in events {
+        ids.push(e.id.0);
+        tenants.push(e.tenant_id.0);
+        at.push(e.occurred_at.as_micros());
+        categories.push(e.category.as_str());
+        actions.push(e.action.as_str());
+        actors.push(e.actor.as_deref());
+        subjects.push(e.subject_user_id.map(|u| u.0));
+        metadata.push(serde_json::Value::Object(e.metadata.clone()));
+    }
+    macro_rules! insert {
+        () => {
+            "INSERT INTO audit_events (id, tenant_id, occurred_at, category, action, actor, subject_user_id, metadata)
+             SELECT id, tenant, to_timestamp(at / 1e6), category, action, actor, subject, metadata
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::jsonb[])
+                  AS b(id, tenant, at, category, action, actor, subject, metadata)"
+        };
+    }
+    const INSERT: &str = insert!();
+    const SKIPPING: &str = concat!(insert!(), " ON CONFLICT (id) DO NOTHING");
+    sqlx::query(if skip_existing { SKIPPING } else { INSERT })
+        .bind(ids)
+        .bind(tenants)
+        .bind(at)
+        .bind(categories)
+        .bind(actions)
+        .bind(actors)
+        .bind(subjects)
+        .bind(metadata)
+        .execute(pool)
+        .await
+        .expect("raw array insert")
+        .rows_affected()
+}

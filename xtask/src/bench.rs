@@ -1,0 +1,145 @@
+//! `cargo xtask bench [--quick] [FILTER]`: brings the test servers up, runs the criterion
+//! benchmarks of `crates/bench`, and prints one table of our time beside the baseline's
+//! (`ours` and `baseline` in each criterion group, same process, same run), with the ratio and
+//! p50/p99 of the sample means. Writes `target/bench/report.json`.
+
+use crate::services;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+pub fn bench(args: &[String]) -> Result<bool, String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let services = services::Services::new()?;
+    let mut session = services::ServiceSession::new(&services);
+    let mut env: Vec<(&str, String)> = Vec::new();
+    for s in services::Service::ALL {
+        match std::env::var(s.env_var()) {
+            Ok(v) if !v.is_empty() => {}
+            _ => {
+                session.up(s)?;
+                env.push((s.env_var(), s.env_value().into()));
+            }
+        }
+    }
+    let started = SystemTime::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["bench", "-p", "credo-bench", "--benches", "--"]);
+    cmd.arg("--noplot");
+    if quick {
+        cmd.args(["--warm-up-time", "0.5", "--measurement-time", "1"]);
+    }
+    cmd.args(filter);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let ran = crate::run(&mut cmd);
+    let stopped = session.stop();
+    let ran = ran?;
+    stopped?;
+    let root = crate::workspace_root().join("target");
+    let rows = collect(&root.join("criterion"), started)?;
+    print_table(&rows);
+    let out = root.join("bench");
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    let report = json!({ "quick": quick, "rows": rows });
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!("wrote {}", out.join("report.json").display());
+    Ok(ran)
+}
+
+/// Median (ns per operation) and p50/p99 of the per-sample means of one side.
+fn side(dir: &Path, since: SystemTime) -> Option<(f64, f64, f64)> {
+    let estimates = dir.join("new").join("estimates.json");
+    let fresh = std::fs::metadata(&estimates)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since);
+    if !fresh {
+        return None;
+    }
+    let e: Value = serde_json::from_str(&std::fs::read_to_string(estimates).ok()?).ok()?;
+    let median = e["median"]["point_estimate"].as_f64()?;
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("new").join("sample.json")).ok()?)
+            .ok()?;
+    let mut per_op: Vec<f64> = s["iters"]
+        .as_array()?
+        .iter()
+        .zip(s["times"].as_array()?)
+        .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
+        .collect();
+    per_op.sort_by(f64::total_cmp);
+    let pct = |q: f64| per_op[((per_op.len() as f64 - 1.0) * q).round() as usize];
+    Some((median, pct(0.5), pct(0.99)))
+}
+
+fn collect(criterion: &Path, since: SystemTime) -> Result<Vec<Value>, String> {
+    let mut rows = Vec::new();
+    let Ok(groups) = std::fs::read_dir(criterion) else {
+        return Ok(rows);
+    };
+    let mut groups: Vec<_> = groups.filter_map(|g| g.ok()).map(|g| g.path()).collect();
+    groups.sort();
+    for g in groups {
+        let name = g
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let (Some(ours), Some(base)) = (
+            side(&g.join("ours"), since),
+            side(&g.join("baseline"), since),
+        ) else {
+            continue;
+        };
+        rows.push(json!({
+            "operation": name,
+            "ours_ns": ours.0,
+            "baseline_ns": base.0,
+            "ratio": ours.0 / base.0,
+            "ours_p50_ns": ours.1,
+            "ours_p99_ns": ours.2,
+            "baseline_p50_ns": base.1,
+            "baseline_p99_ns": base.2,
+        }));
+    }
+    Ok(rows)
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn print_table(rows: &[Value]) {
+    println!("| operation | ours | baseline | ratio | ours p50 / p99 | baseline p50 / p99 |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {} | {} | {:.2}× | {} / {} | {} / {} |",
+            r["operation"].as_str().unwrap_or(""),
+            human(f("ours_ns")),
+            human(f("baseline_ns")),
+            f("ratio"),
+            human(f("ours_p50_ns")),
+            human(f("ours_p99_ns")),
+            human(f("baseline_p50_ns")),
+            human(f("baseline_p99_ns")),
+        );
+    }
+}
