@@ -15,35 +15,56 @@ pub const MAX_SCOPES: usize = 64;
 /// A required free-text field: not empty after trimming, at most [`MAX_TEXT_LEN`] bytes, no
 /// control characters (NUL included).
 pub fn text(field: &'static str, value: &str) -> StoreResult<()> {
-    if value.trim().is_empty() {
+    if is_blank(value) {
         return Err(StoreError::invalid(field, "must not be empty"));
     }
-    optional_text(field, Some(value))
+    text_rules(field, value)
 }
 
 /// An optional free-text field: when present, the rules of [`text`] except that it may not be
 /// blank either (use `None` for "absent").
 pub fn optional_text(field: &'static str, value: Option<&str>) -> StoreResult<()> {
     let Some(value) = value else { return Ok(()) };
-    if value.trim().is_empty() {
+    if is_blank(value) {
         return Err(StoreError::invalid(
             field,
             "must not be blank (omit it instead)",
         ));
     }
+    text_rules(field, value)
+}
+
+/// Length and control characters (blankness is checked by the callers, with their wording).
+fn text_rules(field: &'static str, value: &str) -> StoreResult<()> {
     if value.len() > MAX_TEXT_LEN {
         return Err(StoreError::invalid(
             field,
             format!("at most {MAX_TEXT_LEN} bytes, got {}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
+    // Rate-limit keys are checked on every request: scan ASCII bytes, decode only otherwise.
+    let control = if value.is_ascii() {
+        value.bytes().any(|b| b.is_ascii_control())
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if control {
         return Err(StoreError::invalid(
             field,
             "must not contain control characters",
         ));
     }
     Ok(())
+}
+
+/// Empty or only whitespace. Most values start with a visible ASCII character, which settles
+/// it without trimming.
+fn is_blank(value: &str) -> bool {
+    match value.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        Some(_) => value.trim().is_empty(),
+    }
 }
 
 /// The form an email is stored in: surrounding whitespace removed, case kept.
@@ -166,5 +187,22 @@ mod tests {
         assert!(text("f", &"x".repeat(MAX_TEXT_LEN + 1)).is_err());
         assert!(optional_text("f", None).is_ok());
         assert!(optional_text("f", Some(" ")).is_err());
+        assert!(text("f", "\u{85}x").is_err(), "C1 control");
+        assert!(text("f", "\u{3000}").is_err(), "non-ASCII blank");
+        assert!(text("f", "é\u{7f}").is_err());
+    }
+
+    proptest::proptest! {
+        /// The ASCII fast paths decide exactly as the plain definitions do.
+        #[test]
+        fn fast_paths_match_the_definitions(value in "(?s).{0,12}", ascii in "[\\x00-\\x7f]{0,12}") {
+            for v in [value.as_str(), ascii.as_str()] {
+                let blank = v.trim().is_empty();
+                let control = v.chars().any(char::is_control);
+                let long = v.len() > MAX_TEXT_LEN;
+                proptest::prop_assert_eq!(is_blank(v), blank, "{:?}", v);
+                proptest::prop_assert_eq!(text("f", v).is_ok(), !blank && !control && !long, "{:?}", v);
+            }
+        }
     }
 }
