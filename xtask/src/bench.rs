@@ -30,7 +30,7 @@ pub fn bench(args: &[String]) -> Result<bool, String> {
     cmd.args(["bench", "-p", "credo-bench", "--benches", "--"]);
     cmd.arg("--noplot");
     if quick {
-        cmd.args(["--warm-up-time", "0.5", "--measurement-time", "1"]);
+        cmd.args(["--warm-up-time", "0.4", "--measurement-time", "0.8"]);
     }
     cmd.args(filter);
     for (k, v) in &env {
