@@ -113,6 +113,26 @@ impl KafkaConfig {
         c
     }
 
+    /// Settings for a single-node development or test broker that is slow to join consumer
+    /// groups, such as tansu: group session 6 s (the least Apache Kafka accepts by default),
+    /// heartbeat 1 s, max poll interval 7 s, fetch wait 10 ms (tansu holds every fetch for the
+    /// whole wait even when data arrives), new topics with 3 partitions and replication 1.
+    /// Production brokers need none of this; the defaults of [`KafkaConfig::new`] are theirs.
+    ///
+    /// ```
+    /// let c = credo_adapters_kafka::KafkaConfig::new("127.0.0.1:9092").single_node_dev();
+    /// assert_eq!(c.replication, 1);
+    /// ```
+    pub fn single_node_dev(mut self) -> Self {
+        self.session_timeout = Some(Duration::from_secs(6));
+        self.heartbeat_interval = Some(Duration::from_secs(1));
+        self.max_poll_interval = Some(Duration::from_secs(7));
+        self.fetch_wait_max = Duration::from_millis(10);
+        self.partitions = 3;
+        self.replication = 1;
+        self
+    }
+
     /// The producer's settings: `acks=all`, idempotence on.
     pub fn producer_config(&self) -> ClientConfig {
         let mut c = self.base();

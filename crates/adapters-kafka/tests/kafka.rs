@@ -21,18 +21,13 @@ fn brokers() -> Option<String> {
     credo_testkit::required("CREDO_TEST_KAFKA_BROKERS")
 }
 
-/// Fresh topics and group, one partition-set per test, group timeouts a test broker accepts.
+/// Fresh topics and group per test, with the test broker's settings.
 fn config(brokers: &str, name: &str) -> KafkaConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut c = KafkaConfig::new(brokers);
+    let mut c = KafkaConfig::new(brokers).single_node_dev();
     c.topic = format!("credo.it.{name}.{id}");
     c.dlq_topic = format!("{}.dlq", c.topic);
     c.group_id = format!("credo-it-{name}-{id}");
-    c.session_timeout = Some(Duration::from_secs(6));
-    c.heartbeat_interval = Some(Duration::from_secs(1));
-    c.max_poll_interval = Some(Duration::from_secs(7));
-    c.partitions = 3;
-    c.replication = 1;
     c
 }
 

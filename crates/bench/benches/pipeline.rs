@@ -21,6 +21,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use sqlx::{PgPool, Row};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -48,20 +49,14 @@ struct Setup {
     producer: FutureProducer,
 }
 
-/// Client settings for the test broker (tansu: short group timeouts, short fetch wait); the
-/// raw side gets the very same `ClientConfig`s through `KafkaConfig`.
+/// The test broker's settings (`single_node_dev`), per side; the raw side gets the very same
+/// `ClientConfig`s through `KafkaConfig`.
 fn kafka_config(brokers: &str, name: &str) -> KafkaConfig {
-    let mut c = KafkaConfig::new(brokers);
+    let mut c = KafkaConfig::new(brokers).single_node_dev();
     let unique = format!("{name}.{}", std::process::id());
     c.topic = format!("credo.bench.{unique}");
     c.dlq_topic = format!("{}.dlq", c.topic);
     c.group_id = format!("credo-bench-{unique}");
-    c.session_timeout = Some(Duration::from_secs(6));
-    c.heartbeat_interval = Some(Duration::from_secs(1));
-    c.max_poll_interval = Some(Duration::from_secs(7));
-    c.fetch_wait_max = Duration::from_millis(10);
-    c.partitions = 3;
-    c.replication = 1;
     c
 }
 
@@ -195,40 +190,37 @@ fn relay_drain(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
-            s.rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    fill(&pool, TenantId::new()).await;
-                    let started = Instant::now();
-                    assert_eq!(s.relay.drain().await.unwrap(), EVENTS as u64);
-                    timed += started.elapsed();
-                }
-                per_event(timed)
-            })
+            s.rt.block_on(rounds(&pool, iters, || async {
+                assert_eq!(s.relay.drain().await.unwrap(), EVENTS as u64);
+            }))
         })
     });
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|iters| {
-            s.rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    fill(&pool, TenantId::new()).await;
-                    let started = Instant::now();
-                    assert_eq!(raw_drain(&pool, &s.producer, &s.raw.topic).await, EVENTS);
-                    timed += started.elapsed();
-                }
-                per_event(timed)
-            })
+            s.rt.block_on(rounds(&pool, iters, || async {
+                assert_eq!(raw_drain(&pool, &s.producer, &s.raw.topic).await, EVENTS);
+            }))
         })
     });
     g.finish();
     s.rt.block_on(s.pg.drop_schema()).unwrap();
 }
 
-/// Criterion counts iterations; one iteration here moves `EVENTS` events, and the table should
-/// read per event.
-fn per_event(d: Duration) -> Duration {
-    d / EVENTS as u32
+/// `iters` rounds of 2,000 fresh outbox rows (untimed) and `round` (timed). Criterion counts
+/// iterations and one moves 2,000 events, so this returns the time per event.
+async fn rounds<F, Fut>(pool: &PgPool, iters: u64, mut round: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut timed = Duration::ZERO;
+    for _ in 0..iters {
+        fill(pool, TenantId::new()).await;
+        let started = Instant::now();
+        round().await;
+        timed += started.elapsed();
+    }
+    timed / EVENTS as u32
 }
 
 /// The raw consumer: batches of up to 500 (or what arrives within 20 ms), one array insert,
@@ -314,34 +306,20 @@ fn end_to_end(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
-            s.rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let target = handle.stats().materialized + EVENTS as u64;
-                    fill(&pool, TenantId::new()).await;
-                    let started = Instant::now();
-                    s.relay.drain().await.unwrap();
-                    wait_until(|| handle.stats().materialized, target).await;
-                    timed += started.elapsed();
-                }
-                per_event(timed)
-            })
+            s.rt.block_on(rounds(&pool, iters, || async {
+                let target = handle.stats().materialized + EVENTS as u64;
+                s.relay.drain().await.unwrap();
+                wait_until(|| handle.stats().materialized, target).await;
+            }))
         })
     });
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|iters| {
-            s.rt.block_on(async {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let target = written.load(Ordering::SeqCst) + EVENTS as u64;
-                    fill(&pool, TenantId::new()).await;
-                    let started = Instant::now();
-                    raw_drain(&pool, &s.producer, &s.raw.topic).await;
-                    wait_until(|| written.load(Ordering::SeqCst), target).await;
-                    timed += started.elapsed();
-                }
-                per_event(timed)
-            })
+            s.rt.block_on(rounds(&pool, iters, || async {
+                let target = written.load(Ordering::SeqCst) + EVENTS as u64;
+                raw_drain(&pool, &s.producer, &s.raw.topic).await;
+                wait_until(|| written.load(Ordering::SeqCst), target).await;
+            }))
         })
     });
     g.finish();

@@ -74,6 +74,32 @@ where
     elapsed.mul_f64(iters as f64 / (per * tasks) as f64)
 }
 
+/// Groups `{name}.1_tasks` (latency) and `{name}.64_tasks` (time per operation under load),
+/// each timing `ours` and `baseline` through [`concurrent`].
+fn at_1_and_64_tasks<O, OF, B, BF>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    ours: O,
+    baseline: B,
+) where
+    O: Fn(u64) -> OF + Send + Sync + Clone + 'static,
+    OF: Future<Output = ()> + Send,
+    B: Fn(u64) -> BF + Send + Sync + Clone + 'static,
+    BF: Future<Output = ()> + Send,
+{
+    for tasks in [1, TASKS] {
+        let mut g = c.benchmark_group(format!("{name}.{tasks}_tasks"));
+        g.bench_function(OURS, |b| {
+            b.iter_custom(|iters| concurrent(rt, iters, tasks, ours.clone()))
+        });
+        g.bench_function(BASELINE, |b| {
+            b.iter_custom(|iters| concurrent(rt, iters, tasks, baseline.clone()))
+        });
+        g.finish();
+    }
+}
+
 struct Setup {
     rt: tokio::runtime::Runtime,
     ours: RedisStores,
@@ -139,33 +165,21 @@ fn session_get(c: &mut Criterion) {
     let fields: HashMap<String, String> = s.rt.block_on(s.raw.hgetall(&key)).unwrap();
     assert!(!fields.is_empty(), "session hash not found at {key}");
 
-    for tasks in [1, TASKS] {
-        let mut g = c.benchmark_group(format!("redis.session.get.{tasks}_tasks"));
-        g.bench_function(OURS, |b| {
-            b.iter_custom(|iters| {
-                let sessions = sessions.clone();
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let sessions = sessions.clone();
-                    async move {
-                        black_box(sessions.get(tenant, session.id).await.unwrap());
-                    }
-                })
-            })
-        });
-        g.bench_function(BASELINE, |b| {
-            b.iter_custom(|iters| {
-                let (raw, key) = (s.raw.clone(), key.clone());
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let (raw, key) = (raw.clone(), key.clone());
-                    async move {
-                        let v: HashMap<String, String> = raw.hgetall(&key).await.unwrap();
-                        black_box(v);
-                    }
-                })
-            })
-        });
-        g.finish();
-    }
+    let ours = move |_| {
+        let sessions = sessions.clone();
+        async move {
+            black_box(sessions.get(tenant, session.id).await.unwrap());
+        }
+    };
+    let raw = s.raw.clone();
+    let baseline = move |_| {
+        let (raw, key) = (raw.clone(), key.clone());
+        async move {
+            let v: HashMap<String, String> = raw.hgetall(&key).await.unwrap();
+            black_box(v);
+        }
+    };
+    at_1_and_64_tasks(c, &s.rt, "redis.session.get", ours, baseline);
 }
 
 fn new_session(tenant: TenantId, user: UserId) -> NewSession {
@@ -207,38 +221,26 @@ fn session_touch(c: &mut Criterion) {
         s.rt.block_on(sessions.create(new_session(tenant, UserId::new())))
             .unwrap();
     let key = format!("{}:{{t:{}}}:s:{}", s.prefix, tenant, session.id);
-    for tasks in [1, TASKS] {
-        let mut g = c.benchmark_group(format!("redis.session.touch.{tasks}_tasks"));
-        g.bench_function(OURS, |b| {
-            b.iter_custom(|iters| {
-                let sessions = sessions.clone();
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let sessions = sessions.clone();
-                    async move {
-                        black_box(sessions.touch(tenant, session.id).await.unwrap());
-                    }
-                })
-            })
-        });
-        g.bench_function(BASELINE, |b| {
-            b.iter_custom(|iters| {
-                let (raw, key) = (s.raw.clone(), key.clone());
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let (raw, key) = (raw.clone(), key.clone());
-                    async move {
-                        let p = raw.next().pipeline();
-                        let now = SystemClock.now().as_micros().to_string();
-                        let _: () = p.hset(&key, ("seen", now)).await.unwrap();
-                        let _: () = p.hincrby(&key, "version", 1).await.unwrap();
-                        let _: () = p.hgetall(&key).await.unwrap();
-                        let v: HashMap<String, String> = p.last().await.unwrap();
-                        black_box(v);
-                    }
-                })
-            })
-        });
-        g.finish();
-    }
+    let ours = move |_| {
+        let sessions = sessions.clone();
+        async move {
+            black_box(sessions.touch(tenant, session.id).await.unwrap());
+        }
+    };
+    let raw = s.raw.clone();
+    let baseline = move |_| {
+        let (raw, key) = (raw.clone(), key.clone());
+        async move {
+            let p = raw.next().pipeline();
+            let now = SystemClock.now().as_micros().to_string();
+            let _: () = p.hset(&key, ("seen", now)).await.unwrap();
+            let _: () = p.hincrby(&key, "version", 1).await.unwrap();
+            let _: () = p.hgetall(&key).await.unwrap();
+            let v: HashMap<String, String> = p.last().await.unwrap();
+            black_box(v);
+        }
+    };
+    at_1_and_64_tasks(c, &s.rt, "redis.session.touch", ours, baseline);
 }
 
 fn session_create(c: &mut Criterion) {
@@ -382,42 +384,29 @@ fn rate_limit_check(c: &mut Criterion) {
         )
         .unwrap();
     let raw_key = format!("{}:raw:rl", s.prefix);
-    for tasks in [1, TASKS] {
-        let mut g = c.benchmark_group(format!("redis.rate_limit.check.{tasks}_tasks"));
-        g.bench_function(OURS, |b| {
-            b.iter_custom(|iters| {
-                let limits = limits.clone();
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let limits = limits.clone();
-                    async move {
-                        black_box(limits.check(tenant, "login:k", policy, 1).await.unwrap());
-                    }
-                })
-            })
-        });
-        g.bench_function(BASELINE, |b| {
-            b.iter_custom(|iters| {
-                let (raw, sha, key) = (s.raw.clone(), sha.clone(), raw_key.clone());
-                concurrent(&s.rt, iters, tasks, move |_| {
-                    let (raw, sha, key) = (raw.clone(), sha.clone(), key.clone());
-                    async move {
-                        let args = vec![
-                            String::new(),
-                            policy.emission_interval_us().to_string(),
-                            policy.tolerance_us().to_string(),
-                            "1".to_string(),
-                            "1".to_string(),
-                            "60000".to_string(),
-                        ];
-                        let r: (i64, i64, i64, i64) =
-                            raw.next().evalsha(&sha, vec![key], args).await.unwrap();
-                        black_box(r);
-                    }
-                })
-            })
-        });
-        g.finish();
-    }
+    let ours = move |_| {
+        let limits = limits.clone();
+        async move {
+            black_box(limits.check(tenant, "login:k", policy, 1).await.unwrap());
+        }
+    };
+    let raw = s.raw.clone();
+    let baseline = move |_| {
+        let (raw, sha, key) = (raw.clone(), sha.clone(), raw_key.clone());
+        async move {
+            let args = vec![
+                String::new(),
+                policy.emission_interval_us().to_string(),
+                policy.tolerance_us().to_string(),
+                "1".to_string(),
+                "1".to_string(),
+                "60000".to_string(),
+            ];
+            let r: (i64, i64, i64, i64) = raw.next().evalsha(&sha, vec![key], args).await.unwrap();
+            black_box(r);
+        }
+    };
+    at_1_and_64_tasks(c, &s.rt, "redis.rate_limit.check", ours, baseline);
 }
 
 criterion_group!(

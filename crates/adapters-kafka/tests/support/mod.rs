@@ -140,20 +140,12 @@ impl Pipeline {
         let pg = PgStores::connect(&pg, Arc::new(SystemClock)).await.unwrap();
         pg.drop_schema().await.unwrap();
         pg.migrate().await.unwrap();
-        let mut config = KafkaConfig::new(broker.brokers());
+        let mut config = KafkaConfig::new(broker.brokers()).single_node_dev();
         config.topic = format!("credo.faults.{name}");
         config.dlq_topic = format!("credo.faults.{name}.dlq");
         config.group_id = format!("credo-faults-{name}");
-        config.session_timeout = Some(Duration::from_secs(6));
-        config.heartbeat_interval = Some(Duration::from_secs(1));
-        config.max_poll_interval = Some(Duration::from_secs(7));
         config.delivery_timeout = Duration::from_secs(3);
         config.health_timeout = Duration::from_secs(5);
-        // tansu holds a fetch for the whole fetch.wait.max.ms even when data arrives (Apache
-        // Kafka answers at once), so a long wait would only add latency here.
-        config.fetch_wait_max = Duration::from_millis(10);
-        config.partitions = 3;
-        config.replication = 1;
         ensure_topics(&config).await.unwrap();
         let log = Observed::new(pg.audit());
         Some(Pipeline {

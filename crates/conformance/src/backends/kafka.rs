@@ -91,24 +91,17 @@ impl KafkaHarness {
         Err("built without the `testcontainers` feature".into())
     }
 
-    /// Test settings: a fresh topic and group per lane, and the short group timeouts that test
-    /// brokers need (6 s is also the least Apache Kafka accepts by default).
+    /// Test settings: a fresh topic and group per lane, the test broker's settings
+    /// (`single_node_dev`), and short batching waits so a case's events settle quickly.
     fn config(&self, brokers: &str) -> KafkaConfig {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let run = uuid::Uuid::new_v4().simple().to_string();
-        let mut c = KafkaConfig::new(brokers);
+        let mut c = KafkaConfig::new(brokers).single_node_dev();
         c.topic = format!("credo.conformance.{}.{run}.{n}", std::process::id());
         c.dlq_topic = format!("{}.dlq", c.topic);
         c.group_id = format!("credo-conformance-{run}-{n}");
-        c.session_timeout = Some(Duration::from_secs(6));
-        c.heartbeat_interval = Some(Duration::from_secs(1));
-        c.max_poll_interval = Some(Duration::from_secs(7));
         c.linger = Duration::from_millis(1);
         c.consumer_batch_wait = Duration::from_millis(2);
-        // tansu holds every fetch for the whole wait, even when data arrives.
-        c.fetch_wait_max = Duration::from_millis(10);
-        c.partitions = 3;
-        c.replication = 1;
         c
     }
 
