@@ -11,6 +11,7 @@ use credo_ports::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,43 @@ fn setup() -> Option<(tokio::runtime::Runtime, PgStores)> {
     Some((rt, stores))
 }
 
+/// Group `name`: `iters` sequential awaits of `ours`, then as many of `baseline`.
+fn side_by_side<O, OF, B, BF>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    ours: O,
+    baseline: B,
+) where
+    O: Fn() -> OF,
+    OF: Future<Output = ()>,
+    B: Fn() -> BF,
+    BF: Future<Output = ()>,
+{
+    let mut g = c.benchmark_group(name);
+    g.bench_function(OURS, |b| {
+        b.iter_custom(|iters| sequential(rt, iters, &ours))
+    });
+    g.bench_function(BASELINE, |b| {
+        b.iter_custom(|iters| sequential(rt, iters, &baseline))
+    });
+    g.finish();
+}
+
+fn sequential<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: &F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    rt.block_on(async {
+        let started = Instant::now();
+        for _ in 0..iters {
+            op().await;
+        }
+        started.elapsed()
+    })
+}
+
 fn events(tenant: TenantId, n: usize) -> Vec<AuditEvent> {
     let now = SystemClock.now();
     (0..n)
@@ -59,47 +97,35 @@ fn user_get(c: &mut Criterion) {
         .block_on(users.create(NewUser::new(tenant, "ada@example.com", "Ada", "L")))
         .unwrap();
     let pool = pg.pool().clone();
-    let mut g = c.benchmark_group("postgres.user.get");
-    g.bench_function(OURS, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    black_box(users.get(tenant, user.id).await.unwrap());
-                }
-                started.elapsed()
-            })
-        })
-    });
-    g.bench_function(BASELINE, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let row = sqlx::query(
-                        "SELECT id, tenant_id, email, email_verified, first_name, last_name, status, created_at, updated_at, version
-                         FROM users WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(tenant.0)
-                    .bind(user.id.0)
-                    .fetch_optional(&pool)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                    let v: (uuid::Uuid, String, bool, String, i64) = (
-                        row.get("id"),
-                        row.get("email"),
-                        row.get("email_verified"),
-                        row.get("status"),
-                        row.get("version"),
-                    );
-                    black_box(v);
-                }
-                started.elapsed()
-            })
-        })
-    });
-    g.finish();
+    let (users, pool, id) = (&users, &pool, user.id);
+    side_by_side(
+        c,
+        &rt,
+        "postgres.user.get",
+        move || async move {
+            black_box(users.get(tenant, id).await.unwrap());
+        },
+        move || async move {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, email, email_verified, first_name, last_name, status, created_at, updated_at, version
+                 FROM users WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+            .unwrap();
+            let v: (uuid::Uuid, String, bool, String, i64) = (
+                row.get("id"),
+                row.get("email"),
+                row.get("email_verified"),
+                row.get("status"),
+                row.get("version"),
+            );
+            black_box(v);
+        },
+    );
     rt.block_on(pg.drop_schema()).unwrap();
 }
 
@@ -116,70 +142,58 @@ fn consent_grant(c: &mut Criterion) {
         purpose: purpose.into(),
         expires_at: None,
     };
-    let mut g = c.benchmark_group("postgres.consent.grant");
-    g.bench_function(OURS, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    black_box(consents.grant(grant("marketing")).await.unwrap());
-                }
-                started.elapsed()
-            })
-        })
-    });
-    g.bench_function(BASELINE, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let g = grant("analytics");
-                    let mut tx = pool.begin().await.unwrap();
-                    let row = sqlx::query(
-                        "INSERT INTO consents (id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version)
-                         VALUES ($1, $2, $3, $4, now(), NULL, NULL, 1)
-                         ON CONFLICT (tenant_id, user_id, purpose) DO UPDATE
-                             SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at,
-                                 revoked_at = NULL, version = consents.version + 1
-                         RETURNING id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version",
-                    )
-                    .bind(g.id.0)
-                    .bind(g.tenant_id.0)
-                    .bind(g.user_id.0)
-                    .bind(&g.purpose)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .unwrap();
-                    let v: (uuid::Uuid, String, i64) =
-                        (row.get("id"), row.get("purpose"), row.get("version"));
-                    let mut e = AuditEvent::new(
-                        tenant,
-                        SystemClock.now(),
-                        AuditCategory::Compliance,
-                        "consent.granted",
-                    );
-                    e.subject_user_id = Some(user);
-                    e.purpose = Some(v.1.clone());
-                    e.decision = Some("granted".into());
-                    sqlx::query(
-                        "INSERT INTO outbox (event_id, tenant_id, event_type, payload, enqueued_at)
-                         VALUES ($1, $2, $3, $4, now()) ON CONFLICT (event_id) DO NOTHING",
-                    )
-                    .bind(e.id.0)
-                    .bind(e.tenant_id.0)
-                    .bind(&e.action)
-                    .bind(serde_json::to_value(&e).unwrap())
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-                    tx.commit().await.unwrap();
-                    black_box(v);
-                }
-                started.elapsed()
-            })
-        })
-    });
-    g.finish();
+    let (consents, pool) = (&consents, &pool);
+    side_by_side(
+        c,
+        &rt,
+        "postgres.consent.grant",
+        move || async move {
+            black_box(consents.grant(grant("marketing")).await.unwrap());
+        },
+        move || async move {
+            let g = grant("analytics");
+            let mut tx = pool.begin().await.unwrap();
+            let row = sqlx::query(
+                "INSERT INTO consents (id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version)
+                 VALUES ($1, $2, $3, $4, now(), NULL, NULL, 1)
+                 ON CONFLICT (tenant_id, user_id, purpose) DO UPDATE
+                     SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at,
+                         revoked_at = NULL, version = consents.version + 1
+                 RETURNING id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version",
+            )
+            .bind(g.id.0)
+            .bind(g.tenant_id.0)
+            .bind(g.user_id.0)
+            .bind(&g.purpose)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            let v: (uuid::Uuid, String, i64) =
+                (row.get("id"), row.get("purpose"), row.get("version"));
+            let mut e = AuditEvent::new(
+                tenant,
+                SystemClock.now(),
+                AuditCategory::Compliance,
+                "consent.granted",
+            );
+            e.subject_user_id = Some(user);
+            e.purpose = Some(v.1.clone());
+            e.decision = Some("granted".into());
+            sqlx::query(
+                "INSERT INTO outbox (event_id, tenant_id, event_type, payload, enqueued_at)
+                 VALUES ($1, $2, $3, $4, now()) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(e.id.0)
+            .bind(e.tenant_id.0)
+            .bind(&e.action)
+            .bind(serde_json::to_value(&e).unwrap())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            black_box(v);
+        },
+    );
     rt.block_on(pg.drop_schema()).unwrap();
 }
 
