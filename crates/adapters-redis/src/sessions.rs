@@ -183,19 +183,11 @@ impl RedisSessionStore {
         (expires.as_micros() - now.as_micros()).max(0) / 1000 + self.r.grace_ms.max(1)
     }
 
-    async fn run<R: FromValue>(
-        &self,
-        script: &Script,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> StoreResult<R> {
-        self.r.eval(script, keys, args).await
-    }
-
     async fn change(&self, tenant: TenantId, id: SessionId, op: &str) -> StoreResult<Session> {
         let now = self.r.clock.now();
         let reply: Vec<String> = self
-            .run(
+            .r
+            .eval(
                 &CHANGE,
                 vec![self.session_key(tenant, id)],
                 vec![now.as_micros().to_string(), op.into()],
@@ -235,7 +227,8 @@ impl RedisSessionStore {
         let mut deleted = Vec::new();
         for key in self.r.scan_keys(pattern).await? {
             let gone: i64 = self
-                .run(
+                .r
+                .eval(
                     &PURGE_ONE,
                     vec![key.clone()],
                     vec![now.as_micros().to_string(), field.to_string()],
@@ -349,7 +342,8 @@ impl SessionStore for RedisSessionStore {
         let s = new.into_session(now);
         let ttl = self.ttl_ms(s.expires_at, now).to_string();
         let previous: String = self
-            .run(
+            .r
+            .eval(
                 &RESERVE,
                 vec![self.reservation_key(s.id)],
                 vec![
@@ -387,7 +381,8 @@ impl SessionStore for RedisSessionStore {
         ];
         args.extend(encode(&s));
         let _: i64 = self
-            .run(
+            .r
+            .eval(
                 &CREATE,
                 vec![
                     self.session_key(s.tenant_id, s.id),
@@ -423,7 +418,8 @@ impl SessionStore for RedisSessionStore {
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.r.clock.now();
         let n: i64 = self
-            .run(
+            .r
+            .eval(
                 &REVOKE_ALL,
                 vec![self.index_key(tenant, user)],
                 vec![
@@ -485,7 +481,8 @@ impl SessionStore for RedisSessionStore {
         for key in &sessions {
             if let Some(id) = key.rsplit(':').next().and_then(|id| id.parse().ok()) {
                 let _: i64 = self
-                    .run(
+                    .r
+                    .eval(
                         &RELEASE,
                         vec![self.reservation_key(SessionId(id))],
                         vec![now.as_micros().to_string()],
@@ -511,7 +508,8 @@ impl SessionStore for RedisSessionStore {
             return Err(StoreError::invalid("expires_at", "must be later than now"));
         }
         let _: i64 = self
-            .run(
+            .r
+            .eval(
                 &REVOKE_TOKEN,
                 vec![self.r.key(tenant, "jti", jti)],
                 vec![
