@@ -141,6 +141,35 @@ pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
     }
 }
 
+/// The fred client settings behind every pool of this adapter: timeouts, no fail-fast, one
+/// attempt per command (a script in flight when the connection drops must not run twice) and
+/// reconnection with jittered backoff. Public so that benchmarks can run raw fred on exactly
+/// these settings; services use [`RedisStores::connect`].
+#[doc(hidden)]
+pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
+    let fred_config = Config::from_url(&config.url)
+        .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
+    let mut policy = ReconnectPolicy::new_exponential(
+        0,
+        config.reconnect_min.as_millis() as u32,
+        config.reconnect_max.as_millis() as u32,
+        2,
+    );
+    policy.set_jitter(50);
+    let (command_timeout, connection_timeout) = (config.command_timeout, config.connection_timeout);
+    let mut builder = Builder::from_config(fred_config);
+    builder
+        .with_config(|c| c.fail_fast = false)
+        .with_performance_config(|p| p.default_command_timeout = command_timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = connection_timeout;
+            c.internal_command_timeout = connection_timeout;
+            c.max_command_attempts = 1;
+        })
+        .set_policy(policy);
+    Ok(builder)
+}
+
 /// How often one call loads a script the server reports missing before it fails.
 const SCRIPT_LOADS: u32 = 3;
 
@@ -174,27 +203,7 @@ impl RedisStores {
         if config.pool_size == 0 {
             return Err(StoreError::invalid("pool_size", "must be at least 1"));
         }
-        let fred_config = Config::from_url(&config.url)
-            .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
-        let mut policy = ReconnectPolicy::new_exponential(
-            0,
-            config.reconnect_min.as_millis() as u32,
-            config.reconnect_max.as_millis() as u32,
-            2,
-        );
-        policy.set_jitter(50);
-        let (command_timeout, connection_timeout) =
-            (config.command_timeout, config.connection_timeout);
-        let pool = Builder::from_config(fred_config)
-            .with_config(|c| c.fail_fast = false)
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = connection_timeout;
-                c.internal_command_timeout = connection_timeout;
-                // A script in flight when the connection drops must not run twice.
-                c.max_command_attempts = 1;
-            })
-            .set_policy(policy)
+        let pool = client_builder(config)?
             .build_pool(config.pool_size)
             .map_err(map_err)?;
         let _task = pool.connect();

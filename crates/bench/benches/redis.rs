@@ -119,24 +119,9 @@ fn setup() -> Option<Setup> {
         let ours = RedisStores::connect(&config, Arc::new(SystemClock))
             .await
             .unwrap();
-        // The adapter's connection settings (see `RedisStores::connect`): pool size,
-        // timeouts, no fail-fast, one attempt per command, reconnect with backoff.
-        let mut policy = ReconnectPolicy::new_exponential(
-            0,
-            config.reconnect_min.as_millis() as u32,
-            config.reconnect_max.as_millis() as u32,
-            2,
-        );
-        policy.set_jitter(50);
-        let raw = Builder::from_config(Config::from_url(&url).unwrap())
-            .with_config(|c| c.fail_fast = false)
-            .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = config.connection_timeout;
-                c.internal_command_timeout = config.connection_timeout;
-                c.max_command_attempts = 1;
-            })
-            .set_policy(policy)
+        // Raw fred on the adapter's own client settings and pool size.
+        let raw = credo_adapters_redis::client_builder(&config)
+            .unwrap()
             .build_pool(POOL)
             .unwrap();
         raw.init().await.unwrap();
