@@ -164,7 +164,10 @@ fn eviction(c: &mut Criterion) {
                 let stores = InMemoryStores::new(clock.clone());
                 let ours = stores.rate_limits_inner();
                 let tenant = TenantId::new();
-                fill_in_two_threads(&ks, |k| check(ours.as_ref(), tenant, k));
+                // Untimed set-up, on both cores to keep `--quick` short.
+                two_threads(KEYS as u64, |t, i| {
+                    check(ours.as_ref(), tenant, &ks[i as usize * 2 + t]);
+                });
                 clock.advance(Duration::from_secs(10));
                 let started = Instant::now();
                 let removed = ours.purge_idle().now_or_never().unwrap().unwrap();
@@ -180,8 +183,8 @@ fn eviction(c: &mut Criterion) {
             for _ in 0..iters {
                 let clock = FakeRelativeClock::default();
                 let peer = RateLimiter::dashmap_with_clock(quota(), clock.clone());
-                fill_in_two_threads(&ks, |k| {
-                    let _ = peer.check_key(k);
+                two_threads(KEYS as u64, |t, i| {
+                    let _ = peer.check_key(&ks[i as usize * 2 + t]);
                 });
                 clock.advance(Duration::from_secs(10));
                 let started = Instant::now();
@@ -194,16 +197,6 @@ fn eviction(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-/// Untimed set-up of the eviction groups, on both cores to keep `--quick` short.
-fn fill_in_two_threads(keys: &[String], op: impl Fn(&String) + Sync) {
-    std::thread::scope(|s| {
-        for half in keys.chunks(keys.len().div_ceil(2)) {
-            let op = &op;
-            s.spawn(move || half.iter().for_each(op));
-        }
-    });
 }
 
 fn store_gets(c: &mut Criterion) {
