@@ -33,20 +33,21 @@ impl EventSink for Flaky {
     }
 }
 
+/// Records `n` failed-login events of one new tenant at `at`; returns the tenant.
+async fn record_logins(stores: &InMemoryStores, at: Timestamp, n: usize) -> TenantId {
+    let tenant = TenantId::new();
+    for _ in 0..n {
+        let e = AuditEvent::new(tenant, at, AuditCategory::Security, "auth.login_failed");
+        stores.audit().record(e).await.unwrap();
+    }
+    tenant
+}
+
 #[tokio::test(start_paused = true)]
 async fn run_backs_off_while_the_sink_fails_then_publishes_everything_once() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let stores = InMemoryStores::new(clock.clone());
-    let tenant = TenantId::new();
-    for _ in 0..250 {
-        let e = AuditEvent::new(
-            tenant,
-            clock.now(),
-            AuditCategory::Security,
-            "auth.login_failed",
-        );
-        stores.audit().record(e).await.unwrap();
-    }
+    let tenant = record_logins(&stores, clock.now(), 250).await;
     let sink = Arc::new(Flaky {
         inner: stores.sink(),
         failures_left: AtomicU32::new(5),
@@ -106,16 +107,7 @@ fn relay_reports_published_failures_latency_and_outbox_gauges() {
             .block_on(async {
                 let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
                 let stores = InMemoryStores::new(clock.clone());
-                let tenant = TenantId::new();
-                for _ in 0..30 {
-                    let e = AuditEvent::new(
-                        tenant,
-                        clock.now(),
-                        AuditCategory::Security,
-                        "auth.login_failed",
-                    );
-                    stores.audit().record(e).await.unwrap();
-                }
+                record_logins(&stores, clock.now(), 30).await;
                 clock.advance(Duration::from_secs(42));
                 let sink = Arc::new(Flaky {
                     inner: stores.sink(),
