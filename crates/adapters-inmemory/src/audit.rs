@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use credo_ports::audit::prepare_batch;
 use credo_ports::page::{Page, PageRequest};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditQuery, AuditStore, EventId, StoreResult, TenantId, Timestamp,
-    validate,
+    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, EventId, StoreResult, TenantId,
+    Timestamp, validate,
 };
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
@@ -20,8 +20,9 @@ struct Log {
     ordered: BTreeMap<Key, AuditEvent>,
 }
 
-/// In-memory [`AuditStore`]: `record` enqueues into the outbox; the log is filled by
-/// `append_batch` (through a relay and a sink), ordered by `(tenant, occurred_at, id)`.
+/// In-memory audit log ([`AuditLog`]) and recorder ([`AuditRecorder`]): `record` enqueues into
+/// the outbox; the log is filled by `append_batch` (through a relay and a sink), ordered by
+/// `(tenant, occurred_at, id)`.
 pub struct InMemoryAuditStore {
     outbox: Arc<InMemoryOutbox>,
     log: RwLock<Log>,
@@ -59,13 +60,16 @@ impl InMemoryAuditStore {
 }
 
 #[async_trait]
-impl AuditStore for InMemoryAuditStore {
+impl AuditRecorder for InMemoryAuditStore {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         event.validate()?;
         self.outbox.enqueue(event);
         Ok(())
     }
+}
 
+#[async_trait]
+impl AuditLog for InMemoryAuditStore {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         let (events, repeats) = prepare_batch(events)?;
         let mut log = self.log.write();

@@ -37,7 +37,7 @@ pub use users::InMemoryUserStore;
 
 use async_trait::async_trait;
 use credo_ports::{
-    AuditStore, Clock, ConsentStore, DirectSink, EventSink, HealthCheck, HealthStatus, Outbox,
+    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, Outbox,
     RateLimitStore, SessionStore, UserStore,
 };
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl Default for InMemoryConfig {
 }
 
 /// Every in-memory store, wired to one shared outbox so user and consent mutations and
-/// `AuditStore::record` enqueue their events atomically with the change.
+/// `AuditRecorder::record` enqueue their events atomically with the change.
 #[derive(Clone)]
 pub struct InMemoryStores {
     users: Arc<InMemoryUserStore>,
@@ -89,7 +89,7 @@ impl InMemoryStores {
     }
 
     fn build(clock: Arc<dyn Clock>, config: InMemoryConfig, mutant: Option<Mutant>) -> Self {
-        let outbox = Arc::new(InMemoryOutbox::new(clock.clone()));
+        let outbox = Arc::new(InMemoryOutbox::new(clock.clone(), mutant));
         Self {
             users: Arc::new(InMemoryUserStore::new(
                 clock.clone(),
@@ -124,8 +124,12 @@ impl InMemoryStores {
     pub fn consents(&self) -> Arc<dyn ConsentStore> {
         self.consents.clone()
     }
-    /// The audit log.
-    pub fn audit(&self) -> Arc<dyn AuditStore> {
+    /// The audit recorder (`record` enqueues into the outbox).
+    pub fn audit(&self) -> Arc<dyn AuditRecorder> {
+        self.audit.clone()
+    }
+    /// The materialized audit log (what a sink writes into and queries read).
+    pub fn audit_log(&self) -> Arc<dyn AuditLog> {
         self.audit.clone()
     }
     /// The rate limiter.
@@ -140,9 +144,10 @@ impl InMemoryStores {
     pub fn outbox(&self) -> Arc<dyn Outbox> {
         self.outbox.clone()
     }
-    /// A direct sink into this backend's audit log.
-    pub fn sink(&self) -> Arc<dyn EventSink> {
-        Arc::new(DirectSink::new(self.audit.clone()))
+    /// The concrete outbox (for tests that write rows as another version would).
+    #[doc(hidden)]
+    pub fn outbox_inner(&self) -> Arc<InMemoryOutbox> {
+        self.outbox.clone()
     }
     /// A health check that is always ok (named `memory`).
     pub fn health(&self) -> Arc<dyn HealthCheck> {

@@ -17,4 +17,12 @@ pub enum Mutant {
     RegrantNewId,
     /// `list_for_user` returns at most 100 sessions.
     CappedSessionList,
+    /// An outbox claim hands out every unheld row, ignoring order keys (so two relays can
+    /// publish one subject's events out of order).
+    ClaimIgnoresOrderKeys,
+    /// Ack and release act on pending rows whoever holds them (a relay whose lease ran out
+    /// confirms or gives back another relay's rows).
+    AckIgnoresToken,
+    /// A row the sink rejected is never set aside: it is retried forever and holds its key.
+    NeverSetAside,
 }

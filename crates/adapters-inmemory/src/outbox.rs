@@ -1,18 +1,29 @@
+use crate::Mutant;
 use async_trait::async_trait;
+use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
+use credo_ports::page::{Page, PageRequest};
 use credo_ports::{
-    AuditEvent, Clock, EventId, Outbox, OutboxRecord, StoreError, StoreResult, Timestamp,
+    AuditEvent, Clock, EncodedEvent, EventId, Outbox, OutboxRecord, StoreError, StoreResult,
+    TenantId, Timestamp, UserId,
 };
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 struct Row {
-    event: AuditEvent,
+    message: EncodedEvent,
     enqueued_at: Timestamp,
+    /// Held (by `token`, or by nobody while a rejected row waits for its retry) until then.
     held_until: Option<Timestamp>,
+    token: Option<ClaimToken>,
     published_at: Option<Timestamp>,
+    /// When it was set aside.
+    dead_at: Option<Timestamp>,
+    /// The last rejection's reason.
+    last_error: Option<String>,
     attempts: u32,
+    failures: u32,
 }
 
 #[derive(Default)]
@@ -20,49 +31,89 @@ struct State {
     next_seq: u64,
     rows: BTreeMap<u64, Row>,
     by_id: HashMap<EventId, u64>,
+    /// Neither published nor set aside.
     pending: BTreeSet<u64>,
+    /// Set aside.
+    dead: BTreeSet<u64>,
+}
+
+impl State {
+    /// The pending row `id` while `token` holds it.
+    fn held_by(
+        &mut self,
+        token: ClaimToken,
+        id: &EventId,
+        mutant: Option<Mutant>,
+    ) -> Option<(u64, &mut Row)> {
+        let seq = *self.by_id.get(id)?;
+        if !self.pending.contains(&seq) {
+            return None;
+        }
+        let row = self.rows.get_mut(&seq).expect("indexed row exists");
+        let anyone = mutant == Some(Mutant::AckIgnoresToken) && row.held_until.is_some();
+        (row.token == Some(token) || anyone).then_some((seq, row))
+    }
 }
 
 /// The in-memory outbox. Stores enqueue into it while they still hold the lock of the record
-/// they change, so no reader ever sees a change without its event.
+/// they change, so no reader ever sees a change without its event. Leases are measured on the
+/// store clock (the only clock of a single process).
 pub struct InMemoryOutbox {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    mutant: Option<Mutant>,
 }
 
 impl InMemoryOutbox {
-    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Option<Mutant>) -> Self {
         Self {
             clock,
             state: Mutex::new(State::default()),
+            mutant,
         }
     }
 
-    /// Enqueues `event` unless a row with its id exists already (idempotent record).
+    /// Encodes `event` (once, here) and enqueues it unless a row with its id exists already
+    /// (idempotent record).
     pub(crate) fn enqueue(&self, event: AuditEvent) {
+        self.insert(EncodedEvent::encode(&event));
+    }
+
+    fn insert(&self, message: EncodedEvent) {
         let now = self.clock.now();
         let mut s = self.state.lock();
-        if s.by_id.contains_key(&event.id) {
+        if s.by_id.contains_key(&message.id) {
             return;
         }
         let seq = s.next_seq;
         s.next_seq += 1;
-        s.by_id.insert(event.id, seq);
+        s.by_id.insert(message.id, seq);
         s.pending.insert(seq);
         let row = Row {
-            event,
+            message,
             enqueued_at: now,
             held_until: None,
+            token: None,
             published_at: None,
+            dead_at: None,
+            last_error: None,
             attempts: 0,
+            failures: 0,
         };
         s.rows.insert(seq, row);
+    }
+
+    /// Enqueues a message as given, as another program (an older or newer version, or damage)
+    /// could have left it. For tests of the pipeline's handling of such rows.
+    #[doc(hidden)]
+    pub fn enqueue_raw(&self, message: EncodedEvent) {
+        self.insert(message);
     }
 }
 
 #[async_trait]
 impl Outbox for InMemoryOutbox {
-    async fn claim(&self, batch: usize, lease: Duration) -> StoreResult<Vec<OutboxRecord>> {
+    async fn claim(&self, batch: usize, lease: Duration) -> StoreResult<Claim> {
         if batch == 0 {
             return Err(StoreError::invalid("batch", "must be at least 1"));
         }
@@ -70,65 +121,99 @@ impl Outbox for InMemoryOutbox {
             return Err(StoreError::invalid("lease", "must be longer than zero"));
         }
         let now = self.clock.now();
+        let token = ClaimToken::new();
         let until = now.saturating_add(lease);
         let mut s = self.state.lock();
         let State { rows, pending, .. } = &mut *s;
-        let mut out = Vec::with_capacity(batch.min(pending.len()));
+        // Walk pending rows in order until `batch` unheld ones (the candidates) are seen; a
+        // key is blocked from its first held row on.
+        let mut blocked: HashSet<(TenantId, Option<UserId>)> = HashSet::new();
+        let mut candidates = 0;
+        let mut records = Vec::new();
         for seq in pending.iter() {
-            if out.len() == batch {
+            if candidates == batch {
                 break;
             }
             let row = rows.get_mut(seq).expect("pending row exists");
+            let key = row.message.order_key();
             if row.held_until.is_some_and(|h| h > now) {
+                blocked.insert(key);
+                continue;
+            }
+            candidates += 1;
+            if blocked.contains(&key) && self.mutant != Some(Mutant::ClaimIgnoresOrderKeys) {
                 continue;
             }
             row.held_until = Some(until);
+            row.token = Some(token);
             row.attempts += 1;
-            out.push(OutboxRecord {
-                event: row.event.clone(),
+            records.push(OutboxRecord {
+                message: row.message.clone(),
                 enqueued_at: row.enqueued_at,
                 attempts: row.attempts,
+                failures: row.failures,
             });
         }
-        Ok(out)
+        Ok(Claim { token, records })
     }
 
-    async fn ack(&self, ids: &[EventId]) -> StoreResult<u64> {
+    async fn ack(&self, token: ClaimToken, ids: &[EventId]) -> StoreResult<u64> {
         let now = self.clock.now();
         let mut s = self.state.lock();
         let mut n = 0;
         for id in ids {
-            let Some(&seq) = s.by_id.get(id) else {
-                continue;
-            };
-            if s.pending.remove(&seq) {
-                let row = s.rows.get_mut(&seq).expect("indexed row exists");
+            if let Some((seq, row)) = s.held_by(token, id, self.mutant) {
                 row.published_at = Some(now);
                 row.held_until = None;
+                row.token = None;
+                s.pending.remove(&seq);
                 n += 1;
             }
         }
         Ok(n)
     }
 
-    async fn release(&self, ids: &[EventId]) -> StoreResult<u64> {
-        let now = self.clock.now();
+    async fn release(&self, token: ClaimToken, ids: &[EventId]) -> StoreResult<u64> {
         let mut s = self.state.lock();
         let mut n = 0;
         for id in ids {
-            let Some(&seq) = s.by_id.get(id) else {
-                continue;
-            };
-            if !s.pending.contains(&seq) {
-                continue;
-            }
-            let row = s.rows.get_mut(&seq).expect("indexed row exists");
-            if row.held_until.is_some_and(|h| h > now) {
+            if let Some((_, row)) = s.held_by(token, id, self.mutant) {
                 row.held_until = None;
+                row.token = None;
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    async fn reject(
+        &self,
+        token: ClaimToken,
+        id: EventId,
+        reason: &str,
+        then: Disposition,
+    ) -> StoreResult<bool> {
+        let now = self.clock.now();
+        let mut s = self.state.lock();
+        let Some((seq, row)) = s.held_by(token, &id, self.mutant) else {
+            return Ok(false);
+        };
+        row.failures = row.failures.saturating_add(1);
+        row.token = None;
+        row.last_error = Some(reason.to_string());
+        match then {
+            Disposition::RetryAfter(delay) => row.held_until = Some(now.saturating_add(delay)),
+            Disposition::SetAside if self.mutant == Some(Mutant::NeverSetAside) => {
+                row.held_until = Some(now.saturating_add(Duration::from_secs(1)));
+            }
+            Disposition::SetAside => {
+                row.held_until = None;
+                row.dead_at = Some(now);
+                s.pending.remove(&seq);
+                s.dead.insert(seq);
+            }
+        }
+        Ok(true)
     }
 
     async fn depth(&self) -> StoreResult<u64> {
@@ -142,13 +227,60 @@ impl Outbox for InMemoryOutbox {
         Ok(oldest.map(|t| now.duration_since(t)))
     }
 
+    async fn dead_letters(&self, page: PageRequest) -> StoreResult<Page<DeadLetter>> {
+        page.validate()?;
+        let s = self.state.lock();
+        let mut dead: Vec<DeadLetter> = s
+            .dead
+            .iter()
+            .map(|seq| &s.rows[seq])
+            .filter_map(|r| {
+                Some(DeadLetter {
+                    message: r.message.clone(),
+                    enqueued_at: r.enqueued_at,
+                    failed_at: r.dead_at?,
+                    failures: r.failures,
+                    reason: r.last_error.clone().unwrap_or_default(),
+                })
+            })
+            .filter(|d| page.after.is_none_or(|after| d.cursor() > after))
+            .collect();
+        dead.sort_by_key(DeadLetter::cursor);
+        dead.truncate(page.limit + 1);
+        Ok(Page::from_overfetch(dead, page.limit, DeadLetter::cursor))
+    }
+
+    async fn dead_letter_count(&self) -> StoreResult<u64> {
+        let s = self.state.lock();
+        Ok(s.dead.len() as u64)
+    }
+
+    async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64> {
+        let mut s = self.state.lock();
+        let mut n = 0;
+        for id in ids {
+            let Some(&seq) = s.by_id.get(id) else {
+                continue;
+            };
+            let row = s.rows.get_mut(&seq).expect("indexed row exists");
+            if row.dead_at.take().is_some() {
+                row.failures = 0;
+                row.last_error = None;
+                s.pending.insert(seq);
+                s.dead.remove(&seq);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
         let mut s = self.state.lock();
         let doomed: Vec<(u64, EventId)> = s
             .rows
             .iter()
             .filter(|(_, r)| r.published_at.is_some_and(|p| p < before))
-            .map(|(seq, r)| (*seq, r.event.id))
+            .map(|(seq, r)| (*seq, r.message.id))
             .collect();
         for (seq, id) in &doomed {
             s.rows.remove(seq);

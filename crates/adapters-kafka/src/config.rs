@@ -11,7 +11,7 @@ pub const AUDIT_TOPIC: &str = "credo.audit.events";
 /// Where the consumer sends messages it cannot materialize.
 pub const AUDIT_DLQ_TOPIC: &str = "credo.audit.events.dlq";
 
-/// Settings of the sink, the consumer, the health check and topic creation.
+/// Settings of the sink, the source, the health check and topic creation.
 ///
 /// ```
 /// use credo_adapters_kafka::KafkaConfig;
@@ -35,7 +35,7 @@ pub struct KafkaConfig {
     /// `client.id` (default `credo-storage`).
     pub client_id: String,
     /// `message.timeout.ms`: how long a publish may take before it fails (default 30 s). The
-    /// relay then releases the batch and retries it later.
+    /// relay then releases the batch and retries it later; its lease must be longer.
     pub delivery_timeout: Duration,
     /// `linger.ms`: how long the producer waits to fill a batch (default 5 ms).
     pub linger: Duration,
@@ -51,15 +51,6 @@ pub struct KafkaConfig {
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch open (default 100 ms); bounds
     /// the consumer's latency when traffic is low.
     pub fetch_wait_max: Duration,
-    /// Messages materialized per `append_batch` at most (default 500).
-    pub consumer_batch: usize,
-    /// How long the consumer waits to fill a batch once it holds one message (default 20 ms).
-    pub consumer_batch_wait: Duration,
-    /// First pause after a failed write or commit (default 100 ms), doubled per failure up to
-    /// `retry_backoff_max` (default 10 s).
-    pub retry_backoff_min: Duration,
-    /// See `retry_backoff_min`.
-    pub retry_backoff_max: Duration,
     /// Bound of one health check's metadata request (default 2 s).
     pub health_timeout: Duration,
     /// Partitions of topics created by [`crate::ensure_topics`] (default 6).
@@ -88,10 +79,6 @@ impl KafkaConfig {
             heartbeat_interval: None,
             max_poll_interval: None,
             fetch_wait_max: Duration::from_millis(100),
-            consumer_batch: 500,
-            consumer_batch_wait: Duration::from_millis(20),
-            retry_backoff_min: Duration::from_millis(100),
-            retry_backoff_max: Duration::from_secs(10),
             health_timeout: Duration::from_secs(2),
             partitions: 6,
             replication: 3,
@@ -192,12 +179,6 @@ impl KafkaConfig {
                 "must differ from kafka.topic",
             ));
         }
-        if self.consumer_batch == 0 {
-            return Err(StoreError::invalid(
-                "kafka.consumer_batch",
-                "must be at least 1",
-            ));
-        }
         Ok(())
     }
 }
@@ -230,8 +211,6 @@ impl fmt::Debug for KafkaConfig {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("max_poll_interval", &self.max_poll_interval)
             .field("fetch_wait_max", &self.fetch_wait_max)
-            .field("consumer_batch", &self.consumer_batch)
-            .field("consumer_batch_wait", &self.consumer_batch_wait)
             .field("health_timeout", &self.health_timeout)
             .field("partitions", &self.partitions)
             .field("replication", &self.replication)

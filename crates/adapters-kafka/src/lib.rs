@@ -1,44 +1,44 @@
 //! Kafka backend of credo-storage (rdkafka): the audit pipeline's transport.
 //!
-//! - [`KafkaSink`]: an [`EventSink`](credo_ports::EventSink) publishing to
-//!   `credo.audit.events` (`acks=all`, idempotent producer; format in [`envelope`]); the
-//!   generic [`OutboxRelay`](credo_ports::relay::OutboxRelay) drives it from any outbox.
-//! - [`AuditConsumer`]: materializes the topic into any
-//!   [`AuditStore`](credo_ports::AuditStore) with `append_batch`, committing offsets only after
-//!   the write; bad messages go to `credo.audit.events.dlq`.
+//! - [`KafkaSink`]: an [`EventSink`](credo_ports::EventSink) publishing encoded events
+//!   unchanged to `credo.audit.events` (`acks=all`, idempotent producer; format in
+//!   [`credo_ports::envelope`]); `credo_pipeline::OutboxRelay` drives it from any outbox.
+//! - [`KafkaSource`]: the topic as an [`EventSource`](credo_ports::EventSource) for
+//!   `credo_pipeline::AuditConsumer`, which materializes it into any
+//!   [`AuditLog`](credo_ports::AuditLog) and commits offsets only after the write; messages
+//!   that cannot be materialized go to `credo.audit.events.dlq`.
 //! - [`KafkaHealth`]: the `kafka` readiness check.
 //!
 //! Every client setting is in [`KafkaConfig`]; the defaults suit Apache Kafka and Redpanda.
 //!
 //! ```no_run
-//! # async fn wire(outbox: std::sync::Arc<dyn credo_ports::Outbox>, audit: std::sync::Arc<dyn credo_ports::AuditStore>) -> credo_ports::StoreResult<()> {
-//! use credo_adapters_kafka::{AuditConsumer, KafkaConfig, KafkaSink, ensure_topics};
-//! use credo_ports::relay::{OutboxRelay, RelayConfig};
+//! # async fn wire(outbox: std::sync::Arc<dyn credo_ports::Outbox>, log: std::sync::Arc<dyn credo_ports::AuditLog>) -> credo_ports::StoreResult<()> {
+//! use credo_adapters_kafka::{KafkaConfig, KafkaSink, KafkaSource, ensure_topics};
+//! use credo_pipeline::{AuditConsumer, ConsumerConfig, OutboxRelay, RelayConfig};
 //! use std::sync::Arc;
 //! let config = KafkaConfig::new("127.0.0.1:9092");
 //! ensure_topics(&config).await?;
 //! let relay = OutboxRelay::new(outbox, Arc::new(KafkaSink::new(&config)?), RelayConfig::default())?;
-//! let consumer = AuditConsumer::new(&config, audit)?;
+//! let consumer = AuditConsumer::new(Arc::new(KafkaSource::new(&config)?), log, ConsumerConfig::default())?;
 //! let (stop, stopped) = tokio::sync::watch::channel(false);
 //! let relay_task = tokio::spawn({ let s = stopped.clone(); async move { relay.run(s).await } });
 //! let consumer_task = tokio::spawn(consumer.run(stopped));
-//! // ... on shutdown:
+//! // ... on shutdown (dropping `stop` stops them too):
 //! stop.send(true).ok();
 //! let _ = (relay_task.await, consumer_task.await);
 //! # Ok(()) }
 //! ```
 
 mod config;
-mod consumer;
-pub mod envelope;
 mod health;
 mod sink;
+mod source;
 
 pub use config::{AUDIT_DLQ_TOPIC, AUDIT_TOPIC, KafkaConfig};
-pub use consumer::{AuditConsumer, ConsumerHandle, ConsumerStats};
 pub use credo_ports as ports;
 pub use health::{KafkaHealth, ensure_topics};
-pub use sink::{Delivered, KafkaSink};
+pub use sink::{Delivered, KafkaSink, Published};
+pub use source::{KafkaSource, SourceHandle};
 
 use credo_ports::StoreError;
 use rdkafka::error::KafkaError;

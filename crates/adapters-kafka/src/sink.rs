@@ -1,13 +1,14 @@
 //! [`KafkaSink`]: the [`EventSink`] that publishes to the audit topic.
 
-use crate::{KafkaConfig, envelope, kafka_err};
+use crate::{KafkaConfig, kafka_err};
 use async_trait::async_trait;
-use credo_ports::{AuditEvent, EventSink, StoreError, StoreResult};
+use credo_ports::{Delivery, EncodedEvent, EventSink, StoreError, StoreResult};
 use futures_util::future::join_all;
 use parking_lot::RwLock;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,13 +22,39 @@ pub struct Delivered {
     pub offset: i64,
 }
 
-/// Publishes audit events to the topic (format in [`crate::envelope`]) with `acks=all` and an
-/// idempotent producer; `publish` returns only once the broker acknowledged every message.
+/// The outcome of [`KafkaSink::publish_acked`]: one [`Delivery`] per message, and where the
+/// published ones were stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Per message, in batch order.
+    pub deliveries: Vec<Delivery>,
+    /// Positions of the `Published` messages.
+    pub stored: Vec<Delivered>,
+}
+
+/// Errors that no retry of the same message can fix: the message itself is refused.
+fn refuses_the_message(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::BadMessage
+        )
+    )
+}
+
+/// Publishes encoded audit events to the topic as they are (format in
+/// [`credo_ports::envelope`]: the payload is the message value, key and headers come from the
+/// routing fields), with `acks=all` and an idempotent producer; `publish` returns only once the
+/// broker acknowledged every message it reports `Published`.
 ///
-/// A producer that reports a fatal error (an idempotent producer whose broker lost its state,
-/// for one) is replaced by a new one, as is a producer that failed
-/// [`KafkaSink::REBUILD_AFTER_FAILURES`] publishes in a row, so the sink recovers by itself
-/// once the broker does.
+/// A message the broker or client refuses for good (too large, invalid) is `Rejected`, and the
+/// later messages of its key in the batch are `Held`. A producer that reports a fatal error (an
+/// idempotent producer whose broker lost its state, for one) is replaced by a new one, as is a
+/// producer that failed [`KafkaSink::REBUILD_AFTER_FAILURES`] publishes in a row, so the sink
+/// recovers by itself once the broker does.
 pub struct KafkaSink {
     config: KafkaConfig,
     producer: RwLock<Arc<FutureProducer>>,
@@ -62,8 +89,9 @@ impl KafkaSink {
         self.rebuilds.load(Ordering::Relaxed)
     }
 
-    /// Publishes `batch` in order and returns where each message was stored.
-    pub async fn publish_acked(&self, batch: &[AuditEvent]) -> StoreResult<Vec<Delivered>> {
+    /// Publishes `batch` in order and says what became of each message and where the
+    /// published ones were stored.
+    pub async fn publish_acked(&self, batch: &[EncodedEvent]) -> StoreResult<Published> {
         let producer = self.producer.read().clone();
         let result = self.send_all(&producer, batch).await;
         match &result {
@@ -96,15 +124,21 @@ impl KafkaSink {
     async fn send_all(
         &self,
         producer: &FutureProducer,
-        batch: &[AuditEvent],
-    ) -> StoreResult<Vec<Delivered>> {
+        batch: &[EncodedEvent],
+    ) -> StoreResult<Published> {
         // Enqueue strictly in batch order (librdkafka keeps the order per partition), then
         // await every acknowledgement.
+        let mut deliveries = vec![Delivery::Published; batch.len()];
+        let mut stopped = HashSet::new();
         let mut pending = Vec::with_capacity(batch.len());
-        for event in batch {
-            let (key, value) = (envelope::key(event), envelope::encode(event));
+        for (i, m) in batch.iter().enumerate() {
+            if stopped.contains(&m.order_key()) {
+                deliveries[i] = Delivery::Held;
+                continue;
+            }
+            let key = m.key();
             let mut headers = OwnedHeaders::new_with_capacity(4);
-            for (name, v) in envelope::headers(event) {
+            for (name, v) in m.headers() {
                 headers = headers.insert(Header {
                     key: name,
                     value: Some(v.as_str()),
@@ -112,32 +146,41 @@ impl KafkaSink {
             }
             let mut record = FutureRecord::to(&self.config.topic)
                 .key(&key)
-                .payload(&value)
+                .payload(m.payload.as_bytes())
                 .headers(headers);
             loop {
                 match producer.send_result(record) {
                     Ok(delivery) => {
-                        pending.push(delivery);
+                        pending.push((i, delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                    Err((e, _)) if refuses_the_message(&e) => {
+                        deliveries[i] = Delivery::Rejected(format!("kafka refused it: {e}"));
+                        stopped.insert(m.order_key());
+                        break;
+                    }
                     Err((e, _)) => return Err(kafka_err("enqueueing an audit event", e)),
                 }
             }
         }
         let total = pending.len();
-        let mut delivered = Vec::with_capacity(total);
+        let (indices, futures): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+        let mut stored = Vec::with_capacity(total);
         let mut failed = 0;
         let mut first_error = None;
-        for outcome in join_all(pending).await {
+        for (i, outcome) in indices.into_iter().zip(join_all(futures).await) {
             match outcome {
-                Ok(Ok(d)) => delivered.push(Delivered {
+                Ok(Ok(d)) => stored.push(Delivered {
                     partition: d.partition,
                     offset: d.offset,
                 }),
+                Ok(Err((e, _))) if refuses_the_message(&e) => {
+                    deliveries[i] = Delivery::Rejected(format!("kafka refused it: {e}"));
+                }
                 Ok(Err((e, _))) => {
                     failed += 1;
                     first_error.get_or_insert_with(|| e.to_string());
@@ -149,7 +192,7 @@ impl KafkaSink {
             }
         }
         match first_error {
-            None => Ok(delivered),
+            None => Ok(Published { deliveries, stored }),
             Some(e) => Err(StoreError::Unavailable(format!(
                 "kafka: {failed} of {total} audit events not acknowledged by topic {}: {e}",
                 self.config.topic
@@ -168,7 +211,11 @@ impl KafkaSink {
 
 #[async_trait]
 impl EventSink for KafkaSink {
-    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
-        self.publish_acked(batch).await.map(|_| ())
+    async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+        self.publish_acked(batch).await.map(|p| p.deliveries)
+    }
+
+    fn delivery_timeout(&self) -> Option<Duration> {
+        Some(self.config.delivery_timeout)
     }
 }

@@ -10,7 +10,7 @@
 mod support;
 
 use async_trait::async_trait;
-use credo_ports::{AuditEvent, EventSink, StoreResult};
+use credo_ports::{Delivery, EncodedEvent, EventSink, StoreResult};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -78,13 +78,17 @@ struct DiesAfterPublish {
 
 #[async_trait]
 impl EventSink for DiesAfterPublish {
-    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
-        self.inner.publish(batch).await?;
+    async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+        let deliveries = self.inner.publish(batch).await?;
         if self.published_batches.fetch_add(1, Ordering::SeqCst) + 1 >= self.batches_before_death {
             self.died.notify_one();
             std::future::pending::<()>().await;
         }
-        Ok(())
+        Ok(deliveries)
+    }
+
+    fn delivery_timeout(&self) -> Option<Duration> {
+        self.inner.delivery_timeout()
     }
 }
 
@@ -103,7 +107,8 @@ async fn a_relay_killed_after_publish_before_ack_is_absorbed_by_the_consumer() {
         died: Notify::new(),
         batches_before_death: 1,
     });
-    let lease = Duration::from_secs(3);
+    // Just longer than the 3 s delivery timeout, so the orphaned batch comes back soon.
+    let lease = Duration::from_secs(4);
     let first = run_relay(p.relay(dying.clone(), lease));
     dying.died.notified().await;
     first.task.abort(); // killed mid-batch: published, not acked

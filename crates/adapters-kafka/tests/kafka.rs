@@ -1,13 +1,15 @@
-//! The sink, consumer, dead-letter topic and health check against a real broker
-//! (`CREDO_TEST_KAFKA_BROKERS`, started by `cargo xtask services up`).
+//! The sink, the source (under the pipeline's audit consumer), the dead-letter topic and the
+//! health check against a real broker (`CREDO_TEST_KAFKA_BROKERS`, started by
+//! `cargo xtask services up`).
 
 use credo_adapters_inmemory::InMemoryStores;
 use credo_adapters_kafka::{
-    AuditConsumer, ConsumerHandle, KafkaConfig, KafkaHealth, KafkaSink, ensure_topics,
+    KafkaConfig, KafkaHealth, KafkaSink, KafkaSource, SourceHandle, ensure_topics,
 };
+use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
 use credo_ports::{
-    AuditCategory, AuditEvent, AuditStore, EventSink, HealthCheck, HealthStatus, SystemClock,
-    TenantId, Timestamp, UserId,
+    AuditCategory, AuditEvent, AuditLog, Delivery, EncodedEvent, EventSink, HealthCheck,
+    HealthStatus, SystemClock, TenantId, Timestamp, UserId,
 };
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -43,15 +45,20 @@ fn event(tenant: TenantId, subject: Option<UserId>, n: u32) -> AuditEvent {
     e
 }
 
-struct Running {
-    handle: ConsumerHandle,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<credo_adapters_kafka::ConsumerStats>,
+fn encode(events: &[AuditEvent]) -> Vec<EncodedEvent> {
+    events.iter().map(EncodedEvent::encode).collect()
 }
 
-async fn start_consumer(config: &KafkaConfig, audit: Arc<dyn AuditStore>) -> Running {
-    let consumer = AuditConsumer::new(config, audit).unwrap();
-    let handle = consumer.handle();
+struct Running {
+    handle: SourceHandle,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<ConsumerStats>,
+}
+
+async fn start_consumer(config: &KafkaConfig, log: Arc<dyn AuditLog>) -> Running {
+    let source = KafkaSource::new(config).unwrap();
+    let handle = source.handle();
+    let consumer = AuditConsumer::new(Arc::new(source), log, ConsumerConfig::default()).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(consumer.run(stopped));
     assert!(
@@ -62,7 +69,7 @@ async fn start_consumer(config: &KafkaConfig, audit: Arc<dyn AuditStore>) -> Run
 }
 
 impl Running {
-    async fn stop(self) -> credo_adapters_kafka::ConsumerStats {
+    async fn stop(self) -> ConsumerStats {
         self.stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(15), self.task)
             .await
@@ -116,7 +123,15 @@ async fn published_events_carry_key_headers_and_materialize_once() {
     let events: Vec<_> = (0..30)
         .map(|n| event(tenant, (n % 3 != 0).then_some(user), n))
         .collect();
-    let delivered = sink.publish_acked(&events).await.unwrap();
+    let published = sink.publish_acked(&encode(&events)).await.unwrap();
+    assert!(
+        published
+            .deliveries
+            .iter()
+            .all(|d| *d == Delivery::Published),
+        "{published:?}"
+    );
+    let delivered = published.stored;
     assert_eq!(delivered.len(), events.len());
     // One subject, one partition: its events keep their order.
     let subject_partitions: std::collections::BTreeSet<i32> = delivered
@@ -141,9 +156,14 @@ async fn published_events_carry_key_headers_and_materialize_once() {
     assert_eq!(h["tenant_id"], tenant.to_string());
     assert_eq!(h["schema_version"], "1");
     assert_eq!(first.key(), Some(format!("{tenant}:{user}").as_bytes()));
+    // The value is the envelope exactly as encoded (and as the outbox holds it).
+    assert_eq!(
+        first.payload(),
+        Some(EncodedEvent::encode(&events[1]).payload.as_bytes())
+    );
 
     // Materialize, then publish the same batch again: the log holds each event once.
-    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit();
+    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit_log();
     let running = start_consumer(&config, audit.clone()).await;
     assert!(
         running
@@ -151,11 +171,11 @@ async fn published_events_carry_key_headers_and_materialize_once() {
             .wait_for(&delivered, Duration::from_secs(30))
             .await
     );
-    let again = sink.publish_acked(&events).await.unwrap();
+    let again = sink.publish_acked(&encode(&events)).await.unwrap();
     assert!(
         running
             .handle
-            .wait_for(&again, Duration::from_secs(30))
+            .wait_for(&again.stored, Duration::from_secs(30))
             .await
     );
     let stats = running.stop().await;
@@ -186,11 +206,12 @@ async fn malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on()
     let good = event(tenant, None, 1);
     let sink = KafkaSink::new(&config).unwrap();
     let delivered = sink
-        .publish_acked(std::slice::from_ref(&good))
+        .publish_acked(&encode(std::slice::from_ref(&good)))
         .await
-        .unwrap();
+        .unwrap()
+        .stored;
 
-    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit();
+    let audit = InMemoryStores::new(Arc::new(SystemClock)).audit_log();
     let running = start_consumer(&config, audit.clone()).await;
     assert!(
         running
@@ -215,7 +236,10 @@ async fn malformed_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on()
         .map(|m| header_map(m)["dlq_reason"].clone())
         .collect();
     reasons.sort();
-    assert!(reasons[0].starts_with("not a v1 envelope"), "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("not an audit envelope"),
+        "{reasons:?}"
+    );
     assert!(
         reasons[1].starts_with("unsupported schema_version 7"),
         "{reasons:?}"
@@ -276,7 +300,7 @@ async fn an_unreachable_broker_fails_the_publish_within_the_delivery_timeout() {
     let sink = KafkaSink::new(&config).unwrap();
     let started = std::time::Instant::now();
     let err = sink
-        .publish(&[event(TenantId::new(), None, 0)])
+        .publish(&encode(&[event(TenantId::new(), None, 0)]))
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
@@ -286,4 +310,37 @@ async fn an_unreachable_broker_fails_the_publish_within_the_delivery_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_is_rejected_and_holds_back_only_its_key() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "toolarge");
+    ensure_topics(&config).await.unwrap();
+    let sink = KafkaSink::new(&config).unwrap();
+    assert_eq!(sink.delivery_timeout(), Some(config.delivery_timeout));
+    let (tenant, a, b) = (TenantId::new(), UserId::new(), UserId::new());
+    let events: Vec<_> = [a, a, b, a]
+        .into_iter()
+        .enumerate()
+        .map(|(n, s)| event(tenant, Some(s), n as u32))
+        .collect();
+    let mut batch = encode(&events);
+    // Over librdkafka's default message.max.bytes (1,000,000).
+    batch[1].payload = "x".repeat(1_200_000);
+    let published = sink.publish_acked(&batch).await.unwrap();
+    assert!(
+        matches!(&published.deliveries[1], Delivery::Rejected(why) if why.contains("kafka refused")),
+        "{published:?}"
+    );
+    assert_eq!(
+        (
+            &published.deliveries[0],
+            &published.deliveries[2],
+            &published.deliveries[3]
+        ),
+        (&Delivery::Published, &Delivery::Published, &Delivery::Held),
+        "before it and other keys go out; its key's later events wait"
+    );
+    assert_eq!(published.stored.len(), 2);
 }

@@ -6,15 +6,16 @@ use async_trait::async_trait;
 use credo_ports::audit::prepare_batch;
 use credo_ports::page::{Page, PageRequest};
 use credo_ports::{
-    AppendOutcome, AuditCategory, AuditEvent, AuditQuery, AuditStore, Clock, EventId, StoreResult,
-    TenantId, Timestamp, UserId, validate,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Clock, EventId,
+    StoreResult, TenantId, Timestamp, UserId, validate,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 
-/// PostgreSQL [`AuditStore`]: `record` inserts an outbox row (durable on return); the
-/// `audit_events` table is filled by `append_batch` with `ON CONFLICT (id) DO NOTHING`.
+/// PostgreSQL audit recorder ([`AuditRecorder`]: `record` inserts an outbox row, durable on
+/// return) and audit log ([`AuditLog`]: the `audit_events` table, filled by `append_batch` with
+/// `ON CONFLICT (id) DO NOTHING`).
 pub struct PgAuditStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -73,14 +74,17 @@ macro_rules! filter {
 }
 
 #[async_trait]
-impl AuditStore for PgAuditStore {
+impl AuditRecorder for PgAuditStore {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         event.validate()?;
         let now = self.clock.now();
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         enqueue(&mut conn, &event, now).await
     }
+}
 
+#[async_trait]
+impl AuditLog for PgAuditStore {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         let (events, repeats) = prepare_batch(events)?;
         if events.is_empty() {

@@ -1,9 +1,9 @@
 //! The PostgreSQL backend of credo-storage, on [`sqlx`].
 //!
-//! Implements UserStore, SessionStore, ConsentStore, AuditStore, RateLimitStore and the
-//! transactional Outbox; the direct EventSink of deployments without Kafka is
-//! [`credo_ports::DirectSink`] over [`PgStores::audit`]. User and consent mutations insert
-//! their audit event into the outbox in the same transaction as the change.
+//! Implements UserStore, SessionStore, ConsentStore, AuditRecorder, AuditLog, RateLimitStore
+//! and the transactional Outbox (the direct sink of deployments without Kafka is
+//! `credo_pipeline::DirectSink` over [`PgStores::audit_log`]). User and consent mutations
+//! insert their audit event into the outbox in the same transaction as the change.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), credo_ports::StoreError> {
@@ -36,7 +36,7 @@ pub use users::PgUserStore;
 
 use async_trait::async_trait;
 use credo_ports::{
-    AuditStore, Clock, ConsentStore, DirectSink, EventSink, HealthCheck, HealthStatus, Outbox,
+    AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, HealthCheck, HealthStatus, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
 };
 use sqlx::ConnectOptions;
@@ -66,6 +66,19 @@ pub struct PgConfig {
     /// Schema holding the tables (default: the server's `search_path`). Tests use one schema
     /// each; it is created by [`PgStores::migrate`] if missing.
     pub schema: Option<String>,
+    /// The clock outbox leases are measured on (default: the database's).
+    pub lease_clock: LeaseClock,
+}
+
+/// The clock outbox claim leases (and retry delays) are measured on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeaseClock {
+    /// The database server's `now()` (the default): every relay, whatever its host's clock,
+    /// agrees on when a lease ends.
+    #[default]
+    Database,
+    /// The stores' injected [`Clock`]: for tests that move time by hand.
+    Store,
 }
 
 impl PgConfig {
@@ -77,6 +90,7 @@ impl PgConfig {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             schema: None,
+            lease_clock: LeaseClock::Database,
         }
     }
 
@@ -94,6 +108,7 @@ impl fmt::Debug for PgConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("schema", &self.schema)
+            .field("lease_clock", &self.lease_clock)
             .finish()
     }
 }
@@ -140,6 +155,7 @@ pub struct PgStores {
     pool: PgPool,
     clock: Arc<dyn Clock>,
     schema: Option<String>,
+    lease_clock: LeaseClock,
 }
 
 impl PgStores {
@@ -169,6 +185,7 @@ impl PgStores {
             pool,
             clock,
             schema: config.schema.clone(),
+            lease_clock: config.lease_clock,
         })
     }
 
@@ -178,6 +195,7 @@ impl PgStores {
             pool: self.pool.clone(),
             clock,
             schema: self.schema.clone(),
+            lease_clock: self.lease_clock,
         }
     }
 
@@ -245,17 +263,28 @@ impl PgStores {
     pub fn consents(&self) -> Arc<dyn ConsentStore> {
         Arc::new(PgConsentStore::new(self.pool.clone(), self.clock.clone()))
     }
-    /// The audit log (`record` writes to the outbox).
-    pub fn audit(&self) -> Arc<dyn AuditStore> {
+    /// The audit recorder (`record` writes to the outbox).
+    pub fn audit(&self) -> Arc<dyn AuditRecorder> {
+        Arc::new(PgAuditStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The materialized audit log (`audit_events`).
+    pub fn audit_log(&self) -> Arc<dyn AuditLog> {
         Arc::new(PgAuditStore::new(self.pool.clone(), self.clock.clone()))
     }
     /// The relay-facing outbox.
     pub fn outbox(&self) -> Arc<dyn Outbox> {
-        Arc::new(PgOutbox::new(self.pool.clone(), self.clock.clone()))
+        Arc::new(PgOutbox::new(
+            self.pool.clone(),
+            self.clock.clone(),
+            self.lease_clock,
+        ))
     }
-    /// A direct sink materializing into this database's audit log.
-    pub fn sink(&self) -> Arc<dyn EventSink> {
-        Arc::new(DirectSink::new(self.audit()))
+    /// Inserts an outbox row as given, as another program (an older or newer version, or
+    /// damage) could have left it. For tests of the pipeline's handling of such rows.
+    #[doc(hidden)]
+    pub async fn enqueue_raw(&self, message: &EncodedEvent) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        outbox::insert(&mut conn, message, self.clock.now()).await
     }
     /// The rate limiter.
     pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {

@@ -1,21 +1,22 @@
 //! The audit pipeline beside a raw loop doing the same work with the same drivers, broker,
 //! database and client settings, in the same run:
 //! - `pipeline.relay.drain_2000`: our `OutboxRelay` + `KafkaSink` drain 2,000 pending outbox
-//!   rows, beside a raw loop that claims 500 rows with `FOR UPDATE SKIP LOCKED`, sends them
-//!   with an rdkafka `FutureProducer`, awaits every acknowledgement and marks them published;
+//!   rows, beside a raw loop that claims 500 rows with `FOR UPDATE SKIP LOCKED` (no order keys,
+//!   no tokens), sends their envelopes with an rdkafka `FutureProducer`, awaits every
+//!   acknowledgement and marks them published;
 //! - `pipeline.end_to_end_2000`: the same drain, timed until the consumer side has written all
-//!   2,000 events into the audit log: our `AuditConsumer` (batch, `append_batch`, synchronous
-//!   offset commit) beside a raw `StreamConsumer` loop (batch, one array insert with
-//!   `ON CONFLICT DO NOTHING`, asynchronous commit).
+//!   2,000 events into the audit log: our `AuditConsumer` over a `KafkaSource` (batch, decode,
+//!   `append_batch`, synchronous offset commit) beside a raw `StreamConsumer` loop (batch,
+//!   decode, one array insert with `ON CONFLICT DO NOTHING`, asynchronous commit).
 //!
 //! One operation is one event, so the table reads as time per event (its inverse is events/s).
 //! Needs `CREDO_TEST_POSTGRES_URL` and `CREDO_TEST_KAFKA_BROKERS` (`cargo xtask bench`).
 
-use credo_adapters_kafka::{AuditConsumer, ConsumerHandle, KafkaConfig, KafkaSink, ensure_topics};
+use credo_adapters_kafka::{KafkaConfig, KafkaSink, KafkaSource, ensure_topics};
 use credo_adapters_postgres::{PgConfig, PgStores};
 use credo_bench::{BASELINE, OURS, insert_events_raw};
-use credo_ports::relay::{OutboxRelay, RelayConfig};
-use credo_ports::{AuditCategory, AuditEvent, Clock, SystemClock, TenantId, UserId};
+use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle, OutboxRelay, RelayConfig};
+use credo_ports::{AuditCategory, AuditEvent, EncodedEvent, SystemClock, TenantId, UserId};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -107,7 +108,7 @@ fn setup(name: &str) -> Option<Setup> {
 /// Puts `EVENTS` pending rows into the outbox in one statement (untimed), as `record` would
 /// have one by one.
 async fn fill(pool: &PgPool, tenant: TenantId) {
-    let now = SystemClock.now();
+    let now = credo_ports::Clock::now(&SystemClock);
     let subjects: Vec<UserId> = (0..20).map(|_| UserId::new()).collect();
     let events: Vec<AuditEvent> = (0..EVENTS)
         .map(|i| {
@@ -118,19 +119,20 @@ async fn fill(pool: &PgPool, tenant: TenantId) {
             e
         })
         .collect();
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id.0).collect();
-    let payloads: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
+    let encoded: Vec<EncodedEvent> = events.iter().map(EncodedEvent::encode).collect();
+    let ids: Vec<uuid::Uuid> = encoded.iter().map(|m| m.id.0).collect();
+    let subjects: Vec<uuid::Uuid> = encoded.iter().map(|m| m.subject.unwrap().0).collect();
+    let envelopes: Vec<&str> = encoded.iter().map(|m| m.payload.as_str()).collect();
     sqlx::query(
-        "INSERT INTO outbox (event_id, tenant_id, event_type, payload, enqueued_at)
-         SELECT id, $2, 'auth.login_failed', payload, now()
-         FROM UNNEST($1::uuid[], $3::jsonb[]) AS b(id, payload)",
+        "INSERT INTO outbox (event_id, tenant_id, subject_user_id, event_type, schema_version,
+                             envelope, enqueued_at)
+         SELECT id, $2, subject, 'auth.login_failed', 1, envelope, now()
+         FROM UNNEST($1::uuid[], $3::uuid[], $4::text[]) AS b(id, subject, envelope)",
     )
     .bind(ids)
     .bind(tenant.0)
-    .bind(payloads)
+    .bind(subjects)
+    .bind(envelopes)
     .execute(pool)
     .await
     .unwrap();
@@ -144,13 +146,14 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
         let rows = sqlx::query(
             "WITH picked AS (
                  SELECT seq FROM outbox
-                 WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <= now())
+                 WHERE published_at IS NULL AND dead_at IS NULL
+                   AND (claimed_until IS NULL OR claimed_until <= now())
                  ORDER BY seq LIMIT $1
                  FOR UPDATE SKIP LOCKED
              )
-             UPDATE outbox o SET claimed_until = now() + interval '30 seconds', attempts = o.attempts + 1
+             UPDATE outbox o SET claimed_until = now() + interval '60 seconds', attempts = o.attempts + 1
              FROM picked WHERE o.seq = picked.seq
-             RETURNING o.seq, o.tenant_id, o.payload",
+             RETURNING o.seq, o.tenant_id, o.subject_user_id, o.envelope",
         )
         .bind(BATCH as i64)
         .fetch_all(pool)
@@ -163,9 +166,13 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
             seqs.push(row.get::<i64, _>("seq"));
-            let key = row.get::<uuid::Uuid, _>("tenant_id").to_string();
-            let value = row.get::<serde_json::Value, _>("payload").to_string();
-            let record = FutureRecord::to(topic).key(&key).payload(&value);
+            let key = format!(
+                "{}:{}",
+                row.get::<uuid::Uuid, _>("tenant_id"),
+                row.get::<uuid::Uuid, _>("subject_user_id")
+            );
+            let value: &str = row.get("envelope");
+            let record = FutureRecord::to(topic).key(&key).payload(value);
             acks.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
         }
         for ack in acks {
@@ -247,9 +254,17 @@ async fn raw_consume(
                 Err(_) => break,
             }
         }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            event: AuditEvent,
+        }
         let events: Vec<AuditEvent> = batch
             .iter()
-            .map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap())
+            .map(|m| {
+                serde_json::from_slice::<Envelope>(m.payload().unwrap())
+                    .unwrap()
+                    .event
+            })
             .collect();
         let inserted = insert_events_raw(&pool, &events, true).await;
         for m in &batch {
@@ -279,10 +294,17 @@ fn end_to_end(c: &mut Criterion) {
     let pool = s.pg.pool().clone();
     let (stop, stopped) = watch::channel(false);
     let (handle, written): (ConsumerHandle, Arc<AtomicU64>) = s.rt.block_on(async {
-        let consumer = AuditConsumer::new(&s.ours, s.pg.audit()).unwrap();
+        let source = KafkaSource::new(&s.ours).unwrap();
+        let source_handle = source.handle();
+        let consumer = AuditConsumer::new(
+            Arc::new(source),
+            s.pg.audit_log(),
+            ConsumerConfig::default(),
+        )
+        .unwrap();
         let handle = consumer.handle();
         tokio::spawn(consumer.run(stopped.clone()));
-        assert!(handle.wait_assigned(Duration::from_secs(60)).await);
+        assert!(source_handle.wait_assigned(Duration::from_secs(60)).await);
         let written = Arc::new(AtomicU64::new(0));
         tokio::spawn(raw_consume(
             s.raw.consumer_config(),

@@ -199,7 +199,7 @@ fn consent_grant(c: &mut Criterion) {
 
 fn append_batch(c: &mut Criterion) {
     let Some((rt, pg)) = setup() else { return };
-    let audit = pg.audit();
+    let audit = pg.audit_log();
     let pool = pg.pool().clone();
     let tenant = TenantId::new();
     let timed = |f: &dyn Fn(Vec<AuditEvent>) -> Duration, iters: u64| {

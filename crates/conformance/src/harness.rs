@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use credo_ports::{
-    AuditStore, Clock, ConsentStore, EventSink, ManualClock, Outbox, RateLimitStore, SessionStore,
-    Timestamp, UserStore,
+    AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, EventSink, ManualClock, Outbox,
+    RateLimitStore, SessionStore, StoreResult, Timestamp, UserStore,
 };
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ pub enum Port {
     Sessions,
     /// [`ConsentStore`].
     Consents,
-    /// [`AuditStore`] with its direct [`EventSink`].
+    /// [`AuditRecorder`] and [`AuditLog`].
     Audit,
     /// The relay-facing [`Outbox`].
     Outbox,
@@ -28,6 +29,15 @@ pub enum Port {
     /// The audit pipeline: store mutations and `record` -> outbox -> relay -> sink -> log.
     Pipeline,
 }
+
+/// Builds the backend's sink writing into the given log (a test may pass a wrapper that
+/// watches what arrives, in which order).
+pub type SinkFactory = Arc<dyn Fn(Arc<dyn AuditLog>) -> Arc<dyn EventSink> + Send + Sync>;
+
+/// Writes an outbox row as given, as another program (an older or newer version, or damage)
+/// could have left it.
+pub type RawEnqueue =
+    Arc<dyn Fn(EncodedEvent) -> BoxFuture<'static, StoreResult<()>> + Send + Sync>;
 
 impl Port {
     /// Every port, in report order.
@@ -82,12 +92,16 @@ pub struct Stores {
     pub sessions: Option<Arc<dyn SessionStore>>,
     /// Consent store.
     pub consents: Option<Arc<dyn ConsentStore>>,
-    /// Audit log.
-    pub audit: Option<Arc<dyn AuditStore>>,
+    /// Audit recorder (into the outbox).
+    pub audit: Option<Arc<dyn AuditRecorder>>,
+    /// The materialized audit log.
+    pub audit_log: Option<Arc<dyn AuditLog>>,
     /// Relay-facing outbox fed by the user, consent and audit stores.
     pub outbox: Option<Arc<dyn Outbox>>,
-    /// Sink that materializes into `audit`.
-    pub sink: Option<Arc<dyn EventSink>>,
+    /// The backend's sink, writing into a given log (normally `audit_log`).
+    pub sink: Option<SinkFactory>,
+    /// Writes raw outbox rows.
+    pub raw_outbox: Option<RawEnqueue>,
     /// Rate limiter.
     pub rate_limits: Option<Arc<dyn RateLimitStore>>,
     /// Held until the last clone of these stores is dropped: a backend hangs the release of
@@ -127,10 +141,29 @@ impl Stores {
     accessor!(users, Arc<dyn UserStore>);
     accessor!(sessions, Arc<dyn SessionStore>);
     accessor!(consents, Arc<dyn ConsentStore>);
-    accessor!(audit, Arc<dyn AuditStore>);
+    accessor!(audit, Arc<dyn AuditRecorder>);
+    accessor!(audit_log, Arc<dyn AuditLog>);
     accessor!(outbox, Arc<dyn Outbox>);
-    accessor!(sink, Arc<dyn EventSink>);
+    accessor!(raw_outbox, RawEnqueue);
     accessor!(rate_limits, Arc<dyn RateLimitStore>);
+}
+
+impl Stores {
+    /// The backend's sink into its own audit log.
+    pub fn sink(&self) -> Result<Arc<dyn EventSink>, String> {
+        self.sink_into(self.audit_log()?)
+    }
+
+    /// The backend's sink into `log`.
+    pub fn sink_into(&self, log: Arc<dyn AuditLog>) -> Result<Arc<dyn EventSink>, String> {
+        let factory = self.sink.as_ref().ok_or("harness supplied no sink store")?;
+        Ok(factory(log))
+    }
+}
+
+/// A [`SinkFactory`] of direct sinks.
+pub fn direct_sinks() -> SinkFactory {
+    Arc::new(|log| Arc::new(credo_pipeline::DirectSink::new(log)))
 }
 
 /// One backend under test.

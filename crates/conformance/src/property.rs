@@ -43,8 +43,16 @@ pub fn model_stores(clock: Arc<credo_ports::ManualClock>) -> Stores {
         sessions: Some(m.sessions()),
         consents: Some(m.consents()),
         audit: Some(m.audit()),
+        audit_log: Some(m.audit_log()),
         outbox: Some(m.outbox()),
-        sink: Some(m.sink()),
+        sink: Some(m.sinks()),
+        raw_outbox: Some({
+            let m = m.clone();
+            Arc::new(move |message| {
+                m.enqueue_raw(message);
+                Box::pin(async { Ok(()) })
+            })
+        }),
         rate_limits: Some(m.rate_limits()),
         lease: None,
     }

@@ -29,13 +29,16 @@ impl Harness for MutantHarness {
     }
 }
 
-const MUTANTS: [Mutant; 6] = [
+const MUTANTS: [Mutant; 9] = [
     Mutant::CaseSensitiveEmail,
     Mutant::ExpiryInclusive,
     Mutant::DeniedConsumes,
     Mutant::RacyRevoke,
     Mutant::RegrantNewId,
     Mutant::CappedSessionList,
+    Mutant::ClaimIgnoresOrderKeys,
+    Mutant::AckIgnoresToken,
+    Mutant::NeverSetAside,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

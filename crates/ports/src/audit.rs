@@ -169,11 +169,20 @@ pub struct AppendOutcome {
     pub duplicates: u64,
 }
 
-/// The audit log. Append-only: the only deletion is retention ([`AuditStore::purge_before`]).
+/// The recording role: how a service (and every store, for its own changes) writes an audit
+/// event. Durable on return: the event is encoded once and enqueued into the outbox; the relay
+/// moves it to the log.
 #[async_trait]
-pub trait AuditStore: Send + Sync {
-    /// Records an event durably (into the outbox; the log is filled by the relay).
+pub trait AuditRecorder: Send + Sync {
+    /// Validates `event` and records it durably. Recording an id again is a no-op.
     async fn record(&self, event: AuditEvent) -> StoreResult<()>;
+}
+
+/// The log role: the materialized, append-only audit log. Events enter it only through
+/// [`append_batch`](AuditLog::append_batch) (from the relay's sink or the audit consumer); the
+/// only deletion is retention ([`purge_before`](AuditLog::purge_before)).
+#[async_trait]
+pub trait AuditLog: Send + Sync {
     /// Materializes events; an id already present is skipped, never duplicated. All events are
     /// validated first: one bad event rejects the whole batch with nothing written.
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome>;

@@ -17,25 +17,29 @@
 
 pub mod audit;
 pub mod consents;
+pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod ids;
 pub mod outbox;
 pub mod page;
 pub mod rate_limit;
-pub mod relay;
 pub mod sessions;
 pub mod telemetry;
 pub mod time;
 pub mod users;
 pub mod validate;
 
-pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditQuery, AuditStore};
+pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder};
 pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent};
+pub use envelope::EncodedEvent;
 pub use error::{StoreError, StoreResult};
 pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
 pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
-pub use outbox::{DirectSink, EventSink, Outbox, OutboxRecord};
+pub use outbox::{
+    Claim, ClaimToken, DeadLetter, Delivery, Disposition, EventSink, EventSource, Outbox,
+    OutboxRecord, SourceMessage,
+};
 pub use page::{Cursor, Page, PageRequest};
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};

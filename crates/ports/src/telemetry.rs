@@ -1,4 +1,4 @@
-//! Names of the metrics credo-storage emits through the [`metrics`] facade. Install any
+//! Names of the metrics credo-storage emits through the `metrics` facade. Install any
 //! `metrics` recorder (e.g. a Prometheus exporter) to collect them; without one they cost a
 //! relaxed atomic load each.
 //!
@@ -8,9 +8,16 @@
 pub const RELAY_PUBLISHED: &str = "credo_relay_published_events_total";
 /// Counter: relay passes that failed (claim, publish or ack), each followed by a backoff.
 pub const RELAY_FAILURES: &str = "credo_relay_failures_total";
+/// Counter: events a sink rejected (each is retried after a delay, then set aside).
+pub const RELAY_REJECTED: &str = "credo_relay_rejected_events_total";
+/// Counter: outbox rows set aside as dead letters after repeated rejections.
+pub const OUTBOX_DEAD_LETTERED: &str = "credo_outbox_dead_lettered_total";
+/// Gauge: outbox rows currently set aside (dead letters waiting for an operator), sampled by
+/// the relay.
+pub const OUTBOX_DEAD_LETTERS: &str = "credo_outbox_dead_letters";
 /// Histogram (seconds): how long one `EventSink::publish` of a batch took.
 pub const RELAY_PUBLISH_SECONDS: &str = "credo_relay_publish_seconds";
-/// Gauge: outbox rows not yet published, sampled by the relay.
+/// Gauge: outbox rows not yet published nor set aside, sampled by the relay.
 pub const OUTBOX_DEPTH: &str = "credo_outbox_depth";
 /// Gauge (seconds): age of the oldest unpublished outbox row (0 when empty), sampled by the
 /// relay: the relay lag.

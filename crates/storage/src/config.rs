@@ -160,18 +160,22 @@ pub struct KafkaSettings {
 pub struct RelaySettings {
     /// Rows per pass (default 100).
     pub batch: usize,
-    /// Claim lease (default 30000).
+    /// Claim lease, measured on the database's clock (default 60000); must be longer than
+    /// `kafka.delivery_timeout_ms`.
     pub lease_ms: u64,
     /// Pause after an empty pass (default 100).
     pub idle_poll_ms: u64,
+    /// Rejections after which an event is set aside as a dead letter (default 5).
+    pub max_failures: u32,
 }
 
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             batch: 100,
-            lease_ms: 30_000,
+            lease_ms: 60_000,
             idle_poll_ms: 100,
+            max_failures: 5,
         }
     }
 }
@@ -280,6 +284,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("relay", "batch", Kind::Int),
     ("relay", "lease_ms", Kind::Int),
     ("relay", "idle_poll_ms", Kind::Int),
+    ("relay", "max_failures", Kind::Int),
     ("", "health_timeout_ms", Kind::Int),
     ("", "shutdown_timeout_ms", Kind::Int),
 ];

@@ -86,8 +86,11 @@ instrumented!(Consents: ConsentStore, "consents";
     fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> u64;
 );
 
-instrumented!(Audit: AuditStore, "audit";
+instrumented!(Recorder: AuditRecorder, "audit";
     fn record(&self, event: AuditEvent) -> ();
+);
+
+instrumented!(Log: AuditLog, "audit";
     fn append_batch(&self, events: Vec<AuditEvent>) -> AppendOutcome;
     fn get(&self, tenant: TenantId, id: EventId) -> Option<AuditEvent>;
     fn query(&self, tenant: TenantId, query: AuditQuery, page: PageRequest) -> Page<AuditEvent>;

@@ -31,6 +31,9 @@ pub use config::{AuditSink, Backend, ConfigError, StorageConfig};
 pub use credo_ports::*;
 pub use wiring::{ShutdownReport, Storage, StorageError};
 
+/// The audit pipeline: relay, consumer, direct sink (see its crate docs for the path).
+pub use credo_pipeline as pipeline;
+
 /// The embedded in-memory backend.
 #[cfg(feature = "inmemory")]
 pub use credo_adapters_inmemory as inmemory;

@@ -1,10 +1,12 @@
 //! [`Storage::connect`]: configuration to wired stores.
 
 use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
-use credo_ports::relay::{OutboxRelay, RelayConfig};
+use credo_pipeline::{
+    AuditConsumer, Backoff, ConsumerConfig, DirectSink, OutboxRelay, RelayConfig,
+};
 use credo_ports::{
-    AuditStore, Clock, ConsentStore, EventSink, HealthCheck, Outbox, RateLimitStore, Readiness,
-    SessionStore, StoreError, SystemClock, UserStore,
+    AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, Outbox,
+    RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,13 +51,17 @@ pub struct Storage {
     pub sessions: Arc<dyn SessionStore>,
     /// Consent store.
     pub consents: Arc<dyn ConsentStore>,
-    /// Audit log (`record` goes through the outbox; the relay materializes).
-    pub audit: Arc<dyn AuditStore>,
+    /// Audit recorder: `record` writes the event into the outbox, durably; the relay (and, with
+    /// Kafka, the consumer) moves it to the log.
+    pub audit: Arc<dyn AuditRecorder>,
+    /// The materialized audit log: query, count, retention.
+    pub audit_log: Arc<dyn AuditLog>,
     /// Rate limiter.
     pub rate_limits: Arc<dyn RateLimitStore>,
-    /// The outbox the relay drains (for depth and lag).
+    /// The outbox the relay drains (depth, lag, dead letters and their re-queueing).
     pub outbox: Arc<dyn Outbox>,
     readiness: Arc<Readiness>,
+    /// Dropping it (with `Storage`) stops the relay and the consumer.
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     shutdown_timeout: Duration,
@@ -92,9 +98,9 @@ macro_rules! every_port {
             sessions: Some($s.sessions()),
             consents: Some($s.consents()),
             audit: Some($s.audit()),
+            audit_log: Some($s.audit_log()),
             rate_limits: Some($s.rate_limits()),
             outbox: Some($s.outbox()),
-            sink: Some($s.sink()),
         }
     };
 }
@@ -104,10 +110,10 @@ struct Ports {
     users: Option<Arc<dyn UserStore>>,
     sessions: Option<Arc<dyn SessionStore>>,
     consents: Option<Arc<dyn ConsentStore>>,
-    audit: Option<Arc<dyn AuditStore>>,
+    audit: Option<Arc<dyn AuditRecorder>>,
+    audit_log: Option<Arc<dyn AuditLog>>,
     rate_limits: Option<Arc<dyn RateLimitStore>>,
     outbox: Option<Arc<dyn Outbox>>,
-    sink: Option<Arc<dyn EventSink>>,
 }
 
 impl Opened {
@@ -194,9 +200,9 @@ impl Opened {
                     sessions: Some(s.sessions()),
                     consents: None,
                     audit: None,
+                    audit_log: None,
                     rate_limits: Some(s.rate_limits()),
                     outbox: None,
-                    sink: None,
                 })
             }
             #[allow(unreachable_patterns)]
@@ -302,27 +308,26 @@ impl Storage {
         let durable = "inmemory or postgres";
         let any = "inmemory, postgres or redis";
         let audit = pick(users.audit, "backends.audit", b.audit, durable)?;
+        let audit_log = pick(users.audit_log, "backends.audit", b.audit, durable)?;
         let outbox = pick(users.outbox, "backends.audit", b.audit, durable)?;
+
+        // The audit path, step by step: the sink the relay publishes to and, with Kafka, the
+        // consumer that materializes the topic into the log.
+        let (sink, consumer): (Arc<dyn EventSink>, Option<AuditConsumer>) = match b.audit_sink {
+            AuditSink::Direct => (Arc::new(DirectSink::new(audit_log.clone())), None),
+            AuditSink::Kafka => {
+                let (sink, source) = kafka_transport(config, &mut opened).await?;
+                let consumer =
+                    AuditConsumer::new(source, audit_log.clone(), ConsumerConfig::default())
+                        .map_err(backend_err("kafka.brokers"))?;
+                (sink, Some(consumer))
+            }
+        };
+        let relay = OutboxRelay::new(outbox.clone(), sink, relay_config(config))
+            .map_err(|e| relay_error(e, b.audit_sink))?;
+        // Both end when `stop` says so or is dropped with the `Storage`.
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
-        let sink: Arc<dyn EventSink> = match b.audit_sink {
-            AuditSink::Direct => pick(users.sink, "backends.audit_sink", b.audit, durable)?,
-            AuditSink::Kafka => {
-                kafka_sink(config, audit.clone(), &mut opened, &stopped, &mut tasks).await?
-            }
-        };
-        let relay_config = RelayConfig {
-            batch: config.relay.batch,
-            lease: Duration::from_millis(config.relay.lease_ms),
-            idle_poll: Duration::from_millis(config.relay.idle_poll_ms),
-            ..RelayConfig::default()
-        };
-        let relay = OutboxRelay::new(outbox.clone(), sink, relay_config).map_err(|e| match e {
-            StoreError::InvalidInput { reason, field } => {
-                StorageError::Config(ConfigError::new(format!("relay.{field}"), reason))
-            }
-            other => backend_err("relay")(other),
-        })?;
         let relay_stop = stopped.clone();
         tasks.push((
             "relay",
@@ -330,6 +335,14 @@ impl Storage {
                 relay.run(relay_stop).await;
             }),
         ));
+        if let Some(consumer) = consumer {
+            tasks.push((
+                "audit-consumer",
+                tokio::spawn(async move {
+                    consumer.run(stopped).await;
+                }),
+            ));
+        }
         use crate::instrument as i;
         Ok(Storage {
             users: Arc::new(i::Users {
@@ -344,8 +357,12 @@ impl Storage {
                 inner: pick(users.consents, "backends.consents", b.consents, durable)?,
                 backend: b.consents.as_str(),
             }),
-            audit: Arc::new(i::Audit {
+            audit: Arc::new(i::Recorder {
                 inner: audit,
+                backend: b.audit.as_str(),
+            }),
+            audit_log: Arc::new(i::Log {
+                inner: audit_log,
                 backend: b.audit.as_str(),
             }),
             rate_limits: Arc::new(i::RateLimits(i::TimedRateLimits {
@@ -400,15 +417,46 @@ impl Storage {
     }
 }
 
+fn relay_config(config: &StorageConfig) -> RelayConfig {
+    let r = &config.relay;
+    RelayConfig {
+        batch: r.batch,
+        lease: Duration::from_millis(r.lease_ms),
+        idle_poll: Duration::from_millis(r.idle_poll_ms),
+        max_failures: r.max_failures,
+        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
+        ..RelayConfig::default()
+    }
+}
+
+/// A relay setting the relay refused, named as the configuration names it.
+fn relay_error(e: StoreError, sink: AuditSink) -> StorageError {
+    match e {
+        StoreError::InvalidInput { field, reason } => {
+            let reason = if field == "lease" && sink == AuditSink::Kafka {
+                format!("{reason} (the delivery timeout is kafka.delivery_timeout_ms)")
+            } else {
+                reason
+            };
+            let setting = match field {
+                "lease" => "relay.lease_ms",
+                "batch" => "relay.batch",
+                "max_failures" => "relay.max_failures",
+                other => other,
+            };
+            StorageError::Config(ConfigError::new(setting, reason))
+        }
+        other => backend_err("relay")(other),
+    }
+}
+
+/// The Kafka sink and source of the audit path, with the `kafka` readiness check.
 #[cfg(feature = "kafka")]
-async fn kafka_sink(
+async fn kafka_transport(
     config: &StorageConfig,
-    audit: Arc<dyn AuditStore>,
     opened: &mut Opened,
-    stopped: &watch::Receiver<bool>,
-    tasks: &mut Vec<(&'static str, JoinHandle<()>)>,
-) -> Result<Arc<dyn EventSink>, StorageError> {
-    use credo_adapters_kafka::{AuditConsumer, KafkaConfig, KafkaHealth, KafkaSink};
+) -> Result<(Arc<dyn EventSink>, Arc<dyn EventSource>), StorageError> {
+    use credo_adapters_kafka::{KafkaConfig, KafkaHealth, KafkaSink, KafkaSource};
     let k = config.kafka.as_ref().ok_or_else(|| {
         ConfigError::new(
             "kafka.brokers",
@@ -463,24 +511,16 @@ async fn kafka_sink(
     opened
         .checks
         .push(Arc::new(KafkaHealth::new(&c).map_err(named)?));
-    let consumer = AuditConsumer::new(&c, audit).map_err(named)?;
-    let consumer_stop = stopped.clone();
-    tasks.push((
-        "audit-consumer",
-        tokio::spawn(async move {
-            consumer.run(consumer_stop).await;
-        }),
-    ));
-    Ok(Arc::new(KafkaSink::new(&c).map_err(named)?))
+    Ok((
+        Arc::new(KafkaSink::new(&c).map_err(named)?),
+        Arc::new(KafkaSource::new(&c).map_err(named)?),
+    ))
 }
 
 #[cfg(not(feature = "kafka"))]
-async fn kafka_sink(
+async fn kafka_transport(
     _: &StorageConfig,
-    _: Arc<dyn AuditStore>,
     _: &mut Opened,
-    _: &watch::Receiver<bool>,
-    _: &mut Vec<(&'static str, JoinHandle<()>)>,
-) -> Result<Arc<dyn EventSink>, StorageError> {
+) -> Result<(Arc<dyn EventSink>, Arc<dyn EventSource>), StorageError> {
     Err(missing_feature("backends.audit_sink", "kafka"))
 }

@@ -117,7 +117,7 @@ async fn scenario(storage: &Storage, clock: &ManualClock) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let n = storage
-            .audit
+            .audit_log
             .count(tenant, AuditQuery::default())
             .await
             .unwrap();
@@ -127,7 +127,7 @@ async fn scenario(storage: &Storage, clock: &ManualClock) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let page = storage
-        .audit
+        .audit_log
         .query(
             tenant,
             AuditQuery::default(),

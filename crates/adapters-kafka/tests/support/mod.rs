@@ -5,14 +5,15 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use async_trait::async_trait;
-use credo_adapters_kafka::{
-    AuditConsumer, ConsumerHandle, ConsumerStats, KafkaConfig, KafkaSink, ensure_topics,
-};
+use credo_adapters_kafka::{KafkaConfig, KafkaSink, KafkaSource, ensure_topics};
 use credo_adapters_postgres::{PgConfig, PgStores};
-use credo_ports::relay::{OutboxRelay, RelayConfig, RelayStats};
+use credo_pipeline::{
+    AuditConsumer, Backoff, ConsumerConfig, ConsumerHandle, ConsumerStats, OutboxRelay,
+    RelayConfig, RelayStats,
+};
 use credo_ports::{
-    AppendOutcome, AuditCategory, AuditEvent, AuditQuery, AuditStore, Clock, EventId, EventSink,
-    Page, PageRequest, StoreResult, SystemClock, TenantId, Timestamp, UserId,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, Clock, Delivery, EncodedEvent,
+    EventId, EventSink, Page, PageRequest, StoreResult, SystemClock, TenantId, Timestamp, UserId,
 };
 use credo_testkit::{PrivateTansu, required};
 use parking_lot::Mutex;
@@ -31,7 +32,7 @@ pub const SUBJECTS: usize = 20;
 /// written (arrival order and instant), and can hang after a write, as a consumer killed
 /// between its write and its offset commit would.
 pub struct Observed {
-    pub inner: Arc<dyn AuditStore>,
+    pub inner: Arc<dyn AuditLog>,
     pub arrivals: Mutex<(Vec<EventId>, HashMap<EventId, Instant>)>,
     pub written: AtomicUsize,
     pub hang_after_events: AtomicUsize,
@@ -39,7 +40,7 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn new(inner: Arc<dyn AuditStore>) -> Arc<Self> {
+    pub fn new(inner: Arc<dyn AuditLog>) -> Arc<Self> {
         Arc::new(Self {
             inner,
             arrivals: Mutex::default(),
@@ -51,10 +52,7 @@ impl Observed {
 }
 
 #[async_trait]
-impl AuditStore for Observed {
-    async fn record(&self, event: AuditEvent) -> StoreResult<()> {
-        self.inner.record(event).await
-    }
+impl AuditLog for Observed {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
         let outcome = self.inner.append_batch(events).await?;
@@ -108,16 +106,21 @@ pub struct CountingSink {
 
 #[async_trait]
 impl EventSink for CountingSink {
-    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
-        self.inner.publish(batch).await?;
+    async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+        let deliveries = self.inner.publish(batch).await?;
         let now = Instant::now();
         let mut acked = self.acked_at.lock();
-        for e in batch {
-            acked.entry(e.id).or_insert(now);
+        for (m, d) in batch.iter().zip(&deliveries) {
+            if *d == Delivery::Published {
+                acked.entry(m.id).or_insert(now);
+                self.published.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        self.published
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(deliveries)
+    }
+
+    fn delivery_timeout(&self) -> Option<Duration> {
+        self.inner.delivery_timeout()
     }
 }
 
@@ -147,7 +150,7 @@ impl Pipeline {
         config.delivery_timeout = Duration::from_secs(3);
         config.health_timeout = Duration::from_secs(5);
         ensure_topics(&config).await.unwrap();
-        let log = Observed::new(pg.audit());
+        let log = Observed::new(pg.audit_log());
         Some(Pipeline {
             broker,
             pg,
@@ -172,19 +175,25 @@ impl Pipeline {
             batch: 500,
             lease,
             idle_poll: Duration::from_millis(10),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
             ..RelayConfig::default()
         };
         OutboxRelay::new(self.pg.outbox(), sink, config).unwrap()
     }
 
     pub async fn consumer(&self) -> (ConsumerHandle, Running<ConsumerStats>) {
-        let consumer = AuditConsumer::new(&self.config, self.log.clone()).unwrap();
+        let source = KafkaSource::new(&self.config).unwrap();
+        let assigned = source.handle();
+        let consumer = AuditConsumer::new(
+            Arc::new(source),
+            self.log.clone(),
+            ConsumerConfig::default(),
+        )
+        .unwrap();
         let handle = consumer.handle();
         let running = Running::spawn(|stop| consumer.run(stop));
         assert!(
-            handle.wait_assigned(Duration::from_secs(60)).await,
+            assigned.wait_assigned(Duration::from_secs(60)).await,
             "consumer got no assignment within 60 s"
         );
         (handle, running)
@@ -253,7 +262,7 @@ impl Pipeline {
         let recorded = self.recorded.lock().clone();
         let count = self
             .pg
-            .audit()
+            .audit_log()
             .count(self.tenant, AuditQuery::default())
             .await
             .unwrap();
@@ -263,7 +272,7 @@ impl Pipeline {
         loop {
             let page = self
                 .pg
-                .audit()
+                .audit_log()
                 .query(
                     self.tenant,
                     AuditQuery::default(),

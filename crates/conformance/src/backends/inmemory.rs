@@ -15,8 +15,16 @@ pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
         sessions: Some(m.sessions()),
         consents: Some(m.consents()),
         audit: Some(m.audit()),
+        audit_log: Some(m.audit_log()),
         outbox: Some(m.outbox()),
-        sink: Some(m.sink()),
+        sink: Some(crate::harness::direct_sinks()),
+        raw_outbox: Some({
+            let outbox = m.outbox_inner();
+            Arc::new(move |message| {
+                outbox.enqueue_raw(message);
+                Box::pin(async { Ok(()) })
+            })
+        }),
         rate_limits: Some(m.rate_limits()),
         lease: None,
     }

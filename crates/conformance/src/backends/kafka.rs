@@ -2,11 +2,13 @@ use super::PostgresHarness;
 use crate::harness::{Harness, Port, Stores, Support};
 use async_trait::async_trait;
 use credo_adapters_kafka::{
-    AuditConsumer, ConsumerHandle, KafkaConfig, KafkaHealth, KafkaSink, ensure_topics,
+    KafkaConfig, KafkaHealth, KafkaSink, KafkaSource, SourceHandle, ensure_topics,
 };
+use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditQuery, AuditStore, EventId, EventSink, HealthCheck,
-    HealthStatus, ManualClock, Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp,
+    AppendOutcome, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent, EventId, EventSink,
+    HealthCheck, HealthStatus, ManualClock, Page, PageRequest, StoreError, StoreResult, TenantId,
+    Timestamp,
 };
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
@@ -25,8 +27,8 @@ type Container = testcontainers_modules::testcontainers::ContainerAsync<
 >;
 
 /// The PostgreSQL → Kafka → PostgreSQL audit pipeline: PostgreSQL stores and outbox, a
-/// [`KafkaSink`] to a real broker, and an [`AuditConsumer`] materializing into the same
-/// PostgreSQL audit log. Only the `pipeline` port applies; the stores themselves are checked in
+/// [`KafkaSink`] to a real broker, and an [`AuditConsumer`] reading a [`KafkaSource`] into the
+/// same PostgreSQL audit log. Only the `pipeline` port applies; the stores themselves are checked in
 /// the `postgres` column.
 ///
 /// The broker comes from `CREDO_TEST_KAFKA_BROKERS`, else (feature `testcontainers`) an Apache
@@ -101,7 +103,6 @@ impl KafkaHarness {
         c.dlq_topic = format!("{}.dlq", c.topic);
         c.group_id = format!("credo-conformance-{run}-{n}");
         c.linger = Duration::from_millis(1);
-        c.consumer_batch_wait = Duration::from_millis(2);
         c
     }
 
@@ -111,12 +112,18 @@ impl KafkaHarness {
             .await
             .map_err(|e| format!("creating topics: {e}"))?;
         let target = Arc::new(Target(RwLock::new(None)));
-        let consumer =
-            AuditConsumer::new(&config, target.clone()).map_err(|e| format!("consumer: {e}"))?;
+        let source = KafkaSource::new(&config).map_err(|e| format!("source: {e}"))?;
+        let source_handle = source.handle();
+        let consumer_config = ConsumerConfig {
+            batch_wait: Duration::from_millis(2),
+            ..ConsumerConfig::default()
+        };
+        let consumer = AuditConsumer::new(Arc::new(source), target.clone(), consumer_config)
+            .map_err(|e| format!("consumer: {e}"))?;
         let handle = consumer.handle();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(consumer.run(stopped));
-        if !handle.wait_assigned(Duration::from_secs(60)).await {
+        if !source_handle.wait_assigned(Duration::from_secs(60)).await {
             return Err(format!(
                 "consumer group {} got no assignment within 60 s",
                 config.group_id
@@ -124,7 +131,8 @@ impl KafkaHarness {
         }
         Ok(Arc::new(Lane {
             sink: KafkaSink::new(&config).map_err(|e| format!("sink: {e}"))?,
-            handle,
+            source: source_handle,
+            consumer: handle,
             target,
             _stop: stop,
         }))
@@ -134,7 +142,8 @@ impl KafkaHarness {
 /// A topic with its running consumer. Dropping it stops the consumer.
 struct Lane {
     sink: KafkaSink,
-    handle: ConsumerHandle,
+    source: SourceHandle,
+    consumer: ConsumerHandle,
     target: Arc<Target>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
@@ -146,16 +155,20 @@ struct SettlingSink(Arc<Lane>);
 
 #[async_trait]
 impl EventSink for SettlingSink {
-    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
-        let delivered = self.0.sink.publish_acked(batch).await?;
-        if self.0.handle.wait_for(&delivered, SETTLE).await {
-            Ok(())
+    async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+        let published = self.0.sink.publish_acked(batch).await?;
+        if self.0.source.wait_for(&published.stored, SETTLE).await {
+            Ok(published.deliveries)
         } else {
             Err(StoreError::Unavailable(format!(
                 "published but not materialized within {SETTLE:?} ({:?})",
-                self.0.handle.stats()
+                self.0.consumer.stats()
             )))
         }
+    }
+
+    fn delivery_timeout(&self) -> Option<Duration> {
+        self.0.sink.delivery_timeout().map(|d| d + SETTLE)
     }
 }
 
@@ -175,11 +188,11 @@ impl Drop for LaneLease {
     }
 }
 
-/// The audit log the lane's consumer writes into: the current holder's schema.
-struct Target(RwLock<Option<Arc<dyn AuditStore>>>);
+/// The audit log the lane's consumer writes into: the current holder's (or a wrapper of it).
+struct Target(RwLock<Option<Arc<dyn AuditLog>>>);
 
 impl Target {
-    fn get(&self) -> StoreResult<Arc<dyn AuditStore>> {
+    fn get(&self) -> StoreResult<Arc<dyn AuditLog>> {
         self.0
             .read()
             .clone()
@@ -188,10 +201,7 @@ impl Target {
 }
 
 #[async_trait]
-impl AuditStore for Target {
-    async fn record(&self, event: AuditEvent) -> StoreResult<()> {
-        self.get()?.record(event).await
-    }
+impl AuditLog for Target {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         self.get()?.append_batch(events).await
     }
@@ -253,14 +263,19 @@ impl Harness for KafkaHarness {
             Some(lane) => lane,
             None => self.new_lane().await?,
         };
-        *lane.target.0.write() = Some(pg.audit()?);
+        *lane.target.0.write() = Some(pg.audit_log()?);
         let lease = LaneLease {
             lane: Some(lane.clone()),
             free: self.free.clone(),
             _postgres: pg.lease.clone(),
         };
+        // The lane's consumer writes into the log the sink is asked for.
+        let sinks: crate::harness::SinkFactory = Arc::new(move |log| {
+            *lane.target.0.write() = Some(log);
+            Arc::new(SettlingSink(lane.clone()))
+        });
         Ok(Stores {
-            sink: Some(Arc::new(SettlingSink(lane))),
+            sink: Some(sinks),
             lease: Some(Arc::new(lease)),
             ..pg
         })

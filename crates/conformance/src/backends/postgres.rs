@@ -1,6 +1,6 @@
 use crate::harness::{Harness, Port, Stores, Support};
 use async_trait::async_trait;
-use credo_adapters_postgres::{PgConfig, PgStores};
+use credo_adapters_postgres::{LeaseClock, PgConfig, PgStores};
 use credo_ports::ManualClock;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -95,6 +95,9 @@ impl PostgresHarness {
         let mut config = PgConfig::new(url);
         config.schema = Some(format!("{}_{}_{n}", self.schema_prefix, std::process::id()));
         config.max_connections = 10;
+        // Cases move time by hand; the database-clock default is proven by the adapter's
+        // own tests (a skewed store clock does not move leases).
+        config.lease_clock = LeaseClock::Store;
         let stores = PgStores::connect(&config, Stores::new_clock())
             .await
             .map_err(|e| e.to_string())?;
@@ -172,8 +175,16 @@ impl Harness for PostgresHarness {
             sessions: Some(pg.sessions()),
             consents: Some(pg.consents()),
             audit: Some(pg.audit()),
+            audit_log: Some(pg.audit_log()),
             outbox: Some(pg.outbox()),
-            sink: Some(pg.sink()),
+            sink: Some(crate::harness::direct_sinks()),
+            raw_outbox: Some({
+                let pg = pg.clone();
+                Arc::new(move |message| {
+                    let pg = pg.clone();
+                    Box::pin(async move { pg.enqueue_raw(&message).await })
+                })
+            }),
             rate_limits: Some(pg.rate_limits()),
             lease: Some(Arc::new(lease)),
         })

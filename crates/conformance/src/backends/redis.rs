@@ -120,8 +120,10 @@ impl Harness for RedisHarness {
             sessions: Some(r.sessions()),
             consents: None,
             audit: None,
+            audit_log: None,
             outbox: None,
             sink: None,
+            raw_outbox: None,
             rate_limits: Some(r.rate_limits()),
             lease: None,
         })

@@ -12,7 +12,9 @@ mod users;
 
 use crate::harness::{Port, Stores};
 use crate::runner::Ctx;
-use credo_ports::{AuditEvent, ConsentId, EventId, SessionId, TenantId, UserId};
+use credo_ports::{
+    AuditEvent, ConsentId, Delivery, EncodedEvent, EventId, SessionId, TenantId, UserId,
+};
 use futures_util::future::BoxFuture;
 use std::fmt::Debug;
 use std::time::Duration;
@@ -133,29 +135,35 @@ pub(crate) fn consent_id(i: u8) -> ConsentId {
     ))
 }
 
-/// The i-th of a fixed set of event ids (UUIDv7-shaped, time-ordered by `i`).
+/// The i-th of a fixed set of event ids (UUIDv7-shaped, time-ordered by `i`), for `i` below
+/// 4,096 (higher bits would overlap the version nibble).
 pub(crate) fn event_id(i: u16) -> EventId {
     EventId::from_uuid(Uuid::from_u128(
         0x0190_0000_0000_7000_8000_0000_0000_0000 | (u128::from(i) << 64),
     ))
 }
 
-/// One relay pass until the outbox is empty: claim, publish to the sink, ack. Returns the
-/// events published, in order.
+/// Claims, publishes and acks until the outbox is empty, every message required to be
+/// published. Returns the events published, decoded, in order.
 pub(crate) async fn drain(s: &Stores) -> Result<Vec<AuditEvent>, String> {
     let outbox = s.outbox()?;
     let sink = s.sink()?;
     let mut all = Vec::new();
     loop {
-        let batch = ok("claim", outbox.claim(100, Duration::from_secs(30)).await)?;
-        if batch.is_empty() {
+        let claim = ok("claim", outbox.claim(100, Duration::from_secs(30)).await)?;
+        if claim.records.is_empty() {
             break;
         }
-        let events: Vec<AuditEvent> = batch.into_iter().map(|r| r.event).collect();
-        ok("publish", sink.publish(&events).await)?;
-        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        ok("ack", outbox.ack(&ids).await)?;
-        all.extend(events);
+        let messages: Vec<EncodedEvent> = claim.records.into_iter().map(|r| r.message).collect();
+        let deliveries = ok("publish", sink.publish(&messages).await)?;
+        ensure(deliveries.iter().all(|d| *d == Delivery::Published), || {
+            format!("every event published, got {deliveries:?}")
+        })?;
+        let ids: Vec<EventId> = messages.iter().map(|m| m.id).collect();
+        ok("ack", outbox.ack(claim.token, &ids).await)?;
+        for m in messages {
+            all.push(m.decode()?);
+        }
     }
     Ok(all)
 }

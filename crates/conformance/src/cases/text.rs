@@ -184,7 +184,7 @@ fn consents_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result
 
 fn audit_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<(), String>> {
     async move {
-        let (m, b) = (p.model.audit()?, p.backend.audit()?);
+        let (m, b) = (p.model.audit_log()?, p.backend.audit_log()?);
         let (field, s) = op;
         let mut e = AuditEvent::new(
             tenant(0),
@@ -217,7 +217,8 @@ fn audit_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<()
             m.get(tenant(0), e.id).await,
             b.get(tenant(0), e.id).await,
         )?;
-        check_pair(op, m.record(e.clone()).await, b.record(e).await)
+        let (mr, br) = (p.model.audit()?, p.backend.audit()?);
+        check_pair(op, mr.record(e.clone()).await, br.record(e).await)
     }
     .boxed()
 }

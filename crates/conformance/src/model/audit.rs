@@ -1,12 +1,14 @@
-//! The model's [`AuditStore`], [`Outbox`] and direct [`EventSink`], over one world: `record`
+//! The model's [`AuditRecorder`], [`AuditLog`], [`Outbox`] and sink, over one world: `record`
 //! and the other stores enqueue into `World::outbox`; `append_batch` and the sink materialize
 //! into `World::log`.
 
-use super::{Inner, World};
+use super::{Inner, OutboxRow, World};
 use credo_ports::audit::prepare_batch;
+use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditQuery, AuditStore, EventId, EventSink, Outbox, OutboxRecord,
-    Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp, validate,
+    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Delivery, EncodedEvent,
+    EventId, EventSink, Outbox, OutboxRecord, Page, PageRequest, StoreError, StoreResult, TenantId,
+    Timestamp, envelope, validate,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +19,8 @@ pub(crate) struct ModelAudit(pub(crate) Arc<Inner>);
 /// The relay-facing side of the outbox.
 pub(crate) struct ModelOutbox(pub(crate) Arc<Inner>);
 
-/// A sink that materializes straight into the model's audit log.
-pub(crate) struct ModelSink(pub(crate) Arc<Inner>);
+/// A sink that decodes and appends one message at a time into a log.
+pub(crate) struct ModelSink(pub(crate) Arc<dyn AuditLog>);
 
 /// Materializes `events` into the log: validates the whole batch first, then skips every id
 /// already present (in any tenant) or repeated within the batch.
@@ -48,18 +50,18 @@ fn validate_query(q: &AuditQuery) -> StoreResult<()> {
 }
 
 #[async_trait::async_trait]
-impl AuditStore for ModelAudit {
+impl AuditRecorder for ModelAudit {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         let now = self.0.now();
         event.validate()?;
-        let mut w = self.0.world.lock();
         // Idempotent: a row with this id, published or not, means it is already durable.
-        if !w.outbox.iter().any(|r| r.event.id == event.id) {
-            w.enqueue(event, now);
-        }
+        self.0.world.lock().enqueue(event, now);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl AuditLog for ModelAudit {
     async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
         append(&mut self.0.world.lock(), events)
     }
@@ -110,9 +112,25 @@ impl AuditStore for ModelAudit {
     }
 }
 
+impl ModelOutbox {
+    /// Runs `f` on the pending row `id` if claim `token` holds it.
+    fn with_held<T>(
+        &self,
+        token: ClaimToken,
+        id: EventId,
+        f: impl FnOnce(&mut OutboxRow) -> T,
+    ) -> Option<T> {
+        let mut w = self.0.world.lock();
+        w.outbox
+            .iter_mut()
+            .find(|r| r.message.id == id && r.pending() && r.token == Some(token))
+            .map(f)
+    }
+}
+
 #[async_trait::async_trait]
 impl Outbox for ModelOutbox {
-    async fn claim(&self, batch: usize, lease: Duration) -> StoreResult<Vec<OutboxRecord>> {
+    async fn claim(&self, batch: usize, lease: Duration) -> StoreResult<Claim> {
         let now = self.0.now();
         if batch == 0 {
             return Err(StoreError::invalid("batch", "must be at least 1"));
@@ -120,67 +138,102 @@ impl Outbox for ModelOutbox {
         if lease.is_zero() {
             return Err(StoreError::invalid("lease", "must be longer than zero"));
         }
-        let until = now.saturating_add(lease);
+        let token = ClaimToken::new();
         let mut w = self.0.world.lock();
-        let mut rows: Vec<_> = w
-            .outbox
-            .iter_mut()
-            .filter(|r| r.published_at.is_none() && r.claimed_until.is_none_or(|c| c <= now))
-            .collect();
-        rows.sort_by_key(|r| r.seq);
-        Ok(rows
-            .into_iter()
+        let mut pending: Vec<OutboxRow> =
+            w.outbox.iter().filter(|r| r.pending()).cloned().collect();
+        pending.sort_by_key(|r| r.seq);
+        // Candidates: the oldest `batch` pending rows no live claim holds.
+        let candidates: Vec<u64> = pending
+            .iter()
+            .filter(|r| r.claimed_until.is_none_or(|c| c <= now))
             .take(batch)
-            .map(|r| {
-                r.claimed_until = Some(until);
-                r.attempts += 1;
-                OutboxRecord {
-                    event: r.event.clone(),
-                    enqueued_at: r.enqueued_at,
-                    attempts: r.attempts,
-                }
+            .map(|r| r.seq)
+            .collect();
+        // Handed out: candidates with no earlier pending row of their key outside the candidates.
+        let eligible: Vec<u64> = candidates
+            .iter()
+            .copied()
+            .filter(|&seq| {
+                let key = pending
+                    .iter()
+                    .find(|r| r.seq == seq)
+                    .unwrap()
+                    .message
+                    .order_key();
+                !pending.iter().any(|o| {
+                    o.seq < seq && o.message.order_key() == key && !candidates.contains(&o.seq)
+                })
             })
-            .collect())
+            .collect();
+        let mut records = Vec::new();
+        for seq in eligible {
+            let r = w.outbox.iter_mut().find(|r| r.seq == seq).unwrap();
+            r.claimed_until = Some(now.saturating_add(lease));
+            r.token = Some(token);
+            r.attempts += 1;
+            records.push(OutboxRecord {
+                message: r.message.clone(),
+                enqueued_at: r.enqueued_at,
+                attempts: r.attempts,
+                failures: r.failures,
+            });
+        }
+        Ok(Claim { token, records })
     }
 
-    async fn ack(&self, ids: &[EventId]) -> StoreResult<u64> {
+    async fn ack(&self, token: ClaimToken, ids: &[EventId]) -> StoreResult<u64> {
         let now = self.0.now();
-        let mut w = self.0.world.lock();
         let mut n = 0;
         for id in ids {
-            if let Some(r) = w
-                .outbox
-                .iter_mut()
-                .find(|r| r.event.id == *id && r.published_at.is_none())
-            {
+            let acked = self.with_held(token, *id, |r| {
                 r.published_at = Some(now);
                 r.claimed_until = None;
-                n += 1;
-            }
+                r.token = None;
+            });
+            n += u64::from(acked.is_some());
         }
         Ok(n)
     }
 
-    async fn release(&self, ids: &[EventId]) -> StoreResult<u64> {
-        let now = self.0.now();
-        let mut w = self.0.world.lock();
+    async fn release(&self, token: ClaimToken, ids: &[EventId]) -> StoreResult<u64> {
         let mut n = 0;
         for id in ids {
-            if let Some(r) = w.outbox.iter_mut().find(|r| {
-                r.event.id == *id
-                    && r.published_at.is_none()
-                    && r.claimed_until.is_some_and(|c| c > now)
-            }) {
+            let released = self.with_held(token, *id, |r| {
                 r.claimed_until = None;
-                n += 1;
-            }
+                r.token = None;
+            });
+            n += u64::from(released.is_some());
         }
         Ok(n)
+    }
+
+    async fn reject(
+        &self,
+        token: ClaimToken,
+        id: EventId,
+        reason: &str,
+        then: Disposition,
+    ) -> StoreResult<bool> {
+        let now = self.0.now();
+        let rejected = self.with_held(token, id, |r| {
+            r.token = None;
+            r.failures += 1;
+            r.last_error = Some(reason.to_string());
+            match then {
+                Disposition::RetryAfter(d) => r.claimed_until = Some(now.saturating_add(d)),
+                Disposition::SetAside => {
+                    r.claimed_until = None;
+                    r.dead_at = Some(now);
+                }
+            }
+        });
+        Ok(rejected.is_some())
     }
 
     async fn depth(&self) -> StoreResult<u64> {
         let w = self.0.world.lock();
-        Ok(w.outbox.iter().filter(|r| r.published_at.is_none()).count() as u64)
+        Ok(w.outbox.iter().filter(|r| r.pending()).count() as u64)
     }
 
     async fn oldest_pending_age(&self) -> StoreResult<Option<Duration>> {
@@ -188,10 +241,53 @@ impl Outbox for ModelOutbox {
         let w = self.0.world.lock();
         Ok(w.outbox
             .iter()
-            .filter(|r| r.published_at.is_none())
+            .filter(|r| r.pending())
             .map(|r| r.enqueued_at)
             .min()
             .map(|oldest| now.duration_since(oldest)))
+    }
+
+    async fn dead_letters(&self, page: PageRequest) -> StoreResult<Page<DeadLetter>> {
+        page.validate()?;
+        let w = self.0.world.lock();
+        let mut dead: Vec<DeadLetter> = w
+            .outbox
+            .iter()
+            .filter_map(|r| {
+                Some(DeadLetter {
+                    message: r.message.clone(),
+                    enqueued_at: r.enqueued_at,
+                    failed_at: r.dead_at?,
+                    failures: r.failures,
+                    reason: r.last_error.clone().unwrap_or_default(),
+                })
+            })
+            .filter(|d| page.after.is_none_or(|after| d.cursor() > after))
+            .collect();
+        dead.sort_by_key(DeadLetter::cursor);
+        dead.truncate(page.limit + 1);
+        Ok(Page::from_overfetch(dead, page.limit, DeadLetter::cursor))
+    }
+
+    async fn dead_letter_count(&self) -> StoreResult<u64> {
+        let w = self.0.world.lock();
+        Ok(w.outbox.iter().filter(|r| r.dead_at.is_some()).count() as u64)
+    }
+
+    async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64> {
+        let mut w = self.0.world.lock();
+        let mut n = 0;
+        for r in w.outbox.iter_mut() {
+            if ids.contains(&r.message.id) && r.dead_at.is_some() {
+                r.dead_at = None;
+                r.failures = 0;
+                r.last_error = None;
+                r.claimed_until = None;
+                r.token = None;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
@@ -205,8 +301,34 @@ impl Outbox for ModelOutbox {
 
 #[async_trait::async_trait]
 impl EventSink for ModelSink {
-    async fn publish(&self, batch: &[AuditEvent]) -> StoreResult<()> {
-        append(&mut self.0.world.lock(), batch.to_vec()).map(|_| ())
+    async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut stopped = Vec::new();
+        for m in batch {
+            if stopped.contains(&m.order_key()) {
+                out.push(Delivery::Held);
+                continue;
+            }
+            let event = envelope::decode(Some(m.payload.as_bytes()));
+            let written = match event {
+                Err(reason) => Err(reason),
+                Ok(e) if e.id != m.id || e.tenant_id != m.tenant_id => {
+                    Err("payload and row disagree".to_string())
+                }
+                Ok(e) => match self.0.append_batch(vec![e]).await {
+                    Err(e) if e.is_retryable() => return Err(e),
+                    other => other.map(|_| ()).map_err(|e| e.to_string()),
+                },
+            };
+            match written {
+                Ok(()) => out.push(Delivery::Published),
+                Err(reason) => {
+                    stopped.push(m.order_key());
+                    out.push(Delivery::Rejected(reason));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -214,7 +336,8 @@ impl EventSink for ModelSink {
 mod tests {
     use super::super::test_support::{T0, model};
     use credo_ports::{
-        AppendOutcome, AuditCategory, AuditEvent, AuditQuery, PageRequest, TenantId, Timestamp,
+        AppendOutcome, AuditCategory, AuditEvent, AuditQuery, Delivery, Disposition, EncodedEvent,
+        PageRequest, TenantId, Timestamp, UserId,
     };
     use std::time::Duration;
 
@@ -231,7 +354,14 @@ mod tests {
         let (m, clock) = model();
         let (audit, outbox) = (m.audit(), m.outbox());
         let t = TenantId::new();
-        let events: Vec<_> = (0..3).map(|_| ev(t, T0, "login.ok")).collect();
+        // Three subjects, so no row waits for another's key.
+        let events: Vec<_> = (0..3)
+            .map(|_| {
+                let mut e = ev(t, T0, "login.ok");
+                e.subject_user_id = Some(UserId::new());
+                e
+            })
+            .collect();
         for e in &events {
             audit.record(e.clone()).await.unwrap();
             clock.advance(secs(1));
@@ -250,44 +380,66 @@ mod tests {
         );
 
         let first = outbox.claim(2, secs(10)).await.unwrap();
-        let ids: Vec<_> = first.iter().map(|r| r.event.id).collect();
-        assert_eq!(ids, [events[0].id, events[1].id], "oldest first");
-        assert!(first.iter().all(|r| r.attempts == 1));
-        assert_eq!(first[0].enqueued_at, T0);
+        assert_eq!(ids(&first), [events[0].id, events[1].id], "oldest first");
+        assert!(first.records.iter().all(|r| r.attempts == 1));
+        assert_eq!(first.records[0].enqueued_at, T0);
         // Held rows are skipped by the next claim.
         let second = outbox.claim(10, secs(10)).await.unwrap();
-        assert_eq!(second.len(), 1);
-        assert_eq!(second[0].event.id, events[2].id);
-        assert!(outbox.claim(10, secs(10)).await.unwrap().is_empty());
+        assert_eq!(ids(&second), [events[2].id]);
+        assert!(outbox.claim(10, secs(10)).await.unwrap().records.is_empty());
 
-        // Release gives back only held, unpublished rows.
+        // Release gives back only rows the claim holds.
         assert_eq!(
-            outbox.release(&[events[1].id, events[1].id]).await.unwrap(),
+            outbox.release(second.token, &[events[1].id]).await.unwrap(),
+            0,
+            "another claim's row"
+        );
+        assert_eq!(
+            outbox
+                .release(first.token, &[events[1].id, events[1].id])
+                .await
+                .unwrap(),
             1
         );
         let again = outbox.claim(10, secs(10)).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!((again[0].event.id, again[0].attempts), (events[1].id, 2));
+        assert_eq!(ids(&again), [events[1].id]);
+        assert_eq!(again.records[0].attempts, 2);
 
-        // Ack twice is harmless; unknown ids are ignored.
+        // Ack twice is harmless; unknown ids and other claims' rows are ignored.
         let unknown = ev(t, T0, "x.y").id;
-        assert_eq!(outbox.ack(&[events[0].id, unknown]).await.unwrap(), 1);
-        assert_eq!(outbox.ack(&[events[0].id]).await.unwrap(), 0);
-        assert_eq!(outbox.release(&[events[0].id]).await.unwrap(), 0);
+        assert_eq!(
+            outbox
+                .ack(first.token, &[events[0].id, unknown, events[1].id])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(outbox.ack(first.token, &[events[0].id]).await.unwrap(), 0);
         assert_eq!(outbox.depth().await.unwrap(), 2);
         // A published row is still known: recording it again does not re-enqueue.
         audit.record(events[0].clone()).await.unwrap();
         assert_eq!(outbox.depth().await.unwrap(), 2);
 
-        // The lease lapses at exactly claimed_until: the row may be claimed again.
+        // The lease lapses at exactly claimed_until: the row may be claimed again, and the
+        // old claim can no longer act on it.
         clock.advance(secs(10));
-        assert_eq!(outbox.release(&[events[1].id]).await.unwrap(), 0);
         let expired = outbox.claim(10, secs(10)).await.unwrap();
-        let ids: Vec<_> = expired.iter().map(|r| (r.event.id, r.attempts)).collect();
-        assert_eq!(ids, [(events[1].id, 3), (events[2].id, 2)]);
+        let seen: Vec<_> = expired
+            .records
+            .iter()
+            .map(|r| (r.message.id, r.attempts))
+            .collect();
+        assert_eq!(seen, [(events[1].id, 3), (events[2].id, 2)]);
+        assert_eq!(outbox.ack(again.token, &[events[1].id]).await.unwrap(), 0);
 
         let acked_at = clock_now(&clock);
-        assert_eq!(outbox.ack(&[events[1].id, events[2].id]).await.unwrap(), 2);
+        assert_eq!(
+            outbox
+                .ack(expired.token, &[events[1].id, events[2].id])
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(outbox.depth().await.unwrap(), 0);
         assert_eq!(outbox.oldest_pending_age().await.unwrap(), None);
         assert_eq!(outbox.purge_published(acked_at).await.unwrap(), 1);
@@ -300,6 +452,89 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn one_key_is_held_by_one_claim_and_rejections_hold_it_back() {
+        let (m, clock) = model();
+        let (audit, outbox) = (m.audit(), m.outbox());
+        let t = TenantId::new();
+        let (a, b) = (UserId::new(), UserId::new());
+        let events: Vec<_> = [a, a, b, a]
+            .into_iter()
+            .map(|s| {
+                let mut e = ev(t, T0, "login.ok");
+                e.subject_user_id = Some(s);
+                e
+            })
+            .collect();
+        for e in &events {
+            audit.record(e.clone()).await.unwrap();
+        }
+        // The candidates are rows 0 and 1; row 3 of key a is not handed out beyond them.
+        let first = outbox.claim(2, secs(10)).await.unwrap();
+        assert_eq!(ids(&first), [events[0].id, events[1].id]);
+        // Rows 2 (key b) and 3 are candidates now, but 3 waits for a's held rows.
+        let second = outbox.claim(10, secs(10)).await.unwrap();
+        assert_eq!(ids(&second), [events[2].id]);
+        // A rejected row keeps holding its key during its retry delay...
+        assert!(
+            outbox
+                .reject(
+                    first.token,
+                    events[0].id,
+                    "bad",
+                    Disposition::RetryAfter(secs(5))
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            outbox.release(first.token, &[events[1].id]).await.unwrap(),
+            1
+        );
+        assert!(outbox.claim(10, secs(10)).await.unwrap().records.is_empty());
+        // ...is retried after it...
+        clock.advance(secs(5));
+        let retry = outbox.claim(1, secs(10)).await.unwrap();
+        assert_eq!(ids(&retry), [events[0].id]);
+        assert_eq!(retry.records[0].failures, 1);
+        // ...and once set aside no longer holds the key back.
+        assert!(
+            outbox
+                .reject(
+                    retry.token,
+                    events[0].id,
+                    "still bad",
+                    Disposition::SetAside
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(outbox.depth().await.unwrap(), 3);
+        assert_eq!(outbox.dead_letter_count().await.unwrap(), 1);
+        let rest = outbox.claim(10, secs(10)).await.unwrap();
+        assert_eq!(ids(&rest), [events[1].id, events[3].id]);
+        let dead = outbox.dead_letters(PageRequest::first(10)).await.unwrap();
+        assert_eq!(dead.items.len(), 1);
+        assert_eq!(
+            (
+                dead.items[0].message.id,
+                dead.items[0].failures,
+                dead.items[0].reason.as_str()
+            ),
+            (events[0].id, 2, "still bad")
+        );
+        assert_eq!(
+            outbox.requeue(&[events[0].id, events[1].id]).await.unwrap(),
+            1
+        );
+        assert_eq!(outbox.dead_letter_count().await.unwrap(), 0);
+        assert_eq!(outbox.depth().await.unwrap(), 4);
+    }
+
+    fn ids(c: &credo_ports::Claim) -> Vec<credo_ports::EventId> {
+        c.records.iter().map(|r| r.message.id).collect()
+    }
+
     fn clock_now(c: &credo_ports::ManualClock) -> Timestamp {
         credo_ports::Clock::now(c)
     }
@@ -307,7 +542,7 @@ mod tests {
     #[tokio::test]
     async fn append_batch_is_idempotent_and_all_or_nothing() {
         let (m, _) = model();
-        let audit = m.audit();
+        let audit = m.audit_log();
         let (t, other) = (TenantId::new(), TenantId::new());
         let a = ev(t, T0, "a.b");
         let b = ev(other, T0, "a.b");
@@ -346,15 +581,20 @@ mod tests {
         assert_eq!(audit.get(t, d.id).await.unwrap(), None, "nothing written");
         assert_eq!(audit.get(t, a.id).await.unwrap(), Some(a.clone()));
         assert_eq!(audit.get(other, a.id).await.unwrap(), None);
-        // The sink is append_batch.
-        m.sink().publish(&[a.clone(), d.clone()]).await.unwrap();
+        // The sink decodes and appends.
+        let sink = (m.sinks())(m.audit_log());
+        let encoded = [EncodedEvent::encode(&a), EncodedEvent::encode(&d)];
+        assert_eq!(
+            sink.publish(&encoded).await.unwrap(),
+            [Delivery::Published, Delivery::Published]
+        );
         assert_eq!(audit.count(t, AuditQuery::default()).await.unwrap(), 3);
     }
 
     #[tokio::test]
     async fn query_paginates_filters_and_purges() {
         let (m, _) = model();
-        let audit = m.audit();
+        let audit = m.audit_log();
         let t = TenantId::new();
         let mut batch = Vec::new();
         for i in 0..9u64 {
@@ -418,15 +658,16 @@ mod tests {
             .create(credo_ports::NewUser::new(t, "a@example.com", "A", "B"))
             .await
             .unwrap();
-        let rows = m.outbox().claim(10, secs(1)).await.unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].event.action, "user.created");
-        assert_eq!(rows[0].event.subject_user_id, Some(u.id));
-        let events: Vec<_> = rows.into_iter().map(|r| r.event).collect();
-        m.sink().publish(&events).await.unwrap();
-        assert_eq!(
-            m.audit().get(t, events[0].id).await.unwrap().as_ref(),
-            Some(&events[0])
-        );
+        let claim = m.outbox().claim(10, secs(1)).await.unwrap();
+        assert_eq!(claim.records.len(), 1);
+        let message = claim.records[0].message.clone();
+        assert_eq!(message.event_type, "user.created");
+        assert_eq!(message.subject, Some(u.id));
+        (m.sinks())(m.audit_log())
+            .publish(std::slice::from_ref(&message))
+            .await
+            .unwrap();
+        let event = message.decode().unwrap();
+        assert_eq!(m.audit_log().get(t, event.id).await.unwrap(), Some(event));
     }
 }

@@ -30,8 +30,8 @@ mod sessions;
 mod users;
 
 use credo_ports::{
-    AuditEvent, AuditStore, Clock, Consent, ConsentStore, EventSink, Outbox, RateLimitStore,
-    Session, SessionStore, TenantId, Timestamp, User, UserStore,
+    AuditEvent, AuditLog, AuditRecorder, Clock, Consent, ConsentStore, EncodedEvent, Outbox,
+    RateLimitStore, Session, SessionStore, TenantId, Timestamp, User, UserStore,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -68,14 +68,25 @@ pub(crate) struct RevokedToken {
 /// One outbox row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct OutboxRow {
-    pub(crate) event: AuditEvent,
+    pub(crate) message: EncodedEvent,
     /// Enqueue order; `claim` hands rows out in this order.
     pub(crate) seq: u64,
     pub(crate) enqueued_at: Timestamp,
-    /// Held by a claim while `now < claimed_until`.
+    /// Held while `now < claimed_until` (by `token`, or by nobody during a retry delay).
     pub(crate) claimed_until: Option<Timestamp>,
+    pub(crate) token: Option<credo_ports::ClaimToken>,
     pub(crate) published_at: Option<Timestamp>,
+    pub(crate) dead_at: Option<Timestamp>,
+    pub(crate) last_error: Option<String>,
     pub(crate) attempts: u32,
+    pub(crate) failures: u32,
+}
+
+impl OutboxRow {
+    /// Neither published nor set aside.
+    pub(crate) fn pending(&self) -> bool {
+        self.published_at.is_none() && self.dead_at.is_none()
+    }
 }
 
 /// GCRA state of one rate-limit key.
@@ -90,15 +101,27 @@ impl World {
     /// Appends `event` to the outbox at `now`. Callers hold the lock, so the row lands
     /// atomically with the change it describes.
     pub(crate) fn enqueue(&mut self, event: AuditEvent, now: Timestamp) {
+        self.insert(EncodedEvent::encode(&event), now);
+    }
+
+    /// Appends an encoded row as it is, unless its id is there already.
+    pub(crate) fn insert(&mut self, message: EncodedEvent, now: Timestamp) {
+        if self.outbox.iter().any(|r| r.message.id == message.id) {
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.outbox.push(OutboxRow {
-            event,
+            message,
             seq,
             enqueued_at: now,
             claimed_until: None,
+            token: None,
             published_at: None,
+            dead_at: None,
+            last_error: None,
             attempts: 0,
+            failures: 0,
         });
     }
 }
@@ -118,8 +141,8 @@ impl Inner {
 }
 
 /// Every port of the reference model, sharing one world: user and consent mutations and
-/// `AuditStore::record` all land in the same outbox, which the `Outbox` handle drains and the
-/// `EventSink` handle materializes into the same audit log.
+/// `AuditRecorder::record` all land in the same outbox, which the `Outbox` handle drains and
+/// the model's sink materializes into the same audit log.
 ///
 /// Cloning is cheap and yields handles onto the same world.
 #[derive(Clone, Debug)]
@@ -153,10 +176,20 @@ impl ModelStores {
         Arc::new(consents::ModelConsents(self.inner.clone()))
     }
 
-    /// The model's [`AuditStore`]: `record` enqueues into the outbox, `append_batch`
-    /// materializes into the log.
-    pub fn audit(&self) -> Arc<dyn AuditStore> {
+    /// The model's [`AuditRecorder`]: `record` enqueues into the outbox.
+    pub fn audit(&self) -> Arc<dyn AuditRecorder> {
         Arc::new(audit::ModelAudit(self.inner.clone()))
+    }
+
+    /// The model's [`AuditLog`]: `append_batch` materializes into the log.
+    pub fn audit_log(&self) -> Arc<dyn AuditLog> {
+        Arc::new(audit::ModelAudit(self.inner.clone()))
+    }
+
+    /// Writes an outbox row as given (as another program could have left it).
+    pub fn enqueue_raw(&self, message: EncodedEvent) {
+        let now = self.inner.now();
+        self.inner.world.lock().insert(message, now);
     }
 
     /// The model's [`RateLimitStore`] (its own GCRA, independent of `credo_ports::rate_limit::gcra`).
@@ -169,10 +202,11 @@ impl ModelStores {
         Arc::new(audit::ModelOutbox(self.inner.clone()))
     }
 
-    /// A direct [`EventSink`]: `publish(batch)` materializes the batch into the model's audit
-    /// log exactly as `append_batch` does, discarding the outcome.
-    pub fn sink(&self) -> Arc<dyn EventSink> {
-        Arc::new(audit::ModelSink(self.inner.clone()))
+    /// The model's sinks: each decodes every message on its own and appends it alone to the
+    /// given log, in order; a message that cannot be decoded or is refused is rejected and the
+    /// rest of its key held back.
+    pub fn sinks(&self) -> crate::harness::SinkFactory {
+        Arc::new(|log| Arc::new(audit::ModelSink(log)))
     }
 }
 

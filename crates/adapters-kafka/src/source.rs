@@ -1,0 +1,212 @@
+//! [`KafkaSource`]: the audit topic as an [`EventSource`] for the audit consumer
+//! (`credo_pipeline::AuditConsumer`), with its dead-letter topic and offset commits.
+
+use crate::{Delivered, KafkaConfig, kafka_err};
+use async_trait::async_trait;
+use credo_ports::{EventSource, SourceMessage, StoreError, StoreResult};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Watches a [`KafkaSource`]: its partition assignment, and how far it has committed.
+#[derive(Clone)]
+pub struct SourceHandle {
+    consumer: Arc<StreamConsumer>,
+    /// Per partition, the offset after the last message committed (written or set aside).
+    progress: watch::Receiver<BTreeMap<i32, i64>>,
+}
+
+impl SourceHandle {
+    /// Whether the group has assigned partitions to this consumer (only while it polls).
+    pub fn is_assigned(&self) -> bool {
+        self.consumer
+            .assignment()
+            .map(|a| a.count() > 0)
+            .unwrap_or(false)
+    }
+
+    /// Waits up to `timeout` for a partition assignment. Closing a consumer before its first
+    /// assignment confuses some brokers' group state, and messages published before the
+    /// assignment are still read (offsets start at the earliest).
+    pub async fn wait_assigned(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_assigned() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Waits up to `timeout` until every message in `delivered` has been handled and committed
+    /// (written to the log or set aside); returns whether it was.
+    pub async fn wait_for(&self, delivered: &[Delivered], timeout: Duration) -> bool {
+        let mut need: BTreeMap<i32, i64> = BTreeMap::new();
+        for d in delivered {
+            let next = need.entry(d.partition).or_insert(0);
+            *next = (*next).max(d.offset + 1);
+        }
+        let mut progress = self.progress.clone();
+        let done = |p: &BTreeMap<i32, i64>| {
+            need.iter()
+                .all(|(part, off)| p.get(part).is_some_and(|have| have >= off))
+        };
+        tokio::time::timeout(timeout, progress.wait_for(|p| done(p)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Reads `config.topic` in group `config.group_id`; offsets are committed only when the audit
+/// consumer says a batch is handled. Messages set aside go to `config.dlq_topic` with their key,
+/// their headers and `dlq_reason`, `dlq_source_topic`, `dlq_source_partition`,
+/// `dlq_source_offset`. It joins the group when first polled.
+pub struct KafkaSource {
+    config: KafkaConfig,
+    consumer: Arc<StreamConsumer>,
+    dlq: FutureProducer,
+    progress: watch::Sender<BTreeMap<i32, i64>>,
+}
+
+fn detach(m: &BorrowedMessage<'_>) -> SourceMessage {
+    SourceMessage {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        payload: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+impl KafkaSource {
+    /// A source for `config` (`InvalidInput` names a bad setting).
+    pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
+        config.check()?;
+        let consumer: StreamConsumer = config
+            .consumer_config()
+            .create()
+            .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))?;
+        consumer
+            .subscribe(&[config.topic.as_str()])
+            .map_err(|e| kafka_err("subscribing to the audit topic", e))?;
+        let dlq: FutureProducer = config
+            .producer_config()
+            .create()
+            .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))?;
+        Ok(Self {
+            config: config.clone(),
+            consumer: Arc::new(consumer),
+            dlq,
+            progress: watch::Sender::new(BTreeMap::new()),
+        })
+    }
+
+    /// A handle to watch this source while a consumer runs it.
+    pub fn handle(&self) -> SourceHandle {
+        SourceHandle {
+            consumer: self.consumer.clone(),
+            progress: self.progress.subscribe(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventSource for KafkaSource {
+    async fn next_batch(&self, max: usize, wait: Duration) -> StoreResult<Vec<SourceMessage>> {
+        let first = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|e| kafka_err("reading the audit topic", e))?;
+        let mut batch = vec![detach(&first)];
+        drop(first);
+        let deadline = Instant::now() + wait;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(detach(&m)),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn dead_letter(&self, m: &SourceMessage, reason: &str) -> StoreResult<()> {
+        let (partition, offset) = (m.partition.to_string(), m.offset.to_string());
+        let mut headers = OwnedHeaders::new_with_capacity(m.headers.len() + 4);
+        for (key, value) in &m.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        for (key, value) in [
+            ("dlq_reason", reason),
+            ("dlq_source_topic", self.config.topic.as_str()),
+            ("dlq_source_partition", partition.as_str()),
+            ("dlq_source_offset", offset.as_str()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.config.dlq_topic).headers(headers);
+        if let Some(k) = &m.key {
+            record = record.key(k);
+        }
+        if let Some(p) = &m.payload {
+            record = record.payload(p);
+        }
+        self.dlq
+            .send(record, self.config.delivery_timeout)
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| kafka_err("publishing to the dead-letter topic", e))
+    }
+
+    async fn commit(&self, batch: &[SourceMessage]) -> StoreResult<()> {
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in batch {
+            let n = next.entry(m.partition).or_insert(0);
+            *n = (*n).max(m.offset + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in &next {
+            // Valid partition and offset by construction.
+            let _ = tpl.add_partition_offset(&self.config.topic, p, Offset::Offset(o));
+        }
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        // Progress counts as made either way: the batch is handled, and a failed commit only
+        // means a redelivery that the log absorbs.
+        self.progress.send_modify(|p| {
+            for (part, off) in next {
+                let have = p.entry(part).or_insert(0);
+                *have = (*have).max(off);
+            }
+        });
+        match committed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(kafka_err("committing offsets", e)),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "kafka: committing offsets: {e}"
+            ))),
+        }
+    }
+}
