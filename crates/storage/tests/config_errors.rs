@@ -47,3 +47,23 @@ async fn a_backend_not_compiled_in_is_named() {
     assert_eq!(e.setting, "backends.audit_sink");
     assert!(e.reason.contains("`kafka` cargo feature"), "{e}");
 }
+
+#[tokio::test]
+async fn a_lease_not_longer_than_the_delivery_timeout_names_both_settings() {
+    if !cfg!(feature = "kafka") {
+        return;
+    }
+    let e = error_of(
+        "[backends]\naudit_sink = 'kafka'\n[kafka]\nbrokers = '127.0.0.1:1'\n\
+         delivery_timeout_ms = 60000\n[relay]\nlease_ms = 60000\n",
+    )
+    .await;
+    assert_eq!(e.setting, "relay.lease_ms");
+    assert!(e.reason.contains("kafka.delivery_timeout_ms"), "{e}");
+}
+
+#[tokio::test]
+async fn zero_max_failures_is_refused_by_name() {
+    let e = error_of("[relay]\nmax_failures = 0\n").await;
+    assert_eq!(e.setting, "relay.max_failures");
+}
