@@ -107,8 +107,11 @@ impl AuditLog for PgAuditStore {
             Vec<Option<&str>>,
             Vec<Option<&str>>,
         ) = Default::default();
-        let mut more: (Vec<Option<&str>>, Vec<Option<&str>>, Vec<serde_json::Value>) =
-            Default::default();
+        let mut more: (
+            Vec<Option<&str>>,
+            Vec<Option<&str>>,
+            Vec<sqlx::types::Json<&serde_json::Map<String, serde_json::Value>>>,
+        ) = Default::default();
         for e in &events {
             cols.0.push(e.id.0);
             cols.1.push(e.tenant_id.0);
@@ -121,7 +124,7 @@ impl AuditLog for PgAuditStore {
             opt.3.push(e.decision.as_deref());
             more.0.push(e.reason.as_deref());
             more.1.push(e.request_id.as_deref());
-            more.2.push(serde_json::Value::Object(e.metadata.clone()));
+            more.2.push(sqlx::types::Json(&e.metadata));
         }
         let r = sqlx::query(
             "INSERT INTO audit_events (id, tenant_id, occurred_at, category, action, actor, subject_user_id,

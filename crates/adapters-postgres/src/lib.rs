@@ -59,6 +59,10 @@ pub struct PgConfig {
     pub url: String,
     /// Largest number of pooled connections (default 20).
     pub max_connections: u32,
+    /// Connections of the outbox's own pool (default 2): the relay's claims never wait behind
+    /// service requests (nor the reverse), and its sessions plan claims the same way whatever
+    /// the table statistics say (no bitmap scans, sorts or JIT; see [`PgOutbox`]).
+    pub outbox_connections: u32,
     /// Longest wait for a pooled connection before `Unavailable` (default 5 s).
     pub acquire_timeout: Duration,
     /// Server-side bound on every statement (default 5 s).
@@ -87,6 +91,7 @@ impl PgConfig {
         Self {
             url: url.into(),
             max_connections: 20,
+            outbox_connections: 2,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             schema: None,
@@ -105,6 +110,7 @@ impl fmt::Debug for PgConfig {
         f.debug_struct("PgConfig")
             .field("url", &self.redacted_url())
             .field("max_connections", &self.max_connections)
+            .field("outbox_connections", &self.outbox_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("schema", &self.schema)
@@ -149,10 +155,11 @@ fn valid_schema_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
-/// Every PostgreSQL store over one connection pool.
+/// Every PostgreSQL store over one connection pool, and the outbox over a small one of its own.
 #[derive(Clone)]
 pub struct PgStores {
     pool: PgPool,
+    outbox_pool: PgPool,
     clock: Arc<dyn Clock>,
     schema: Option<String>,
     lease_clock: LeaseClock,
@@ -175,14 +182,23 @@ impl PgStores {
             }
             params.push(("search_path", schema.clone()));
         }
-        options = options.options(params).disable_statement_logging();
+        options = options.disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_lazy_with(options);
-        tracing::debug!(url = %config.redacted_url(), pool = config.max_connections, "postgres pool configured");
+            .connect_lazy_with(options.clone().options(params.clone()));
+        // A queue table's statistics lag behind it: claims must not be planned from them.
+        for off in ["enable_bitmapscan", "enable_sort", "jit"] {
+            params.push((off, "off".into()));
+        }
+        let outbox_pool = PgPoolOptions::new()
+            .max_connections(config.outbox_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_lazy_with(options.options(params));
+        tracing::debug!(url = %config.redacted_url(), pool = config.max_connections, outbox_pool = config.outbox_connections, "postgres pools configured");
         Ok(Self {
             pool,
+            outbox_pool,
             clock,
             schema: config.schema.clone(),
             lease_clock: config.lease_clock,
@@ -193,6 +209,7 @@ impl PgStores {
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
             pool: self.pool.clone(),
+            outbox_pool: self.outbox_pool.clone(),
             clock,
             schema: self.schema.clone(),
             lease_clock: self.lease_clock,
@@ -246,8 +263,9 @@ impl PgStores {
         &self.pool
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(&self) {
+        self.outbox_pool.close().await;
         self.pool.close().await;
     }
 
@@ -274,7 +292,7 @@ impl PgStores {
     /// The relay-facing outbox.
     pub fn outbox(&self) -> Arc<dyn Outbox> {
         Arc::new(PgOutbox::new(
-            self.pool.clone(),
+            self.outbox_pool.clone(),
             self.clock.clone(),
             self.lease_clock,
         ))

@@ -47,7 +47,7 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// PostgreSQL [`Outbox`].
+/// PostgreSQL [`Outbox`], on a small pool of its own.
 ///
 /// A claim is one statement: it locks the oldest pending, unheld rows with `FOR UPDATE SKIP
 /// LOCKED` (the candidates), keeps those with no earlier pending row of their order key outside
@@ -149,6 +149,10 @@ impl Outbox for PgOutbox {
                  ORDER BY seq LIMIT $2
                  FOR UPDATE SKIP LOCKED
              ),
+             oldest AS (
+                 SELECT seq FROM outbox WHERE published_at IS NULL AND dead_at IS NULL
+                 ORDER BY seq LIMIT 1
+             ),
              blocked AS MATERIALIZED (
                  SELECT k.tenant_id, k.okey, first.seq AS from_seq
                  FROM (SELECT DISTINCT tenant_id, okey FROM candidates) k
@@ -156,6 +160,7 @@ impl Outbox for PgOutbox {
                      SELECT o.seq FROM outbox o
                      WHERE o.tenant_id = k.tenant_id
                        AND COALESCE(o.subject_user_id, '00000000-0000-0000-0000-000000000000') = k.okey
+                       AND o.seq >= (SELECT seq FROM oldest)
                        AND o.published_at IS NULL AND o.dead_at IS NULL
                        AND o.seq NOT IN (SELECT seq FROM candidates)
                      ORDER BY o.seq LIMIT 1
@@ -172,13 +177,14 @@ impl Outbox for PgOutbox {
              FROM picked WHERE o.seq = picked.seq
              RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
                        o.schema_version, o.envelope, o.enqueued_at, o.attempts, o.failures";
-        // Planned for each call, with the batch size known: a cached generic plan guesses 10 %
-        // of the table for `LIMIT $2`, costs itself past `jit_above_cost`, and JIT compilation
-        // then made every claim take ~200 ms instead of ~10 ms. `blocked` is MATERIALIZED so
-        // that, whatever the statistics say, it runs once per claim and not once per candidate
-        // (a fresh table's estimate of 1 candidate once cost 10,000 index scans per claim).
+        // Runs on the outbox's own sessions, which plan without bitmap scans, sorts or JIT
+        // (`PgStores::connect`): a queue table's statistics lag behind it, and with stale ones
+        // the planner bitmap-scanned and sorted every pending row per claim, or costed a
+        // generic plan past `jit_above_cost` (JIT made each claim take ~200 ms). `blocked` is
+        // MATERIALIZED so that it runs once per claim, not once per candidate, and each of its
+        // per-key probes starts at the oldest pending row instead of stepping over the index
+        // entries that published rows leave behind until vacuum.
         let rows = sqlx::query(SQL)
-            .persistent(false)
             .bind(self.lease_now())
             .bind(i64::try_from(batch).unwrap_or(i64::MAX))
             .bind(micros(lease))

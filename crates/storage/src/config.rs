@@ -70,6 +70,9 @@ pub struct PostgresSettings {
     /// Pool size (default 20).
     #[serde(default = "d_pg_pool")]
     pub max_connections: u32,
+    /// Connections of the outbox relay's own pool (default 2).
+    #[serde(default = "d_outbox_pool")]
+    pub outbox_connections: u32,
     /// Pool acquire timeout (default 5000).
     #[serde(default = "d_5000")]
     pub acquire_timeout_ms: u64,
@@ -258,6 +261,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("backends", "audit_sink", Kind::Str),
     ("postgres", "url", Kind::Str),
     ("postgres", "max_connections", Kind::Int),
+    ("postgres", "outbox_connections", Kind::Int),
     ("postgres", "acquire_timeout_ms", Kind::Int),
     ("postgres", "statement_timeout_ms", Kind::Int),
     ("postgres", "schema", Kind::Str),
@@ -467,6 +471,7 @@ impl fmt::Debug for PostgresSettings {
         f.debug_struct("PostgresSettings")
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("outbox_connections", &self.outbox_connections)
             .field("schema", &self.schema)
             .field("migrate", &self.migrate)
             .finish_non_exhaustive()
@@ -506,6 +511,9 @@ impl fmt::Debug for StorageConfig {
     }
 }
 
+fn d_outbox_pool() -> u32 {
+    2
+}
 fn d_pg_pool() -> u32 {
     20
 }

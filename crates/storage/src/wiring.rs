@@ -1,9 +1,7 @@
 //! [`Storage::connect`]: configuration to wired stores.
 
 use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
-use credo_pipeline::{
-    AuditConsumer, Backoff, ConsumerConfig, DirectSink, OutboxRelay, RelayConfig,
-};
+use credo_pipeline::{AuditConsumer, ConsumerConfig, DirectSink, OutboxRelay, RelayConfig};
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, Outbox,
     RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
@@ -146,6 +144,7 @@ impl Opened {
                     })?;
                     let mut c = credo_adapters_postgres::PgConfig::new(&pg.url);
                     c.max_connections = pg.max_connections;
+                    c.outbox_connections = pg.outbox_connections;
                     c.acquire_timeout = Duration::from_millis(pg.acquire_timeout_ms);
                     c.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
                     c.schema = pg.schema.clone();
@@ -424,7 +423,6 @@ fn relay_config(config: &StorageConfig) -> RelayConfig {
         lease: Duration::from_millis(r.lease_ms),
         idle_poll: Duration::from_millis(r.idle_poll_ms),
         max_failures: r.max_failures,
-        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30)),
         ..RelayConfig::default()
     }
 }
