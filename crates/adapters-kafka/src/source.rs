@@ -4,7 +4,9 @@
 use crate::{Delivered, KafkaConfig, kafka_err};
 use async_trait::async_trait;
 use credo_ports::{EventSource, SourceMessage, StoreError, StoreResult};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -14,10 +16,32 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// Counts offset commits the broker refused (commits are asynchronous; their outcome arrives
+/// here).
+#[derive(Default)]
+pub(crate) struct SourceContext {
+    commit_failures: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.commit_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(credo_ports::telemetry::CONSUMER_COMMIT_FAILURES).increment(1);
+            tracing::warn!(error = %e, "kafka source: offset commit failed");
+        }
+    }
+}
+
+type Reader = StreamConsumer<SourceContext>;
+
 /// Watches a [`KafkaSource`]: its partition assignment, and how far it has committed.
 #[derive(Clone)]
 pub struct SourceHandle {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<Reader>,
     /// Per partition, the offset after the last message committed (written or set aside).
     progress: watch::Receiver<BTreeMap<i32, i64>>,
 }
@@ -45,6 +69,14 @@ impl SourceHandle {
         true
     }
 
+    /// Offset commits the broker refused so far (each only means a redelivery, absorbed).
+    pub fn commit_failures(&self) -> u64 {
+        self.consumer
+            .context()
+            .commit_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Waits up to `timeout` until every message in `delivered` has been handled and committed
     /// (written to the log or set aside); returns whether it was.
     pub async fn wait_for(&self, delivered: &[Delivered], timeout: Duration) -> bool {
@@ -64,13 +96,13 @@ impl SourceHandle {
     }
 }
 
-/// Reads `config.topic` in group `config.group_id`; offsets are committed only when the audit
-/// consumer says a batch is handled. Messages set aside go to `config.dlq_topic` with their key,
+/// Reads `config.topic` in group `config.group_id`; offsets are committed (asynchronously, and
+/// synchronously once more on close) only when the audit consumer says a batch is handled. Messages set aside go to `config.dlq_topic` with their key,
 /// their headers and `dlq_reason`, `dlq_source_topic`, `dlq_source_partition`,
 /// `dlq_source_offset`. It joins the group when first polled.
 pub struct KafkaSource {
     config: KafkaConfig,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<Reader>,
     dlq: FutureProducer,
     progress: watch::Sender<BTreeMap<i32, i64>>,
 }
@@ -96,9 +128,9 @@ impl KafkaSource {
     /// A source for `config` (`InvalidInput` names a bad setting).
     pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
         config.check()?;
-        let consumer: StreamConsumer = config
+        let consumer: Reader = config
             .consumer_config()
-            .create()
+            .create_with_context(SourceContext::default())
             .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))?;
         consumer
             .subscribe(&[config.topic.as_str()])
@@ -190,22 +222,32 @@ impl EventSource for KafkaSource {
             // Valid partition and offset by construction.
             let _ = tpl.add_partition_offset(&self.config.topic, p, Offset::Offset(o));
         }
-        let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
-        // Progress counts as made either way: the batch is handled, and a failed commit only
-        // means a redelivery that the log absorbs.
+        // Queued, not awaited: the loop goes on while the broker records it (librdkafka keeps
+        // commits in order); a refusal arrives in `SourceContext`.
+        let queued = self.consumer.commit(&tpl, CommitMode::Async);
         self.progress.send_modify(|p| {
             for (part, off) in next {
                 let have = p.entry(part).or_insert(0);
                 *have = (*have).max(off);
             }
         });
-        match committed {
+        queued.map_err(|e| kafka_err("committing offsets", e))
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in self.progress.borrow().iter() {
+            let _ = tpl.add_partition_offset(&self.config.topic, p, Offset::Offset(o));
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(kafka_err("committing offsets", e)),
+            Ok(Err(e)) => Err(kafka_err("committing offsets on close", e)),
             Err(e) => Err(StoreError::Unavailable(format!(
-                "kafka: committing offsets: {e}"
+                "kafka: committing offsets on close: {e}"
             ))),
         }
     }

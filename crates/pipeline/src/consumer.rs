@@ -163,6 +163,11 @@ impl AuditConsumer {
                 }
             }
         }
+        if let Err(e) = self.source.close().await {
+            let c = &self.counters;
+            c.add(&c.commit_failures, telemetry::CONSUMER_COMMIT_FAILURES, 1);
+            tracing::warn!(error = %e, "audit consumer: final commit failed");
+        }
         self.counters.snapshot()
     }
 

@@ -103,9 +103,7 @@ impl AuditEvent {
         validate::optional_text("decision", self.decision.as_deref())?;
         validate::optional_text("reason", self.reason.as_deref())?;
         validate::optional_text("request_id", self.request_id.as_deref())?;
-        let size = serde_json::to_vec(&self.metadata)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = serialized_len(&self.metadata);
         if size > MAX_METADATA_BYTES {
             return Err(StoreError::invalid(
                 "metadata",
@@ -133,6 +131,25 @@ impl AuditEvent {
             && q.category.is_none_or(|c| self.category == c)
             && q.from.is_none_or(|f| self.occurred_at >= f)
             && q.until.is_none_or(|u| self.occurred_at < u)
+    }
+}
+
+/// Bytes `value` takes as JSON, counted without building the text.
+fn serialized_len(value: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 

@@ -46,10 +46,12 @@ struct Out<'a> {
     event: &'a AuditEvent,
 }
 
+/// The envelope with its event left unparsed until the version is known.
 #[derive(Deserialize)]
-struct In {
+struct In<'a> {
     schema_version: u32,
-    event: serde_json::Value,
+    #[serde(borrow)]
+    event: &'a serde_json::value::RawValue,
 }
 
 /// One audit event in its wire encoding, with the fields a transport routes by (read from the
@@ -128,7 +130,7 @@ impl EncodedEvent {
 /// dead-letter reason). It parses only: the log validates what it is given.
 pub fn decode(payload: Option<&[u8]>) -> Result<AuditEvent, String> {
     let bytes = payload.ok_or("message has no value")?;
-    let envelope: In =
+    let envelope: In<'_> =
         serde_json::from_slice(bytes).map_err(|e| format!("not an audit envelope: {e}"))?;
     if envelope.schema_version == 0 || envelope.schema_version > SCHEMA_VERSION {
         return Err(format!(
@@ -136,7 +138,7 @@ pub fn decode(payload: Option<&[u8]>) -> Result<AuditEvent, String> {
             envelope.schema_version
         ));
     }
-    serde_json::from_value(envelope.event).map_err(|e| format!("bad event: {e}"))
+    serde_json::from_str(envelope.event.get()).map_err(|e| format!("bad event: {e}"))
 }
 
 #[cfg(test)]

@@ -186,6 +186,11 @@ pub trait EventSource: Send + Sync {
     /// Sets `message` aside (a dead-letter topic) with `reason`; durable on return.
     async fn dead_letter(&self, message: &SourceMessage, reason: &str) -> StoreResult<()>;
     /// Marks every message of `batch` (and everything before them in their partitions)
-    /// handled, so it is not read again.
+    /// handled, so it is not read again. It may return before the mark is durable: a mark
+    /// lost in a crash only means a redelivery, which the log absorbs.
     async fn commit(&self, batch: &[SourceMessage]) -> StoreResult<()>;
+    /// Makes every mark so far durable; called once when the consumer stops.
+    async fn close(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
