@@ -2,8 +2,8 @@
 //! database and client settings, in the same run:
 //! - `pipeline.relay.drain_2000`: our `OutboxRelay` + `KafkaSink` drain 2,000 pending outbox
 //!   rows, beside a raw loop that claims 500 rows with `FOR UPDATE SKIP LOCKED` (no order keys,
-//!   no tokens), sends their envelopes with an rdkafka `FutureProducer`, awaits every
-//!   acknowledgement and marks them published;
+//!   no tokens), sends the same records (key, envelope, the four headers) with an rdkafka
+//!   `FutureProducer`, awaits every acknowledgement and marks them published;
 //! - `pipeline.end_to_end_2000`: the same drain, timed until the consumer side has written all
 //!   2,000 events into the audit log: our `AuditConsumer` over a `KafkaSource` (batch, decode,
 //!   `append_batch`, synchronous offset commit) beside a raw `StreamConsumer` loop (batch,
@@ -19,6 +19,7 @@ use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle, OutboxRelay,
 use credo_ports::{AuditCategory, AuditEvent, EncodedEvent, SystemClock, TenantId, UserId};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use sqlx::{PgPool, Row};
@@ -153,7 +154,8 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
              )
              UPDATE outbox o SET claimed_until = now() + interval '60 seconds', attempts = o.attempts + 1
              FROM picked WHERE o.seq = picked.seq
-             RETURNING o.seq, o.tenant_id, o.subject_user_id, o.envelope",
+             RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
+                       o.schema_version, o.envelope",
         )
         .bind(BATCH as i64)
         .fetch_all(pool)
@@ -166,13 +168,32 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
             seqs.push(row.get::<i64, _>("seq"));
-            let key = format!(
-                "{}:{}",
-                row.get::<uuid::Uuid, _>("tenant_id"),
-                row.get::<uuid::Uuid, _>("subject_user_id")
-            );
+            let tenant = row.get::<uuid::Uuid, _>("tenant_id").to_string();
+            let key = format!("{tenant}:{}", row.get::<uuid::Uuid, _>("subject_user_id"));
             let value: &str = row.get("envelope");
-            let record = FutureRecord::to(topic).key(&key).payload(value);
+            let event_id = row.get::<uuid::Uuid, _>("event_id").to_string();
+            let version = row.get::<i32, _>("schema_version").to_string();
+            let headers = OwnedHeaders::new_with_capacity(4)
+                .insert(Header {
+                    key: "event_id",
+                    value: Some(event_id.as_str()),
+                })
+                .insert(Header {
+                    key: "event_type",
+                    value: Some(row.get::<&str, _>("event_type")),
+                })
+                .insert(Header {
+                    key: "tenant_id",
+                    value: Some(tenant.as_str()),
+                })
+                .insert(Header {
+                    key: "schema_version",
+                    value: Some(version.as_str()),
+                });
+            let record = FutureRecord::to(topic)
+                .key(&key)
+                .payload(value)
+                .headers(headers);
             acks.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
         }
         for ack in acks {
