@@ -70,7 +70,7 @@ impl AuditRecorder for InMemoryAuditStore {
 
 #[async_trait]
 impl AuditLog for InMemoryAuditStore {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         let (events, repeats) = prepare_batch(events)?;
         let mut log = self.log.write();
         let mut out = AppendOutcome {
@@ -84,7 +84,7 @@ impl AuditLog for InMemoryAuditStore {
             }
             let key = (e.tenant_id, e.occurred_at, e.id);
             log.by_id.insert(e.id, key);
-            log.ordered.insert(key, e);
+            log.ordered.insert(key, e.clone());
             out.inserted += 1;
         }
         Ok(out)

@@ -85,7 +85,7 @@ impl AuditRecorder for PgAuditStore {
 
 #[async_trait]
 impl AuditLog for PgAuditStore {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         let (events, repeats) = prepare_batch(events)?;
         if events.is_empty() {
             return Ok(AppendOutcome {

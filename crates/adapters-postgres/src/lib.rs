@@ -61,7 +61,7 @@ pub struct PgConfig {
     pub max_connections: u32,
     /// Connections of the outbox's own pool (default 2): the relay's claims never wait behind
     /// service requests (nor the reverse), and its sessions plan claims the same way whatever
-    /// the table statistics say (no bitmap scans, sorts or JIT; see [`PgOutbox`]).
+    /// the table statistics say (no sorts or JIT; see [`PgOutbox`]).
     pub outbox_connections: u32,
     /// Longest wait for a pooled connection before `Unavailable` (default 5 s).
     pub acquire_timeout: Duration,
@@ -188,7 +188,7 @@ impl PgStores {
             .acquire_timeout(config.acquire_timeout)
             .connect_lazy_with(options.clone().options(params.clone()));
         // A queue table's statistics lag behind it: claims must not be planned from them.
-        for off in ["enable_bitmapscan", "enable_sort", "jit"] {
+        for off in ["enable_sort", "jit"] {
             params.push((off, "off".into()));
         }
         let outbox_pool = PgPoolOptions::new()

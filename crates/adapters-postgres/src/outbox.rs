@@ -177,10 +177,12 @@ impl Outbox for PgOutbox {
              FROM picked WHERE o.seq = picked.seq
              RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
                        o.schema_version, o.envelope, o.enqueued_at, o.attempts, o.failures";
-        // Runs on the outbox's own sessions, which plan without bitmap scans, sorts or JIT
+        // Runs on the outbox's own sessions, which plan without sorts or JIT
         // (`PgStores::connect`): a queue table's statistics lag behind it, and with stale ones
         // the planner bitmap-scanned and sorted every pending row per claim, or costed a
-        // generic plan past `jit_above_cost` (JIT made each claim take ~200 ms). `blocked` is
+        // generic plan past `jit_above_cost` (JIT made each claim take ~200 ms). Without sorts
+        // only an index's own order can serve the `ORDER BY`s, so the scans stop at `batch`
+        // rows and at the first row of each key. `blocked` is
         // MATERIALIZED so that it runs once per claim, not once per candidate, and each of its
         // per-key probes starts at the oldest pending row instead of stepping over the index
         // entries that published rows leave behind until vacuum.

@@ -210,7 +210,7 @@ fn append_batch(c: &mut Criterion) {
     let ours = |batch: Vec<AuditEvent>| {
         rt.block_on(async {
             let started = Instant::now();
-            let o = audit.append_batch(batch).await.unwrap();
+            let o = audit.append_batch(&batch).await.unwrap();
             assert_eq!(o.inserted, 1_000);
             started.elapsed()
         })

@@ -183,23 +183,26 @@ impl AuditConsumer {
             telemetry::CONSUMER_CONSUMED,
             batch.len() as u64,
         );
-        let mut good: Vec<(usize, AuditEvent)> = Vec::with_capacity(batch.len());
+        let mut at: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len());
         let mut dead: Vec<(usize, String)> = Vec::new();
         for (i, m) in batch.iter().enumerate() {
             match envelope::decode(m.payload.as_deref()) {
-                Ok(e) => good.push((i, e)),
+                Ok(e) => {
+                    at.push(i);
+                    events.push(e);
+                }
                 Err(reason) => dead.push((i, reason)),
             }
         }
-        let events: Vec<AuditEvent> = good.iter().map(|(_, e)| e.clone()).collect();
-        match self.append(events, stop).await {
+        match self.append(&events, stop).await {
             None => return false,
             Some(Ok(())) => {}
             Some(Err(_)) => {
                 // Refused as a batch: write event by event so that only the refused ones are
                 // set aside.
-                for (i, e) in good {
-                    match self.append(vec![e], stop).await {
+                for (&i, e) in at.iter().zip(&events) {
+                    match self.append(std::slice::from_ref(e), stop).await {
                         None => return false,
                         Some(Ok(())) => {}
                         Some(Err(why)) => {
@@ -237,18 +240,12 @@ impl AuditConsumer {
     }
 
     /// Appends `events`, retrying retryable errors.
-    async fn append(
-        &self,
-        events: Vec<AuditEvent>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Retried<()> {
+    async fn append(&self, events: &[AuditEvent], stop: &mut watch::Receiver<bool>) -> Retried<()> {
         if events.is_empty() {
             return Some(Ok(()));
         }
         let c = &self.counters;
-        let outcome = self
-            .retry(stop, || self.log.append_batch(events.clone()))
-            .await?;
+        let outcome = self.retry(stop, || self.log.append_batch(events)).await?;
         Some(outcome.map(|o| {
             c.add(
                 &c.materialized,

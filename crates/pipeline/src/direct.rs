@@ -25,34 +25,37 @@ impl EventSink for DirectSink {
         let mut out = vec![Delivery::Published; batch.len()];
         // Per order key, the index of its first rejected message: later ones are held back.
         let mut stopped_at = HashMap::new();
-        let mut decoded: Vec<(usize, AuditEvent)> = Vec::with_capacity(batch.len());
+        let mut at: Vec<usize> = Vec::with_capacity(batch.len());
+        let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
             if stopped_at.contains_key(&m.order_key()) {
                 out[i] = Delivery::Held;
                 continue;
             }
             match m.decode() {
-                Ok(e) => decoded.push((i, e)),
+                Ok(e) => {
+                    at.push(i);
+                    events.push(e);
+                }
                 Err(reason) => {
                     out[i] = Delivery::Rejected(reason);
                     stopped_at.insert(m.order_key(), i);
                 }
             }
         }
-        let events: Vec<AuditEvent> = decoded.iter().map(|(_, e)| e.clone()).collect();
-        match self.log.append_batch(events).await {
+        match self.log.append_batch(&events).await {
             Ok(_) => return Ok(out),
             Err(e) if e.is_retryable() => return Err(e),
             Err(_) => {}
         }
         // Refused as a batch: write one by one, in order, so only the refused ones are rejected.
-        for (i, e) in decoded {
+        for (&i, e) in at.iter().zip(&events) {
             let key = batch[i].order_key();
             if stopped_at.get(&key).is_some_and(|&at| at < i) {
                 out[i] = Delivery::Held;
                 continue;
             }
-            match self.log.append_batch(vec![e]).await {
+            match self.log.append_batch(std::slice::from_ref(e)).await {
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => return Err(e),
                 Err(e) => {

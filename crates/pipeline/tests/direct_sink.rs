@@ -73,7 +73,7 @@ struct Down;
 
 #[async_trait]
 impl AuditLog for Down {
-    async fn append_batch(&self, _: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, _: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         Err(StoreError::Unavailable("database down".into()))
     }
     async fn get(&self, _: TenantId, _: EventId) -> StoreResult<Option<AuditEvent>> {

@@ -202,7 +202,7 @@ pub trait AuditRecorder: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Materializes events; an id already present is skipped, never duplicated. All events are
     /// validated first: one bad event rejects the whole batch with nothing written.
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome>;
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome>;
     /// The materialized event with this id in this tenant.
     async fn get(&self, tenant: TenantId, id: EventId) -> StoreResult<Option<AuditEvent>>;
     /// One page of matching events ordered by `(occurred_at, id)`.
@@ -220,13 +220,13 @@ pub trait AuditLog: Send + Sync {
 
 /// Validates a batch for [`AuditStore::append_batch`] and drops repeats of an id inside it
 /// (first occurrence wins), so every backend sees the same set.
-pub fn prepare_batch(events: Vec<AuditEvent>) -> StoreResult<(Vec<AuditEvent>, u64)> {
-    for e in &events {
+pub fn prepare_batch(events: &[AuditEvent]) -> StoreResult<(Vec<&AuditEvent>, u64)> {
+    for e in events {
         e.validate()?;
     }
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     let total = events.len();
-    let unique: Vec<_> = events.into_iter().filter(|e| seen.insert(e.id)).collect();
+    let unique: Vec<_> = events.iter().filter(|e| seen.insert(e.id)).collect();
     let repeats = (total - unique.len()) as u64;
     Ok((unique, repeats))
 }
@@ -343,10 +343,11 @@ mod tests {
             AuditCategory::Security,
             "a.b",
         );
-        let (u, r) = prepare_batch(vec![e.clone(), e.clone()]).unwrap();
+        let twice = [e.clone(), e.clone()];
+        let (u, r) = prepare_batch(&twice).unwrap();
         assert_eq!((u.len(), r), (1, 1));
         let mut bad = e.clone();
         bad.action = "BAD".into();
-        assert!(prepare_batch(vec![e, bad]).is_err());
+        assert!(prepare_batch(&[e, bad]).is_err());
     }
 }

@@ -91,7 +91,7 @@ instrumented!(Recorder: AuditRecorder, "audit";
 );
 
 instrumented!(Log: AuditLog, "audit";
-    fn append_batch(&self, events: Vec<AuditEvent>) -> AppendOutcome;
+    fn append_batch(&self, events: &[AuditEvent]) -> AppendOutcome;
     fn get(&self, tenant: TenantId, id: EventId) -> Option<AuditEvent>;
     fn query(&self, tenant: TenantId, query: AuditQuery, page: PageRequest) -> Page<AuditEvent>;
     fn count(&self, tenant: TenantId, query: AuditQuery) -> u64;

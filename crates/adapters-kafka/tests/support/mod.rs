@@ -53,7 +53,7 @@ impl Observed {
 
 #[async_trait]
 impl AuditLog for Observed {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
         let outcome = self.inner.append_batch(events).await?;
         let now = Instant::now();

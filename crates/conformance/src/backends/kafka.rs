@@ -202,7 +202,7 @@ impl Target {
 
 #[async_trait]
 impl AuditLog for Target {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         self.get()?.append_batch(events).await
     }
     async fn get(&self, tenant: TenantId, id: EventId) -> StoreResult<Option<AuditEvent>> {

@@ -158,8 +158,8 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 let batch: Vec<_> = (from..from + len).map(|i| pool_event(i, t)).collect();
                 same(
                     op,
-                    m.append_batch(batch.clone()).await,
-                    b.append_batch(batch).await,
+                    m.append_batch(&batch).await,
+                    b.append_batch(&batch).await,
                 )
             }
             Op::Drain => {
@@ -255,7 +255,7 @@ async fn append_batch_is_idempotent(ctx: &Ctx) -> Result<(), String> {
     let batch: Vec<_> = (0..10).map(|i| pool_event(i, 0)).collect();
     eq(
         "first",
-        ok("append", a.append_batch(batch.clone()).await)?,
+        ok("append", a.append_batch(&batch.clone()).await)?,
         AppendOutcome {
             inserted: 10,
             duplicates: 0,
@@ -263,7 +263,7 @@ async fn append_batch_is_idempotent(ctx: &Ctx) -> Result<(), String> {
     )?;
     eq(
         "replay",
-        ok("append", a.append_batch(batch.clone()).await)?,
+        ok("append", a.append_batch(&batch.clone()).await)?,
         AppendOutcome {
             inserted: 0,
             duplicates: 10,
@@ -273,7 +273,7 @@ async fn append_batch_is_idempotent(ctx: &Ctx) -> Result<(), String> {
     overlap.push(pool_event(14, 0));
     eq(
         "overlap",
-        ok("append", a.append_batch(overlap).await)?,
+        ok("append", a.append_batch(&overlap).await)?,
         AppendOutcome {
             inserted: 5,
             duplicates: 6,
@@ -328,7 +328,7 @@ async fn record_is_materialized_by_the_relay(ctx: &Ctx) -> Result<(), String> {
 async fn query_pagination_is_stable_with_equal_timestamps(ctx: &Ctx) -> Result<(), String> {
     let (_s, a) = audit(ctx).await?;
     let mut events: Vec<_> = (0..40u16).map(|i| pool_event(i, 0)).collect();
-    ok("append", a.append_batch(events.clone()).await)?;
+    ok("append", a.append_batch(&events.clone()).await)?;
     events.sort_by_key(AuditEvent::cursor);
     let mut seen = Vec::new();
     let mut after = None;
@@ -346,7 +346,7 @@ async fn query_pagination_is_stable_with_equal_timestamps(ctx: &Ctx) -> Result<(
         // Late arrivals at an earlier time must not shift later pages.
         ok(
             "late insert",
-            a.append_batch(vec![pool_event(1000 + step, 1)]).await,
+            a.append_batch(&[pool_event(1000 + step, 1)]).await,
         )?;
         match page.next {
             Some(c) => after = Some(c),
@@ -363,7 +363,7 @@ async fn query_pagination_is_stable_with_equal_timestamps(ctx: &Ctx) -> Result<(
 async fn query_filters_combine(ctx: &Ctx) -> Result<(), String> {
     let (_s, a) = audit(ctx).await?;
     let events: Vec<_> = (0..30u16).map(|i| pool_event(i, 0)).collect();
-    ok("append", a.append_batch(events.clone()).await)?;
+    ok("append", a.append_batch(&events.clone()).await)?;
     let q = query(Some(1), Some(1), None, Some((1, 4)));
     let expected: Vec<_> = events.iter().filter(|e| e.matches(&q)).cloned().collect();
     ensure(!expected.is_empty(), || {
@@ -396,7 +396,7 @@ async fn metadata_limit_is_16_kib(ctx: &Ctx) -> Result<(), String> {
     // {"k":"xxx…"} is 8 bytes of framing.
     e.metadata
         .insert("k".into(), json!("x".repeat(MAX_METADATA_BYTES - 8)));
-    ok("exactly 16 KiB", a.append_batch(vec![e.clone()]).await)?;
+    ok("exactly 16 KiB", a.append_batch(&[e.clone()]).await)?;
     eq(
         "stored verbatim",
         ok("get", a.get(tenant(0), e.id).await)?,
@@ -412,7 +412,7 @@ async fn metadata_limit_is_16_kib(ctx: &Ctx) -> Result<(), String> {
     )?;
     err_kind(
         "over 16 KiB batch",
-        a.append_batch(vec![big]).await,
+        a.append_batch(&[big]).await,
         "InvalidInput",
     )
 }
@@ -421,8 +421,7 @@ async fn cross_tenant_isolation(ctx: &Ctx) -> Result<(), String> {
     let (_s, a) = audit(ctx).await?;
     ok(
         "append",
-        a.append_batch(vec![pool_event(0, 0), pool_event(1, 1)])
-            .await,
+        a.append_batch(&[pool_event(0, 0), pool_event(1, 1)]).await,
     )?;
     eq(
         "get other tenant",
@@ -449,7 +448,7 @@ async fn cross_tenant_isolation(ctx: &Ctx) -> Result<(), String> {
 async fn purge_before_is_retention_only(ctx: &Ctx) -> Result<(), String> {
     let (_s, a) = audit(ctx).await?;
     let events: Vec<_> = (0..10u16).map(|i| pool_event(i, (i % 2) as u8)).collect();
-    ok("append", a.append_batch(events.clone()).await)?;
+    ok("append", a.append_batch(&events.clone()).await)?;
     let cut = Timestamp::from_micros(Stores::START.as_micros() + 2_000_000);
     let expected = events.iter().filter(|e| e.occurred_at < cut).count() as u64;
     eq("purged", ok("purge", a.purge_before(cut).await)?, expected)?;
@@ -477,7 +476,7 @@ async fn bad_batch_writes_nothing(ctx: &Ctx) -> Result<(), String> {
     bad.metadata.insert("nul".into(), json!("a\0b"));
     err_kind(
         "batch with a bad event",
-        a.append_batch(vec![pool_event(0, 0), pool_event(1, 0), bad])
+        a.append_batch(&[pool_event(0, 0), pool_event(1, 0), bad])
             .await,
         "InvalidInput",
     )?;

@@ -144,7 +144,7 @@ impl Witness {
 
 #[async_trait]
 impl AuditLog for Witness {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
         let outcome = self.inner.append_batch(events).await?;
         self.arrivals.lock().extend(ids);

@@ -209,8 +209,8 @@ fn audit_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result<()
         }
         check_pair(
             op,
-            m.append_batch(vec![e.clone()]).await,
-            b.append_batch(vec![e.clone()]).await,
+            m.append_batch(&[e.clone()]).await,
+            b.append_batch(&[e.clone()]).await,
         )?;
         check_pair(
             op,

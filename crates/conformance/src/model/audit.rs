@@ -24,7 +24,7 @@ pub(crate) struct ModelSink(pub(crate) Arc<dyn AuditLog>);
 
 /// Materializes `events` into the log: validates the whole batch first, then skips every id
 /// already present (in any tenant) or repeated within the batch.
-fn append(w: &mut World, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
     let (unique, repeats) = prepare_batch(events)?;
     let mut out = AppendOutcome {
         inserted: 0,
@@ -34,7 +34,7 @@ fn append(w: &mut World, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> 
         if w.log.iter().any(|x| x.id == e.id) {
             out.duplicates += 1;
         } else {
-            w.log.push(e);
+            w.log.push(e.clone());
             out.inserted += 1;
         }
     }
@@ -62,7 +62,7 @@ impl AuditRecorder for ModelAudit {
 
 #[async_trait::async_trait]
 impl AuditLog for ModelAudit {
-    async fn append_batch(&self, events: Vec<AuditEvent>) -> StoreResult<AppendOutcome> {
+    async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         append(&mut self.0.world.lock(), events)
     }
 
@@ -315,7 +315,7 @@ impl EventSink for ModelSink {
                 Ok(e) if e.id != m.id || e.tenant_id != m.tenant_id => {
                     Err("payload and row disagree".to_string())
                 }
-                Ok(e) => match self.0.append_batch(vec![e]).await {
+                Ok(e) => match self.0.append_batch(&[e]).await {
                     Err(e) if e.is_retryable() => return Err(e),
                     other => other.map(|_| ()).map_err(|e| e.to_string()),
                 },
@@ -548,7 +548,7 @@ mod tests {
         let b = ev(other, T0, "a.b");
         assert_eq!(
             audit
-                .append_batch(vec![a.clone(), a.clone(), b.clone()])
+                .append_batch(&[a.clone(), a.clone(), b.clone()])
                 .await
                 .unwrap(),
             AppendOutcome {
@@ -559,7 +559,7 @@ mod tests {
         let c = ev(t, T0, "a.c");
         assert_eq!(
             audit
-                .append_batch(vec![a.clone(), b.clone(), c.clone()])
+                .append_batch(&[a.clone(), b.clone(), c.clone()])
                 .await
                 .unwrap(),
             AppendOutcome {
@@ -572,7 +572,7 @@ mod tests {
         let d = ev(t, T0, "a.d");
         assert_eq!(
             audit
-                .append_batch(vec![d.clone(), bad])
+                .append_batch(&[d.clone(), bad])
                 .await
                 .unwrap_err()
                 .kind(),
@@ -604,7 +604,7 @@ mod tests {
             batch.push(ev(t, at, action));
         }
         batch.push(ev(TenantId::new(), T0, "even.x"));
-        audit.append_batch(batch.clone()).await.unwrap();
+        audit.append_batch(&batch).await.unwrap();
         let mut expected: Vec<_> = batch.into_iter().filter(|e| e.tenant_id == t).collect();
         expected.sort_by_key(AuditEvent::cursor);
 
