@@ -544,18 +544,7 @@ async fn concurrent_relays_publish_each_event_once(ctx: &Ctx) -> Result<(), Stri
         )?;
     }
     let rec = Recorder::new(s.sink()?);
-    let relays: Vec<Arc<OutboxRelay>> = (0..4)
-        .map(|_| relay(&s, rec.clone(), 9).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    let published = race(4, |i| {
-        let r = relays[i].clone();
-        async move { r.drain().await }
-    })
-    .await?;
-    let total: u64 = published
-        .into_iter()
-        .map(|r| ok("drain", r))
-        .sum::<Result<u64, _>>()?;
+    let total = drain_concurrently(&s, rec.clone(), 4, 9).await?;
     eq("published by all relays together", total, u64::from(EVENTS))?;
     eq(
         "deliveries (none twice)",
@@ -563,6 +552,35 @@ async fn concurrent_relays_publish_each_event_once(ctx: &Ctx) -> Result<(), Stri
         usize::from(EVENTS),
     )?;
     eq("materialized", log(&s).await?.len(), usize::from(EVENTS))
+}
+
+/// `relays` relays drain the outbox at once through `sink`; returns the events they published.
+/// A relay stops when every candidate's key is held by another, so the last one running
+/// publishes the rest; a final pass checks that nothing is left behind.
+async fn drain_concurrently(
+    s: &Stores,
+    sink: Arc<dyn EventSink>,
+    relays: usize,
+    batch: usize,
+) -> Result<u64, String> {
+    let relays: Vec<Arc<OutboxRelay>> = (0..relays)
+        .map(|_| relay(s, sink.clone(), batch).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let drained = race(relays.len(), |i| {
+        let r = relays[i].clone();
+        async move { r.drain().await }
+    })
+    .await?;
+    let mut total = 0;
+    for d in drained {
+        total += ok("drain", d)?;
+    }
+    eq(
+        "left for a final pass",
+        ok("final drain", relays[0].drain().await)?,
+        0,
+    )?;
+    Ok(total)
 }
 
 /// Records `per_subject` events for each of `subjects` subjects of tenants 0 and 1,
@@ -631,20 +649,7 @@ async fn three_relays_keep_each_subject_in_order(ctx: &Ctx) -> Result<(), String
     let (recorded, subject_of) = record_interleaved(&s, 8, 40).await?;
     let witness = Witness::new(s.audit_log()?);
     let rec = Recorder::slow(s.sink_into(witness.clone())?, Duration::from_millis(2));
-    let relays: Vec<Arc<OutboxRelay>> = (0..3)
-        .map(|_| relay(&s, rec.clone(), 7).map(Arc::new))
-        .collect::<Result<_, _>>()?;
-    let drained = race(3, |i| {
-        let r = relays[i].clone();
-        async move { r.drain().await }
-    })
-    .await?;
-    let mut total = 0;
-    for d in drained {
-        total += ok("drain", d)?;
-    }
-    // A relay stops when every candidate's key was held by another; the last one finishes.
-    total += ok("final drain", relays[0].drain().await)?;
+    let total = drain_concurrently(&s, rec.clone(), 3, 7).await?;
     eq("published once each", total, recorded.len() as u64)?;
     eq("outbox empty", ok("depth", s.outbox()?.depth().await)?, 0)?;
     let entered: Vec<EventId> = rec.seen.lock().iter().map(|m| m.id).collect();
