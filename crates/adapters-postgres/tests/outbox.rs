@@ -102,6 +102,24 @@ async fn version_1_rows_are_relayed_after_the_migration_and_restored_on_the_way_
         .await
         .unwrap();
 
+    // A row that is not JSON has no version-1 form: the way down refuses until it is gone.
+    let poison = EncodedEvent {
+        payload: "not json".into(),
+        ..EncodedEvent::encode(&event(tenant, None, 99))
+    };
+    stores.enqueue_raw(&poison).await.unwrap();
+    // On a connection of its own: a failed migration leaves sqlx's session-level migration
+    // lock held until that connection closes.
+    let mut conn = pool.acquire().await.unwrap().detach();
+    let refused = MIGRATOR.undo(&mut conn, 1).await.unwrap_err().to_string();
+    assert!(refused.contains("envelope is not JSON"), "{refused}");
+    sqlx::Connection::close(conn).await.unwrap();
+    sqlx::query("DELETE FROM outbox WHERE event_id = $1")
+        .bind(poison.id.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+
     // Down to version 1: pending rows hold the bare event again.
     MIGRATOR.undo(&pool, 1).await.unwrap();
     let payload: serde_json::Value = sqlx::query("SELECT payload FROM outbox WHERE event_id = $1")
