@@ -214,20 +214,27 @@ impl OutboxRelay {
                     } else {
                         Disposition::RetryAfter(self.config.backoff.delay(n))
                     };
-                    if self.outbox.reject(token, ids[i], &reason, then).await?
-                        && then == Disposition::SetAside
-                    {
-                        pass.dead_lettered += 1;
-                        tracing::warn!(
-                            event_id = %ids[i],
-                            event_type = %messages[i].event_type,
-                            failures = n,
-                            reason = %reason,
-                            "outbox relay: event set aside as a dead letter"
-                        );
-                    } else {
-                        tracing::warn!(event_id = %ids[i], failures = n, reason = %reason,
-                            "outbox relay: event rejected, will retry");
+                    let held = self.outbox.reject(token, ids[i], &reason, then).await?;
+                    match (held, then) {
+                        (true, Disposition::SetAside) => {
+                            pass.dead_lettered += 1;
+                            tracing::warn!(
+                                event_id = %ids[i],
+                                event_type = %messages[i].event_type,
+                                failures = n,
+                                reason = %reason,
+                                "outbox relay: event set aside as a dead letter"
+                            );
+                        }
+                        (true, Disposition::RetryAfter(_)) => tracing::warn!(
+                            event_id = %ids[i], failures = n, reason = %reason,
+                            "outbox relay: event rejected, will retry"
+                        ),
+                        // The lease ran out and another claim holds it now.
+                        (false, _) => tracing::debug!(
+                            event_id = %ids[i], reason = %reason,
+                            "outbox relay: rejected event no longer held by this claim"
+                        ),
                     }
                 }
             }
