@@ -95,6 +95,7 @@ impl AuditEvent {
 
     /// Rejects bad input before any I/O.
     pub fn validate(&self) -> StoreResult<()> {
+        self.occurred_at.check("occurred_at")?;
         validate::action(&self.action)?;
         validate::optional_text("actor", self.actor.as_deref())?;
         if let Some(p) = &self.purpose {

@@ -69,6 +69,9 @@ impl GrantConsent {
     /// Rejects bad input before any I/O; `now` is the store clock.
     pub fn validate(&self, now: Timestamp) -> StoreResult<()> {
         validate::purpose(&self.purpose)?;
+        if let Some(e) = self.expires_at {
+            e.check("expires_at")?;
+        }
         if self.expires_at.is_some_and(|e| e <= now) {
             return Err(StoreError::invalid(
                 "expires_at",

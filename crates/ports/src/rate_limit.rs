@@ -149,6 +149,22 @@ pub fn gcra(
     }
 }
 
+/// The clock range rate-limit checks accept: `|now|` below `2^53 - 2^43` µs (about the years
+/// 1685 to 2255). Redis computes GCRA in Lua doubles, exact below 2^53; the margin covers the
+/// largest tolerance. Every backend refuses a clock outside it the same way.
+pub const CLOCK_LIMIT_US: i64 = (1 << 53) - (1 << 43);
+
+/// `InvalidInput` on field `clock` when `now` is outside [`CLOCK_LIMIT_US`].
+pub fn validate_clock(now: Timestamp) -> StoreResult<()> {
+    if now.as_micros().unsigned_abs() >= CLOCK_LIMIT_US as u64 {
+        return Err(StoreError::invalid(
+            "clock",
+            format!("rate limits need a clock within ±{CLOCK_LIMIT_US} µs of 1970, got {now}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Rejects an empty, over-long or control-character key.
 pub fn validate_key(key: &str) -> StoreResult<()> {
     if key.len() > MAX_KEY_LEN {

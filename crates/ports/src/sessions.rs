@@ -143,6 +143,7 @@ impl NewSession {
             ));
         }
         self.device.validate()?;
+        self.expires_at.check("expires_at")?;
         if self.expires_at <= now {
             return Err(StoreError::invalid(
                 "expires_at",
@@ -175,6 +176,17 @@ impl NewSession {
 /// Rejects a token id (JWT `jti`) that is empty, over-long or has control characters.
 pub fn validate_jti(jti: &str) -> StoreResult<()> {
     validate::text("jti", jti)
+}
+
+/// Rejects a token revocation before any I/O: a bad `jti`, an `expires_at` outside the storable
+/// range, or one not later than `now` (the store clock).
+pub fn validate_revocation(jti: &str, expires_at: Timestamp, now: Timestamp) -> StoreResult<()> {
+    validate_jti(jti)?;
+    expires_at.check("expires_at")?;
+    if expires_at <= now {
+        return Err(StoreError::invalid("expires_at", "must be later than now"));
+    }
+    Ok(())
 }
 
 /// Stores sessions and revoked token ids. Expiry is evaluated against the store's clock:

@@ -1,5 +1,7 @@
 //! Time: a microsecond [`Timestamp`] and the [`Clock`] every store evaluates expiry against.
 
+use crate::{StoreError, StoreResult};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +12,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// Microseconds are what PostgreSQL `timestamptz` keeps, so a value read back from any backend
 /// equals the value written: there is no sub-microsecond part to lose.
+///
+/// # Supported range
+///
+/// Any `i64` can be held, but only [`Timestamp::MIN`] ..= [`Timestamp::MAX`] (years 0001 to
+/// 9999, the range RFC 3339 can write) can be **stored**: every store rejects a timestamp
+/// outside it with `InvalidInput` before any I/O, the same on every backend, and every value
+/// inside it round-trips exactly. Query, retention and purge *bounds* may be any `i64`: a bound
+/// beyond the range compares like the model (everything stored is inside it).
+///
+/// ```
+/// use credo_ports::Timestamp;
+/// assert!(Timestamp::MAX.check("expires_at").is_ok());
+/// assert!(Timestamp::from_micros(i64::MAX).check("expires_at").is_err());
+/// assert_eq!(Timestamp::MIN.to_rfc3339(), "0001-01-01T00:00:00.000000Z");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Timestamp(i64);
 
@@ -17,14 +34,20 @@ impl Timestamp {
     /// The Unix epoch.
     pub const EPOCH: Timestamp = Timestamp(0);
 
+    /// The earliest storable instant: `0001-01-01T00:00:00.000000Z`.
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800_000_000);
+
+    /// The latest storable instant: `9999-12-31T23:59:59.999999Z`.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
     /// From microseconds since the Unix epoch.
     pub const fn from_micros(micros: i64) -> Self {
         Self(micros)
     }
 
-    /// From whole seconds since the Unix epoch.
+    /// From whole seconds since the Unix epoch, saturating at the `i64` range.
     pub const fn from_secs(secs: i64) -> Self {
-        Self(secs * 1_000_000)
+        Self(secs.saturating_mul(1_000_000))
     }
 
     /// Microseconds since the Unix epoch.
@@ -32,7 +55,41 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant plus `d`, truncated to microseconds and saturating at the representable range.
+    /// True inside [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
+    pub const fn is_storable(self) -> bool {
+        self.0 >= Self::MIN.0 && self.0 <= Self::MAX.0
+    }
+
+    /// `InvalidInput` naming `field` unless [`Timestamp::is_storable`].
+    pub fn check(self, field: &'static str) -> StoreResult<()> {
+        if self.is_storable() {
+            Ok(())
+        } else {
+            Err(StoreError::invalid(
+                field,
+                format!(
+                    "must be between {} and {} (got {} µs since the epoch)",
+                    Self::MIN,
+                    Self::MAX,
+                    self.0
+                ),
+            ))
+        }
+    }
+
+    /// This bound moved into `MIN - 1 µs ..= MAX + 1 µs`: against storable values it compares
+    /// exactly as the original (with `<`, `<=`, `>` or `>=`), and every backend can hold it.
+    pub const fn clamp_bound(self) -> Self {
+        if self.0 < Self::MIN.0 - 1 {
+            Self(Self::MIN.0 - 1)
+        } else if self.0 > Self::MAX.0 + 1 {
+            Self(Self::MAX.0 + 1)
+        } else {
+            self
+        }
+    }
+
+    /// This instant plus `d`, truncated to microseconds and saturating at the `i64` range.
     pub fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(duration_micros(d)))
     }
@@ -44,83 +101,41 @@ impl Timestamp {
 
     /// The time from `earlier` to `self`, or zero when `earlier` is later.
     pub fn duration_since(self, earlier: Timestamp) -> Duration {
-        Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
+        let micros = i128::from(self.0) - i128::from(earlier.0);
+        Duration::from_micros(u64::try_from(micros.max(0)).unwrap_or(u64::MAX))
     }
 
-    /// RFC 3339 in UTC with microseconds, e.g. `2025-12-12T10:00:00.000000Z`.
+    /// As a `chrono` UTC date-time, when chrono can represent it (about ±262,000 years).
+    pub fn to_chrono(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(self.0)
+    }
+
+    /// RFC 3339 in UTC with exactly six fraction digits, e.g. `2025-12-12T10:00:00.000000Z`.
+    ///
+    /// Storable values always give this form (four-digit years). Values beyond chrono's range
+    /// give a description instead, which no parser accepts.
     pub fn to_rfc3339(self) -> String {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            sod / 3600,
-            (sod % 3600) / 60,
-            sod % 60
-        )
+        match self.to_chrono() {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+            None => format!("<out of range: {} µs since the epoch>", self.0),
+        }
     }
 
-    /// Parses the form written by [`Timestamp::to_rfc3339`] (UTC, `Z`, 0 to 6 fraction digits).
+    /// Parses any RFC 3339 date-time (`Z` or a numeric offset, `T`/`t`/space separator, any
+    /// number of fraction digits), converted to UTC.
+    ///
+    /// Digits past the microsecond are truncated (towards the past), the same everywhere; a
+    /// leap second (`:60`) folds into the next second; impossible dates (`02-30`) and
+    /// out-of-range fields are refused. The result may lie outside the storable range (year
+    /// 0000): the stores refuse it then.
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        if b.len() < 20 || *b.last()? != b'Z' {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-        if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 59 {
-            return None;
-        }
-        let frac = &s[19..s.len() - 1];
-        let micros = if frac.is_empty() {
-            0
-        } else {
-            let digits = frac.strip_prefix('.')?;
-            if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|c| c.is_ascii_digit())
-            {
-                return None;
-            }
-            format!("{digits:0<6}").parse::<i64>().ok()?
-        };
-        let days = days_from_civil(y, mo, d);
-        Some(Timestamp(
-            (days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000 + micros,
-        ))
+        let t = DateTime::parse_from_rfc3339(s).ok()?;
+        Some(Timestamp(t.timestamp_micros()))
     }
 }
 
 fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 impl fmt::Display for Timestamp {
@@ -130,17 +145,23 @@ impl fmt::Display for Timestamp {
 }
 
 impl Serialize for Timestamp {
+    /// Fails for a value beyond chrono's range rather than writing something unreadable.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        match self.to_chrono() {
+            Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            None => Err(serde::ser::Error::custom(format!(
+                "timestamp out of range: {} µs since the epoch",
+                self.0
+            ))),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Timestamp::parse_rfc3339(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("invalid RFC 3339 UTC timestamp: {s:?}"))
-        })
+        Timestamp::parse_rfc3339(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 timestamp: {s:?}")))
     }
 }
 
@@ -200,36 +221,116 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
-    fn rfc3339_round_trips_and_matches_known_instants() {
+    fn rfc3339_matches_known_instants() {
         let t = Timestamp::from_secs(1_765_533_600); // 2025-12-12T10:00:00Z
         assert_eq!(t.to_rfc3339(), "2025-12-12T10:00:00.000000Z");
-        for micros in [
-            0,
-            1,
-            -1,
-            951_782_400_123_456,
-            -62_135_596_800_000_000,
-            4_102_444_799_999_999,
+        let parse = Timestamp::parse_rfc3339;
+        for same in [
+            "2025-12-12T10:00:00Z",
+            "2025-12-12T10:00:00.000Z",
+            "2025-12-12t10:00:00z",
+            "2025-12-12 10:00:00Z",
+            "2025-12-12T12:00:00+02:00",
+            "2025-12-12T05:30:00-04:30",
+            "2025-12-12T10:00:00.000000000Z",
         ] {
-            let t = Timestamp::from_micros(micros);
-            assert_eq!(
-                Timestamp::parse_rfc3339(&t.to_rfc3339()),
-                Some(t),
-                "{micros}"
-            );
+            assert_eq!(parse(same), Some(t), "{same}");
         }
+        // Sub-microsecond digits are truncated towards the past, before and after 1970.
         assert_eq!(
-            Timestamp::parse_rfc3339("2025-12-12T10:00:00Z"),
-            Some(Timestamp::from_secs(1_765_533_600))
+            parse("2025-12-12T10:00:00.123456789Z"),
+            Some(Timestamp::from_micros(t.as_micros() + 123_456))
         );
         assert_eq!(
-            Timestamp::parse_rfc3339("2025-12-12T10:00:00.5Z").map(|t| t.as_micros() % 1_000_000),
-            Some(500_000)
+            parse("1969-12-31T23:59:59.9999999Z"),
+            Some(Timestamp::from_micros(-1))
         );
-        assert_eq!(Timestamp::parse_rfc3339("2025-12-12 10:00:00Z"), None);
-        assert_eq!(Timestamp::parse_rfc3339("2025-13-12T10:00:00Z"), None);
+        // A leap second folds into the next second.
+        assert_eq!(
+            parse("2016-12-31T23:59:60.5Z"),
+            Some(Timestamp::from_micros(1_483_228_800_500_000))
+        );
+        assert_eq!(
+            parse("2024-02-29T00:00:00Z")
+                .map(|t| t.to_rfc3339())
+                .as_deref(),
+            Some("2024-02-29T00:00:00.000000Z")
+        );
+        for bad in [
+            "2025-02-29T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-13-12T10:00:00Z",
+            "2025-12-12T24:00:00Z",
+            "2025-12-12T10:00:00",
+            "2025-12-12",
+            "2025-12-12T10:00:00+25:00",
+            "",
+            "not a time",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(Timestamp::MIN.to_rfc3339(), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(Timestamp::MAX.to_rfc3339(), "9999-12-31T23:59:59.999999Z");
+        // Year 0000 is RFC 3339 but not storable.
+        let year0 = parse("0000-12-31T23:59:59.999999Z").unwrap();
+        assert_eq!(year0.as_micros(), Timestamp::MIN.as_micros() - 1);
+        assert_eq!(year0.check("at").unwrap_err().kind(), "InvalidInput");
+        assert!(
+            Timestamp::from_micros(i64::MIN)
+                .to_rfc3339()
+                .starts_with("<out of range")
+        );
+        assert!(serde_json::to_string(&Timestamp::from_micros(i64::MAX)).is_err());
+    }
+
+    proptest::proptest! {
+        /// Every storable instant is written in one fixed-width form and read back exactly,
+        /// through the text form and through JSON.
+        #[test]
+        fn storable_instants_round_trip(micros in Timestamp::MIN.0..=Timestamp::MAX.0) {
+            let t = Timestamp::from_micros(micros);
+            let s = t.to_rfc3339();
+            proptest::prop_assert_eq!(s.len(), 27, "{}", s);
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+            let json = serde_json::to_string(&t).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+            proptest::prop_assert!(t.check("t").is_ok());
+        }
+
+        /// Any `i64` formats without panicking; the storable ones and only they pass `check`;
+        /// a clamped bound compares with every storable value exactly as the original does.
+        #[test]
+        fn every_i64_is_handled(
+            micros in proptest::prop_oneof![
+                proptest::num::i64::ANY,
+                (-3i64..=3).prop_map(|d| Timestamp::MIN.0 + d),
+                (-3i64..=3).prop_map(|d| Timestamp::MAX.0 + d),
+                (-3i64..=3).prop_map(|d| if d < 0 { i64::MAX + d + 1 } else { i64::MIN + d }),
+            ],
+            stored in proptest::prop_oneof![
+                Timestamp::MIN.0..=Timestamp::MAX.0,
+                (0i64..=2).prop_map(|d| Timestamp::MIN.0 + d),
+                (0i64..=2).prop_map(|d| Timestamp::MAX.0 - d),
+            ],
+        ) {
+            let t = Timestamp::from_micros(micros);
+            let _ = t.to_rfc3339();
+            let storable = (Timestamp::MIN.0..=Timestamp::MAX.0).contains(&micros);
+            proptest::prop_assert_eq!(t.check("t").is_ok(), storable);
+            let b = t.clamp_bound();
+            proptest::prop_assert!(b.0 >= Timestamp::MIN.0 - 1 && b.0 <= Timestamp::MAX.0 + 1);
+            proptest::prop_assert!(b.to_chrono().is_some());
+            let v = Timestamp::from_micros(stored);
+            proptest::prop_assert_eq!(v < t, v < b);
+            proptest::prop_assert_eq!(v <= t, v <= b);
+            proptest::prop_assert_eq!(v > t, v > b);
+            proptest::prop_assert_eq!(v >= t, v >= b);
+            let _ = t.duration_since(v);
+            let _ = v.duration_since(t);
+        }
     }
 
     #[test]
