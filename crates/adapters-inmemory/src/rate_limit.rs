@@ -1,6 +1,6 @@
 use crate::Mutant;
 use async_trait::async_trait;
-use credo_ports::rate_limit::{gcra, validate_key};
+use credo_ports::rate_limit::{gcra, validate_clock, validate_key};
 use credo_ports::{
     Clock, Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp,
 };
@@ -134,6 +134,7 @@ impl RateLimitStore for InMemoryRateLimitStore {
         policy.validate(cost)?;
         validate_key(key)?;
         let now = self.clock.now();
+        validate_clock(now)?;
         self.maybe_sweep(now);
         let view: &dyn KeyView = &(tenant, key);
         let mut entry = match self.tats.get_mut(view) {
@@ -165,6 +166,7 @@ impl RateLimitStore for InMemoryRateLimitStore {
         policy.validate(1)?;
         validate_key(key)?;
         let now = self.clock.now();
+        validate_clock(now)?;
         let view: &dyn KeyView = &(tenant, key);
         let tat = self.tats.get(view).map(|t| *t);
         Ok(gcra(&policy, tat, now, 1).0)

@@ -1,6 +1,6 @@
 use crate::Mutant;
 use async_trait::async_trait;
-use credo_ports::sessions::validate_jti;
+use credo_ports::sessions::{validate_jti, validate_revocation};
 use credo_ports::{
     Clock, NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult,
     TenantId, Timestamp, UserId,
@@ -258,11 +258,8 @@ impl SessionStore for InMemorySessionStore {
         jti: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        validate_jti(jti)?;
         let now = self.clock.now();
-        if expires_at <= now {
-            return Err(StoreError::invalid("expires_at", "must be later than now"));
-        }
+        validate_revocation(jti, expires_at, now)?;
         self.tokens
             .entry((tenant, jti.to_string()))
             .and_modify(|e| {

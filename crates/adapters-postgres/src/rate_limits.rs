@@ -1,6 +1,6 @@
 use crate::map_err;
 use async_trait::async_trait;
-use credo_ports::rate_limit::{gcra, validate_key};
+use credo_ports::rate_limit::{gcra, validate_clock, validate_key};
 use credo_ports::{
     Clock, Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp,
 };
@@ -32,6 +32,7 @@ impl RateLimitStore for PgRateLimitStore {
         policy.validate(cost)?;
         validate_key(key)?;
         let now = self.clock.now();
+        validate_clock(now)?;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Upsert-then-lock: the row exists (an idle TAT equals "no state") and is ours until commit.
         let tat: i64 = sqlx::query_scalar(
@@ -67,6 +68,8 @@ impl RateLimitStore for PgRateLimitStore {
     ) -> StoreResult<Decision> {
         policy.validate(1)?;
         validate_key(key)?;
+        let now = self.clock.now();
+        validate_clock(now)?;
         let tat: Option<i64> =
             sqlx::query_scalar("SELECT tat_us FROM rate_limits WHERE tenant_id = $1 AND key = $2")
                 .bind(tenant.0)
@@ -74,13 +77,7 @@ impl RateLimitStore for PgRateLimitStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;
-        Ok(gcra(
-            &policy,
-            tat.map(Timestamp::from_micros),
-            self.clock.now(),
-            1,
-        )
-        .0)
+        Ok(gcra(&policy, tat.map(Timestamp::from_micros), now, 1).0)
     }
 
     async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
@@ -99,8 +96,10 @@ impl RateLimitStore for PgRateLimitStore {
         let mut total = 0;
         loop {
             let r = sqlx::query(
+                // Condition repeated outside: a key a concurrent check just used is kept.
                 "DELETE FROM rate_limits WHERE (tenant_id, key) IN
-                     (SELECT tenant_id, key FROM rate_limits WHERE tat_us <= $1 LIMIT 5000)",
+                     (SELECT tenant_id, key FROM rate_limits WHERE tat_us <= $1 LIMIT 5000)
+                     AND tat_us <= $1",
             )
             .bind(now)
             .execute(&self.pool)

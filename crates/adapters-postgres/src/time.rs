@@ -2,7 +2,12 @@ use chrono::{DateTime, Utc};
 use credo_ports::{StoreError, Timestamp};
 
 /// A [`Timestamp`] as a `timestamptz` parameter (both hold whole microseconds).
+///
+/// Stored values are validated to the storable range before they get here; bounds (query,
+/// purge, `now`) may be any `i64` and are clamped just outside that range, where `timestamptz`
+/// and chrono hold them and they compare with every stored value as the original would.
 pub(crate) fn to_db(t: Timestamp) -> DateTime<Utc> {
+    let t = t.clamp_bound();
     DateTime::from_timestamp_micros(t.as_micros()).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 

@@ -25,6 +25,7 @@ pub mod scripts {
     pub const GCRA: &str = crate::rate_limits::GCRA_LUA;
 }
 
+mod lua;
 mod rate_limits;
 mod sessions;
 

@@ -1,6 +1,7 @@
+use crate::lua::with_time_cmp;
 use crate::{RedisStores, TimeSource, map_err};
 use async_trait::async_trait;
-use credo_ports::rate_limit::validate_key;
+use credo_ports::rate_limit::{validate_clock, validate_key};
 use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId};
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -43,17 +44,15 @@ static GCRA: LazyLock<Script> = LazyLock::new(|| Script::from_lua(GCRA_LUA));
 
 /// Deletes a rate-limit key whose TAT is not after now. KEYS: key. ARGV: now ('' = TIME).
 static PURGE_IDLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "local now
-         if ARGV[1] == '' then
+    with_time_cmp(
+        "local now = ARGV[1]
+         if now == '' then
            local t = redis.call('TIME')
-           now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-         else
-           now = tonumber(ARGV[1])
+           now = t[1] .. string.format('%06d', tonumber(t[2]))
          end
          if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
          local v = redis.call('GET', KEYS[1])
-         if v and tonumber(v) <= now then redis.call('DEL', KEYS[1]) return 1 end
+         if v and tcmp(v, now) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
          return 0",
     )
 });
@@ -69,7 +68,21 @@ impl RedisRateLimitStore {
         Self { r }
     }
 
-    fn now_arg(&self) -> String {
+    /// The script's `now`: empty for the server's `TIME` (trusted to be within
+    /// [`credo_ports::rate_limit::CLOCK_LIMIT_US`]), else the injected clock, checked.
+    fn now_arg(&self) -> StoreResult<String> {
+        match self.r.rate_limit_time {
+            TimeSource::Server => Ok(String::new()),
+            TimeSource::Clock => {
+                let now = self.r.clock.now();
+                validate_clock(now)?;
+                Ok(now.as_micros().to_string())
+            }
+        }
+    }
+
+    /// Purges compare exactly (as strings), so any clock works.
+    fn purge_now_arg(&self) -> String {
         match self.r.rate_limit_time {
             TimeSource::Server => String::new(),
             TimeSource::Clock => self.r.clock.now().as_micros().to_string(),
@@ -85,7 +98,7 @@ impl RedisRateLimitStore {
         consume: bool,
     ) -> StoreResult<Decision> {
         let args = vec![
-            self.now_arg(),
+            self.now_arg()?,
             policy.emission_interval_us().to_string(),
             policy.tolerance_us().to_string(),
             cost.to_string(),
@@ -153,7 +166,7 @@ impl RateLimitStore for RedisRateLimitStore {
         for key in keys {
             let deleted: i64 = self
                 .r
-                .eval(&PURGE_IDLE, vec![key], vec![self.now_arg()])
+                .eval(&PURGE_IDLE, vec![key], vec![self.purge_now_arg()])
                 .await?;
             n += deleted as u64;
         }

@@ -1,6 +1,7 @@
+use crate::lua::with_time_cmp;
 use crate::{RedisStores, map_err};
 use async_trait::async_trait;
-use credo_ports::sessions::validate_jti;
+use credo_ports::sessions::{validate_jti, validate_revocation};
 use credo_ports::{
     Device, NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult,
     TenantId, Timestamp, UserId,
@@ -10,16 +11,25 @@ use fred::types::scripts::Script;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+/// The lowest sorted-set score that can belong to a member whose expiry is after `now`: index
+/// scores are doubles (about 32 µs apart near the year 9999), so ranges read a margin wide and
+/// the exact comparison happens on the session's own field.
+fn score_floor(now: Timestamp) -> i64 {
+    now.as_micros().saturating_sub(SCORE_MARGIN_US)
+}
+
+const SCORE_MARGIN_US: i64 = 1_000;
+
 /// Reserves a session id across tenants while its session lives; the value is
 /// `<expires>:<tenant>`. KEYS: reservation. ARGV: now, expires, tenant, ttl_ms.
 /// Returns 'taken', or the tenant of the expired session it replaces, or ''.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    with_time_cmp(
         "local cur = redis.call('GET', KEYS[1])
          local old = ''
          if cur then
-           local exp, tenant = string.match(cur, '^(%d+):(.*)$')
-           if exp and tonumber(exp) > tonumber(ARGV[1]) then return 'taken' end
+           local exp, tenant = string.match(cur, '^(-?%d+):(.*)$')
+           if exp and tcmp(exp, ARGV[1]) > 0 then return 'taken' end
            old = tenant or ''
          end
          redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
@@ -51,15 +61,15 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
 /// Returns {'nf'} (absent or expired), {'st', status} (forbidden in this state) or
 /// {'ok', field, value, ...}.
 static CHANGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "local now = tonumber(ARGV[1])
+    with_time_cmp(
+        "local now = ARGV[1]
          local exp = redis.call('HGET', KEYS[1], 'expires')
-         if not exp or tonumber(exp) <= now then return {'nf'} end
+         if not exp or tcmp(exp, now) <= 0 then return {'nf'} end
          local st = redis.call('HGET', KEYS[1], 'status')
          local op = ARGV[2]
          local function bump() redis.call('HINCRBY', KEYS[1], 'version', 1) end
          local function seen()
-           if now > tonumber(redis.call('HGET', KEYS[1], 'seen')) then
+           if tcmp(now, redis.call('HGET', KEYS[1], 'seen')) > 0 then
              redis.call('HSET', KEYS[1], 'seen', ARGV[1]) return true
            end
            return false
@@ -93,16 +103,17 @@ static CHANGE: LazyLock<Script> = LazyLock::new(|| {
 /// trip: the script reads the user's index itself. Session keys are derived from the index
 /// members with the prefix in ARGV; they share the index key's hash tag (`{t:<tenant>}`), so
 /// they live in its cluster slot.
-/// KEYS: user index. ARGV: now, user, session key prefix. Returns how many.
+/// KEYS: user index. ARGV: now, user, session key prefix, lowest index score to read (a
+/// margin below now: scores are doubles, exact only below 2^53 µs). Returns how many.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "local now = tonumber(ARGV[1])
-         local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+    with_time_cmp(
+        "local now = ARGV[1]
+         local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')
          local n = 0
          for _, id in ipairs(ids) do
            local key = ARGV[3] .. id
            local v = redis.call('HMGET', key, 'expires', 'status', 'user')
-           if v[1] and tonumber(v[1]) > now and v[2] ~= 'revoked' and v[3] == ARGV[2] then
+           if v[1] and tcmp(v[1], now) > 0 and v[2] ~= 'revoked' and v[3] == ARGV[2] then
              redis.call('HSET', key, 'status', 'revoked', 'revoked', ARGV[1])
              redis.call('HINCRBY', key, 'version', 1)
              n = n + 1
@@ -115,7 +126,7 @@ static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
 /// Deletes the key when the timestamp in `field` (or the string value when `field` is empty)
 /// is not after now. KEYS: key. ARGV: now, field. Returns 1 when deleted.
 static PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    with_time_cmp(
         "local v
          local t = redis.call('TYPE', KEYS[1]).ok
          if ARGV[2] == '' then
@@ -125,18 +136,18 @@ static PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
            if t ~= 'hash' then return 0 end
            v = redis.call('HGET', KEYS[1], ARGV[2])
          end
-         if v and tonumber(v) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
+         if v and tcmp(v, ARGV[1]) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
          return 0",
     )
 });
 
 /// Drops an id reservation whose session has expired. KEYS: reservation. ARGV: now.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    with_time_cmp(
         "local cur = redis.call('GET', KEYS[1])
          if not cur then return 0 end
-         local exp = string.match(cur, '^(%d+):')
-         if exp and tonumber(exp) <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) return 1 end
+         local exp = string.match(cur, '^(-?%d+):')
+         if exp and tcmp(exp, ARGV[1]) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
          return 0",
     )
 });
@@ -144,12 +155,12 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// Revokes a token id until the later of its current (live) and new expiry.
 /// KEYS: token. ARGV: now, expires, grace_ms.
 static REVOKE_TOKEN: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "local now = tonumber(ARGV[1])
+    with_time_cmp(
+        "local now = ARGV[1]
          local new = ARGV[2]
          local cur = redis.call('GET', KEYS[1])
-         if cur and tonumber(cur) > now and tonumber(cur) > tonumber(new) then new = cur end
-         local ttl = math.floor((tonumber(new) - now) / 1000) + tonumber(ARGV[3])
+         if cur and tcmp(cur, now) > 0 and tcmp(cur, new) > 0 then new = cur end
+         local ttl = math.floor((tonumber(new) - tonumber(now)) / 1000) + tonumber(ARGV[3])
          redis.call('SET', KEYS[1], new, 'PX', ttl)
          return 1",
     )
@@ -372,7 +383,11 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(map_err)?;
         }
-        let trim_before = now.as_micros() - self.r.grace_ms * 1000;
+        // Members expired by more than the grace (and the score margin) are dropped.
+        let trim_before = now
+            .as_micros()
+            .saturating_sub(self.r.grace_ms.saturating_mul(1000))
+            .saturating_sub(SCORE_MARGIN_US);
         let mut args = vec![
             ttl,
             trim_before.to_string(),
@@ -426,6 +441,7 @@ impl SessionStore for RedisSessionStore {
                     now.as_micros().to_string(),
                     user.to_string(),
                     self.r.key(tenant, "s", ""),
+                    score_floor(now).to_string(),
                 ],
             )
             .await?;
@@ -438,7 +454,7 @@ impl SessionStore for RedisSessionStore {
         let ids: Vec<String> = self
             .r
             .pool
-            .zrangebyscore(&index, format!("({}", now.as_micros()), "+inf", false, None)
+            .zrangebyscore(&index, score_floor(now), "+inf", false, None)
             .await
             .map_err(map_err)?;
         let reads = ids.iter().map(|id| async move {
@@ -460,7 +476,10 @@ impl SessionStore for RedisSessionStore {
                 }
                 Some(s)
                     if s.user_id == user
-                        && s.expires_at.as_micros() > now.as_micros() - self.r.grace_ms * 1000 => {}
+                        && s.expires_at.as_micros()
+                            > now
+                                .as_micros()
+                                .saturating_sub(self.r.grace_ms.saturating_mul(1000)) => {}
                 // Gone, long expired, or the id now belongs to another user's session.
                 _ => dangling.push(id.clone()),
             }
@@ -502,11 +521,8 @@ impl SessionStore for RedisSessionStore {
         jti: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        validate_jti(jti)?;
         let now = self.r.clock.now();
-        if expires_at <= now {
-            return Err(StoreError::invalid("expires_at", "must be later than now"));
-        }
+        validate_revocation(jti, expires_at, now)?;
         let _: i64 = self
             .r
             .eval(

@@ -2,6 +2,7 @@
 //! `credo_ports::rate_limit::gcra`, so that it is an independent oracle for that function too.
 
 use super::{Inner, RateEntry};
+use credo_ports::StoreError;
 use credo_ports::rate_limit::validate_key;
 use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp};
 use std::sync::Arc;
@@ -68,6 +69,13 @@ impl ModelRateLimits {
         let now = self.0.now();
         policy.validate(cost)?;
         validate_key(key)?;
+        // Its own statement of the clock range (the adapters share `validate_clock`).
+        if now.as_micros().unsigned_abs() >= credo_ports::rate_limit::CLOCK_LIMIT_US as u64 {
+            return Err(StoreError::invalid(
+                "clock",
+                "outside the rate limiter's range",
+            ));
+        }
         let mut w = self.0.world.lock();
         let idx = w
             .rate

@@ -176,6 +176,12 @@ impl SessionStore for ModelSessions {
     ) -> StoreResult<()> {
         let now = self.0.now();
         validate_jti(jti)?;
+        if !(Timestamp::MIN..=Timestamp::MAX).contains(&expires_at) {
+            return Err(StoreError::invalid(
+                "expires_at",
+                "outside the storable range",
+            ));
+        }
         if expires_at <= now {
             return Err(StoreError::invalid("expires_at", "must be later than now"));
         }
