@@ -190,13 +190,19 @@ impl ConsentStore for PgConsentStore {
     async fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let all = locked_for_user(&mut tx, tenant, user).await?;
-        sqlx::query("DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // One statement deletes and returns exactly the rows it removed, so a grant committed
+        // concurrently is either deleted and audited here, or left alone: never deleted unseen.
+        let rows = sqlx::query(
+            "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2
+             RETURNING id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut all = rows.iter().map(consent).collect::<StoreResult<Vec<_>>>()?;
+        all.sort_by(|a, b| a.purpose.cmp(&b.purpose));
         for c in &all {
             enqueue(&mut tx, &events::consent_deleted(c, now), now).await?;
         }

@@ -369,9 +369,10 @@ impl Outbox for PgOutbox {
         let mut total = 0;
         loop {
             let r = sqlx::query(
+                // Condition repeated outside, rechecked on the row's latest version.
                 "DELETE FROM outbox WHERE seq IN (
                      SELECT seq FROM outbox WHERE published_at < $1 LIMIT 5000
-                 )",
+                 ) AND published_at < $1",
             )
             .bind(to_db(before))
             .execute(&self.pool)

@@ -1,7 +1,7 @@
 use crate::map_err;
 use crate::time::{bad_enum, from_db, from_db_opt, to_db};
 use async_trait::async_trait;
-use credo_ports::sessions::validate_jti;
+use credo_ports::sessions::{validate_jti, validate_revocation};
 use credo_ports::{
     Clock, Device, NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError,
     StoreResult, TenantId, Timestamp, UserId,
@@ -243,9 +243,13 @@ impl SessionStore for PgSessionStore {
         let mut total = 0;
         // Batched deletes: a large backlog never becomes one long transaction.
         for sql in [
-            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT 5000)",
+            // The condition is repeated outside: under READ COMMITTED a row that a concurrent
+            // write made live again after the inner SELECT is rechecked on its new version.
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT 5000)
+                 AND expires_at <= $1",
             "DELETE FROM revoked_tokens WHERE (tenant_id, jti) IN
-                 (SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at <= $1 LIMIT 5000)",
+                 (SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at <= $1 LIMIT 5000)
+                 AND expires_at <= $1",
         ] {
             loop {
                 let r = sqlx::query(sql)
@@ -268,11 +272,8 @@ impl SessionStore for PgSessionStore {
         jti: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        validate_jti(jti)?;
         let now = self.clock.now();
-        if expires_at <= now {
-            return Err(StoreError::invalid("expires_at", "must be later than now"));
-        }
+        validate_revocation(jti, expires_at, now)?;
         sqlx::query(
             "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id, jti) DO UPDATE SET expires_at =
