@@ -3,6 +3,7 @@
 
 mod audit;
 mod consents;
+mod edges;
 mod outbox;
 mod pipeline;
 mod rate_limits;
@@ -52,6 +53,7 @@ pub fn all() -> Vec<Case> {
     v.extend(rate_limits::cases());
     v.extend(text::cases());
     v.extend(pipeline::cases());
+    v.extend(edges::cases());
     v.sort_by_key(|c| c.port);
     v
 }
