@@ -37,6 +37,25 @@ fn consent(r: &PgRow) -> StoreResult<Consent> {
     })
 }
 
+/// Serializes every consent write of one user (an advisory lock held until commit). Row locks
+/// alone cannot: under READ COMMITTED a statement that waited on one row sees that row's new
+/// version but not a purpose inserted by a transaction that committed before it, so
+/// `revoke_all` or `delete_all` could act on a state that never existed, and two first grants
+/// of one purpose would race on two unique keys (purpose and id).
+async fn lock_user(conn: &mut PgConnection, tenant: TenantId, user: UserId) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(CONSENT_LOCK_CLASS)
+        .bind(format!("{}/{}", tenant.0, user.0))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// First key of the two-key advisory locks on consents ("CNST"), apart from other users of
+/// advisory locks in the same database.
+const CONSENT_LOCK_CLASS: i32 = 0x434E_5354;
+
 async fn locked_for_user(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -67,13 +86,10 @@ async fn mark_revoked(conn: &mut PgConnection, c: &mut Consent, now: Timestamp) 
     enqueue(conn, &events::consent_revoked(c, now), now).await
 }
 
-#[async_trait]
-impl ConsentStore for PgConsentStore {
-    async fn grant(&self, grant: GrantConsent) -> StoreResult<Consent> {
-        let now = self.clock.now();
-        grant.validate(now)?;
+impl PgConsentStore {
+    async fn grant_once(&self, grant: &GrantConsent, now: Timestamp) -> StoreResult<Consent> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // Upsert first so that concurrent grants of one purpose serialize on the row.
+        lock_user(&mut tx, grant.tenant_id, grant.user_id).await?;
         let row = sqlx::query(
             "INSERT INTO consents (id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version)
              VALUES ($1, $2, $3, $4, $5, $6, NULL, 1)
@@ -95,6 +111,15 @@ impl ConsentStore for PgConsentStore {
         enqueue(&mut tx, &events::consent_granted(&c, now), now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(c)
+    }
+}
+
+#[async_trait]
+impl ConsentStore for PgConsentStore {
+    async fn grant(&self, grant: GrantConsent) -> StoreResult<Consent> {
+        let now = self.clock.now();
+        grant.validate(now)?;
+        self.grant_once(&grant, now).await
     }
 
     async fn revoke(&self, tenant: TenantId, user: UserId, purpose: &str) -> StoreResult<Consent> {
@@ -176,6 +201,7 @@ impl ConsentStore for PgConsentStore {
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_user(&mut tx, tenant, user).await?;
         let mut n = 0;
         for mut c in locked_for_user(&mut tx, tenant, user).await? {
             if c.status(now) == ConsentStatus::Active {
@@ -190,8 +216,8 @@ impl ConsentStore for PgConsentStore {
     async fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // One statement deletes and returns exactly the rows it removed, so a grant committed
-        // concurrently is either deleted and audited here, or left alone: never deleted unseen.
+        lock_user(&mut tx, tenant, user).await?;
+        // The statement deletes and returns exactly the rows it removed, and audits those.
         let rows = sqlx::query(
             "DELETE FROM consents WHERE tenant_id = $1 AND user_id = $2
              RETURNING id, tenant_id, user_id, purpose, granted_at, expires_at, revoked_at, version",

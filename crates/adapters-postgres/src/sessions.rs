@@ -67,6 +67,15 @@ enum Change {
 }
 
 impl Change {
+    /// Whether a live session in `status` takes this change (the `WHERE` of [`Change::sql`]).
+    fn accepts(self, status: SessionStatus) -> bool {
+        match self {
+            Change::Touch | Change::Revoke => status != SessionStatus::Revoked,
+            Change::Refresh => status == SessionStatus::Active,
+            Change::Activate => status == SessionStatus::PendingConsent,
+        }
+    }
+
     fn sql(self) -> &'static str {
         match self {
             Change::Touch => {
@@ -103,23 +112,34 @@ impl PgSessionStore {
         change: Change,
     ) -> StoreResult<Session> {
         let now = self.clock.now();
-        let row = sqlx::query(change.sql())
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(to_db(now))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        if let Some(r) = row {
-            return session(&r);
+        // The conditional update and the read that explains a miss are two statements: a
+        // session created (or changed) between them must not be reported as in the wrong
+        // state. When the read finds a state the change accepts, the update is tried again.
+        for _ in 0..3 {
+            let row = sqlx::query(change.sql())
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(to_db(now))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            if let Some(r) = row {
+                return session(&r);
+            }
+            match self.live(tenant, id, now).await? {
+                None => return Err(StoreError::not_found("session")),
+                Some(s) if !change.accepts(s.status) => {
+                    return Err(StoreError::InvalidState(format!(
+                        "session is {}",
+                        s.status.as_str()
+                    )));
+                }
+                Some(_) => continue,
+            }
         }
-        match self.live(tenant, id, now).await? {
-            None => Err(StoreError::not_found("session")),
-            Some(s) => Err(StoreError::InvalidState(format!(
-                "session is {}",
-                s.status.as_str()
-            ))),
-        }
+        Err(StoreError::Unavailable(
+            "session changed concurrently three times; retry".into(),
+        ))
     }
 
     async fn live(

@@ -58,7 +58,7 @@ async fn insert(
     let sql = if or_nothing {
         "INSERT INTO users (id, tenant_id, email, email_key, email_verified, first_name, last_name, status, created_at, updated_at, version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1)
-         ON CONFLICT (tenant_id, email_key) DO NOTHING
+         ON CONFLICT DO NOTHING
          RETURNING id, tenant_id, email, email_verified, first_name, last_name, status, created_at, updated_at, version"
     } else {
         "INSERT INTO users (id, tenant_id, email, email_key, email_verified, first_name, last_name, status, created_at, updated_at, version)
@@ -138,18 +138,35 @@ impl UserStore for PgUserStore {
         let now = self.clock.now();
         let u = new.into_user(now);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        // A concurrent creator of the same email makes our insert wait for its commit, then do
-        // nothing; the select that follows (a new snapshot) sees its row.
-        if let Some(created) = insert(&mut tx, &u, true).await? {
-            enqueue(&mut tx, &events::user_created(&created, now), now).await?;
-            tx.commit().await.map_err(map_err)?;
-            return Ok((created, true));
+        // The insert does nothing on any unique conflict (email or id): a concurrent creator of
+        // the same email or id makes it wait for that commit. The selects that follow (new
+        // snapshots) then tell which: the email's user is returned; an id held by another
+        // email is a conflict; a row gone meanwhile (deleted) means trying again.
+        for _ in 0..3 {
+            if let Some(created) = insert(&mut tx, &u, true).await? {
+                enqueue(&mut tx, &events::user_created(&created, now), now).await?;
+                tx.commit().await.map_err(map_err)?;
+                return Ok((created, true));
+            }
+            if let Some(existing) = self.by_email(&mut tx, u.tenant_id, &u.email).await? {
+                tx.commit().await.map_err(map_err)?;
+                return Ok((existing, false));
+            }
+            let id_taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+                .bind(u.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if id_taken.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "user id {} already exists",
+                    u.id
+                )));
+            }
         }
-        let existing = self.by_email(&mut tx, u.tenant_id, &u.email).await?;
-        tx.commit().await.map_err(map_err)?;
-        existing.map(|e| (e, false)).ok_or_else(|| {
-            StoreError::Unavailable("user vanished during find_or_create; retry".into())
-        })
+        Err(StoreError::Unavailable(
+            "user created and deleted concurrently three times during find_or_create; retry".into(),
+        ))
     }
 
     async fn update(
