@@ -7,6 +7,8 @@
 //! - [`cases`]: the cases, per port: property tests plus targeted cases for the known
 //!   divergence points (expiry at exactly now, repeat revoke, case-folded email, re-grant,
 //!   rate-limit edges, tenant isolation, concurrency, pagination).
+//! - [`linearizability`]: a checker for concurrent histories (Wing & Gong, with memoization);
+//!   the `concurrent_history` cases record N tasks' calls and check them against a spec.
 //! - [`harness`]: what a backend supplies (one small file under `backends/`).
 //! - [`runner`] and [`report`]: run the suite, print and write the matrix.
 //!
@@ -24,6 +26,7 @@ pub mod backends;
 pub mod cases;
 pub mod docker;
 pub mod harness;
+pub mod linearizability;
 pub mod model;
 pub mod property;
 pub mod report;

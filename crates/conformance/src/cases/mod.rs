@@ -4,6 +4,7 @@
 mod audit;
 mod consents;
 mod edges;
+mod histories;
 mod outbox;
 mod pipeline;
 mod rate_limits;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Case> {
     v.extend(text::cases());
     v.extend(pipeline::cases());
     v.extend(edges::cases());
+    v.extend(histories::cases());
     v.sort_by_key(|c| c.port);
     v
 }
