@@ -142,6 +142,23 @@ impl ConsentStore for InMemoryConsentStore {
 
     async fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
+        if self.mutant == Some(Mutant::EraseUnlocked) {
+            let read: Vec<Consent> = self
+                .by_user
+                .get(&(tenant, user))
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            tokio::task::yield_now().await;
+            if let Some((_, all)) = self.by_user.remove(&(tenant, user)) {
+                for c in all.values() {
+                    self.ids.remove(&c.id);
+                }
+            }
+            for c in &read {
+                self.outbox.enqueue(events::consent_deleted(c, now));
+            }
+            return Ok(read.len() as u64);
+        }
         let Some(mut consents) = self.by_user.get_mut(&(tenant, user)) else {
             return Ok(0);
         };

@@ -25,4 +25,8 @@ pub enum Mutant {
     AckIgnoresToken,
     /// A row the sink rejected is never set aside: it is retried forever and holds its key.
     NeverSetAside,
+    /// Erasure reads a user's consents, yields, then deletes whatever is there by condition:
+    /// a grant committed in between is deleted without being counted or audited (the
+    /// read-then-write class of `DELETE ... WHERE` after a separate `SELECT`).
+    EraseUnlocked,
 }

@@ -158,6 +158,15 @@ impl UserStore for InMemoryUserStore {
 
     async fn delete(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
         let now = self.clock.now();
+        // Lock order as in `insert`: the id's owner entry, then the tenant. The owner entry
+        // is held until the user is gone from both, so the id is never free while its user
+        // is still visible, nor taken while its email is already free.
+        let Entry::Occupied(owner) = self.owners.entry(id) else {
+            return Err(StoreError::not_found("user"));
+        };
+        if *owner.get() != tenant {
+            return Err(StoreError::not_found("user"));
+        }
         {
             let Some(mut t) = self.tenants.get_mut(&tenant) else {
                 return Err(StoreError::not_found("user"));
@@ -170,7 +179,7 @@ impl UserStore for InMemoryUserStore {
             t.order.remove(&(user.created_at, id));
             self.outbox.enqueue(events::user_deleted(tenant, id, now));
         }
-        self.owners.remove(&id);
+        owner.remove();
         Ok(())
     }
 

@@ -29,7 +29,7 @@ impl Harness for MutantHarness {
     }
 }
 
-const MUTANTS: [Mutant; 9] = [
+const MUTANTS: [Mutant; 10] = [
     Mutant::CaseSensitiveEmail,
     Mutant::ExpiryInclusive,
     Mutant::DeniedConsumes,
@@ -39,6 +39,7 @@ const MUTANTS: [Mutant; 9] = [
     Mutant::ClaimIgnoresOrderKeys,
     Mutant::AckIgnoresToken,
     Mutant::NeverSetAside,
+    Mutant::EraseUnlocked,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
