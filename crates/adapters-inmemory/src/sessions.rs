@@ -17,6 +17,10 @@ pub struct InMemorySessionStore {
     sessions: DashMap<SessionId, Session>,
     by_user: DashMap<(TenantId, UserId), HashSet<SessionId>>,
     tokens: DashMap<(TenantId, String), Timestamp>,
+    /// Single-session writes (create and every transition) hold it shared, `revoke_all` holds
+    /// it exclusively: revoking a user's sessions one entry at a time is then one atomic step,
+    /// with no session created or changed between the first revocation and the last.
+    gate: parking_lot::RwLock<()>,
     mutant: Option<Mutant>,
 }
 
@@ -27,6 +31,7 @@ impl InMemorySessionStore {
             sessions: DashMap::new(),
             by_user: DashMap::new(),
             tokens: DashMap::new(),
+            gate: parking_lot::RwLock::new(()),
             mutant,
         }
     }
@@ -45,6 +50,7 @@ impl InMemorySessionStore {
         id: SessionId,
         change: impl FnOnce(&mut Session, Timestamp) -> StoreResult<()>,
     ) -> StoreResult<Session> {
+        let _shared = self.gate.read();
         let now = self.clock.now();
         match self.sessions.get_mut(&id) {
             Some(mut s) if s.tenant_id == tenant && self.live(s.expires_at, now) => {
@@ -92,6 +98,7 @@ impl SessionStore for InMemorySessionStore {
         let now = self.clock.now();
         new.validate(now)?;
         let session = new.into_session(now);
+        let _shared = self.gate.read();
         match self.sessions.entry(session.id) {
             Entry::Occupied(o) if self.live(o.get().expires_at, now) => {
                 return Err(StoreError::Conflict(format!(
@@ -184,21 +191,24 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
+        let _exclusive = self.gate.write();
+        let now = self.clock.now();
         let ids: Vec<SessionId> = match self.by_user.get(&(tenant, user)) {
             Some(set) => set.iter().copied().collect(),
             None => return Ok(0),
         };
         let mut n = 0;
         for id in ids {
-            let mut revoked = false;
-            // Absent or expired sessions are simply not counted.
-            let _ = self.mutate(tenant, id, |s, now| {
-                if s.status != SessionStatus::Revoked {
-                    revoked = Self::revoke_in_place(s, now).is_ok();
-                }
-                Ok(())
-            });
-            n += u64::from(revoked);
+            // Absent, expired or moved sessions are simply not counted.
+            if let Some(mut s) = self.sessions.get_mut(&id)
+                && s.tenant_id == tenant
+                && s.user_id == user
+                && self.live(s.expires_at, now)
+                && s.status != SessionStatus::Revoked
+                && Self::revoke_in_place(&mut s, now).is_ok()
+            {
+                n += 1;
+            }
         }
         Ok(n)
     }
