@@ -1,6 +1,8 @@
 //! Every client setting of the adapter. Nothing is hard-coded for one broker: the defaults suit
 //! Apache Kafka and Redpanda, and test brokers get their short group timeouts from here.
 
+use credo_ports::redact;
+use credo_ports::{StoreError, StoreResult};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,8 +61,11 @@ pub struct KafkaConfig {
     /// single-broker development setup).
     pub replication: i32,
     /// Any further librdkafka property (`security.protocol`, `ssl.*`, `sasl.*`, ...), set on
-    /// every client after the settings above, so it can override them. Values of keys holding
-    /// `password` or `secret` are redacted in `Debug`.
+    /// every client after the settings above, so it can override them. Values of properties
+    /// whose names hold a secret (`sasl.password`, `ssl.key.password`, `ssl.key.pem`,
+    /// `sasl.oauthbearer.client.secret`, `sasl.oauthbearer.config`, `sasl.jaas.config`, ...:
+    /// [`credo_ports::redact::is_secret_name`]) are redacted in `Debug` and scrubbed from
+    /// client errors.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -159,8 +164,47 @@ impl KafkaConfig {
         self.finish(c)
     }
 
-    pub(crate) fn check(&self) -> credo_ports::StoreResult<()> {
-        use credo_ports::StoreError;
+    /// The properties as they may be shown: secret values replaced by `***`.
+    pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
+        self.properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), redact::redact_property(k, v)))
+            .collect()
+    }
+
+    /// The values of secret properties, scrubbed from client errors.
+    fn secrets(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .properties
+            .iter()
+            .filter(|(k, v)| redact::is_secret_name(k) && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect();
+        found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        found
+    }
+
+    /// A client the properties could not create: `InvalidInput` on `kafka.properties`, its
+    /// text scrubbed of every secret property value (librdkafka echoes values it rejects).
+    pub(crate) fn client_error(&self, e: rdkafka::error::KafkaError) -> StoreError {
+        StoreError::invalid(
+            "kafka.properties",
+            redact::scrub(&e.to_string(), &self.secrets()),
+        )
+    }
+
+    /// Checks every setting before a client is built; the error names the setting
+    /// (`kafka.brokers`, `kafka.topic`, `kafka.dlq_topic`, `kafka.delivery_timeout`,
+    /// `kafka.linger`, `kafka.session_timeout`, `kafka.heartbeat_interval`,
+    /// `kafka.max_poll_interval`, `kafka.fetch_wait_max`, `kafka.health_timeout`,
+    /// `kafka.partitions`, `kafka.replication`). Each duration must lie in the range
+    /// librdkafka accepts for its property, and timeouts are at least 1 ms (librdkafka reads
+    /// `message.timeout.ms = 0` as "no timeout", and a sub-millisecond value rounds to 0).
+    pub fn validate(&self) -> StoreResult<()> {
+        self.check()
+    }
+
+    pub(crate) fn check(&self) -> StoreResult<()> {
         if self.brokers.trim().is_empty() {
             return Err(StoreError::invalid(
                 "kafka.brokers",
@@ -179,6 +223,75 @@ impl KafkaConfig {
                 "must differ from kafka.topic",
             ));
         }
+        let ms = Duration::from_millis;
+        let mut durations = vec![
+            // message.timeout.ms: 0 is infinite
+            (
+                "kafka.delivery_timeout",
+                self.delivery_timeout,
+                ms(1),
+                ms(i32::MAX as u64),
+            ),
+            // linger.ms: 0 is a valid "send at once"
+            ("kafka.linger", self.linger, Duration::ZERO, ms(900_000)),
+            (
+                "kafka.fetch_wait_max",
+                self.fetch_wait_max,
+                ms(1),
+                ms(300_000),
+            ),
+            (
+                "kafka.health_timeout",
+                self.health_timeout,
+                ms(1),
+                ms(86_400_000),
+            ),
+        ];
+        for (name, value, max) in [
+            ("kafka.session_timeout", self.session_timeout, ms(3_600_000)),
+            (
+                "kafka.heartbeat_interval",
+                self.heartbeat_interval,
+                ms(3_600_000),
+            ),
+            (
+                "kafka.max_poll_interval",
+                self.max_poll_interval,
+                ms(86_400_000),
+            ),
+        ] {
+            if let Some(v) = value {
+                durations.push((name, v, ms(1), max));
+            }
+        }
+        for (name, value, min, max) in durations {
+            if value < min || value > max {
+                return Err(StoreError::invalid(
+                    name,
+                    format!(
+                        "{value:?}: must be {}..={} ms{}",
+                        min.as_millis(),
+                        max.as_millis(),
+                        if min.is_zero() {
+                            ""
+                        } else {
+                            " (0 would mean no timeout)"
+                        }
+                    ),
+                ));
+            }
+        }
+        for (name, value, max) in [
+            ("kafka.partitions", self.partitions, 1_000_000),
+            ("kafka.replication", self.replication, 1_000),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(StoreError::invalid(
+                    name,
+                    format!("{value}: must be 1..={max}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -189,16 +302,7 @@ fn ms(d: Duration) -> String {
 
 impl fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let properties: BTreeMap<&str, &str> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let secret = ["password", "secret", "token"]
-                    .iter()
-                    .any(|s| k.to_ascii_lowercase().contains(s));
-                (k.as_str(), if secret { "***" } else { v.as_str() })
-            })
-            .collect();
+        let properties = self.redacted_properties();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
@@ -243,6 +347,92 @@ mod tests {
         assert_eq!(k.get("session.timeout.ms"), None);
         c.session_timeout = Some(Duration::from_secs(6));
         assert_eq!(c.consumer_config().get("session.timeout.ms"), Some("6000"));
+    }
+
+    #[test]
+    fn every_duration_and_size_is_validated_by_name() {
+        let ok = KafkaConfig::new("b:9092");
+        ok.validate().unwrap();
+        let ms = Duration::from_millis;
+        type Change = Box<dyn Fn(&mut KafkaConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "kafka.delivery_timeout",
+                Box::new(|c| c.delivery_timeout = Duration::ZERO),
+            ),
+            (
+                "kafka.delivery_timeout",
+                Box::new(|c| c.delivery_timeout = Duration::from_micros(10)),
+            ),
+            (
+                "kafka.delivery_timeout",
+                Box::new(|c| c.delivery_timeout = Duration::MAX),
+            ),
+            ("kafka.linger", Box::new(move |c| c.linger = ms(900_001))),
+            (
+                "kafka.fetch_wait_max",
+                Box::new(|c| c.fetch_wait_max = Duration::ZERO),
+            ),
+            (
+                "kafka.health_timeout",
+                Box::new(|c| c.health_timeout = Duration::ZERO),
+            ),
+            (
+                "kafka.session_timeout",
+                Box::new(|c| c.session_timeout = Some(Duration::ZERO)),
+            ),
+            (
+                "kafka.heartbeat_interval",
+                Box::new(|c| c.heartbeat_interval = Some(Duration::MAX)),
+            ),
+            (
+                "kafka.max_poll_interval",
+                Box::new(|c| c.max_poll_interval = Some(Duration::ZERO)),
+            ),
+            ("kafka.partitions", Box::new(|c| c.partitions = 0)),
+            ("kafka.replication", Box::new(|c| c.replication = -1)),
+        ];
+        for (field, change) in cases {
+            let mut c = ok.clone();
+            change(&mut c);
+            match c.validate() {
+                Err(StoreError::InvalidInput { field: f, reason }) => {
+                    assert_eq!(f, field, "{reason}")
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut c = ok.clone();
+        c.linger = Duration::ZERO;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn secret_properties_never_show_in_debug_nor_client_errors() {
+        let mut c = KafkaConfig::new("b:9092");
+        for (k, v) in [
+            ("sasl.password", "S3cr-one"),
+            ("ssl.key.password", "S3cr-two"),
+            ("ssl.keystore.password", "S3cr-three"),
+            ("sasl.oauthbearer.client.secret", "S3cr-four"),
+            ("ssl.key.pem", "S3cr-five"),
+            ("sasl.oauthbearer.config", "S3cr-six"),
+            ("sasl.jaas.config", "S3cr-seven"),
+        ] {
+            c.properties.insert(k.into(), v.into());
+        }
+        c.properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("S3cr"), "{dbg}");
+        assert!(dbg.contains("SASL_SSL"), "{dbg}");
+        // librdkafka echoes the value it rejects.
+        let e = rdkafka::error::KafkaError::ClientCreation(
+            "Invalid value \"S3cr-six\" for configuration property \"sasl.oauthbearer.config\""
+                .into(),
+        );
+        let shown = c.client_error(e).to_string();
+        assert!(!shown.contains("S3cr"), "{shown}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ fn admin(config: &KafkaConfig) -> StoreResult<AdminClient<DefaultClientContext>>
     config
         .admin_config()
         .create()
-        .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))
+        .map_err(|e| config.client_error(e))
 }
 
 /// Broker metadata within `health_timeout` and both topics present: ok; a topic missing:

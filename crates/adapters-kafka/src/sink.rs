@@ -81,7 +81,7 @@ impl KafkaSink {
         config
             .producer_config()
             .create()
-            .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))
+            .map_err(|e| config.client_error(e))
     }
 
     /// How many times the producer was replaced.

@@ -131,14 +131,14 @@ impl KafkaSource {
         let consumer: Reader = config
             .consumer_config()
             .create_with_context(SourceContext::default())
-            .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))?;
+            .map_err(|e| config.client_error(e))?;
         consumer
             .subscribe(&[config.topic.as_str()])
             .map_err(|e| kafka_err("subscribing to the audit topic", e))?;
         let dlq: FutureProducer = config
             .producer_config()
             .create()
-            .map_err(|e| StoreError::invalid("kafka.properties", e.to_string()))?;
+            .map_err(|e| config.client_error(e))?;
         Ok(Self {
             config: config.clone(),
             consumer: Arc::new(consumer),

@@ -35,12 +35,15 @@ pub use sessions::PgSessionStore;
 pub use users::PgUserStore;
 
 use async_trait::async_trait;
+use credo_ports::redact;
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, HealthCheck, HealthStatus, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
 };
 use sqlx::ConnectOptions;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,8 +51,22 @@ use std::time::Duration;
 
 pub(crate) use error::map_err;
 
-/// Embedded, versioned migrations (`crates/adapters-postgres/migrations`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The table our applied migrations are recorded in, unless [`PgConfig::migrations_table`]
+/// says otherwise. Not sqlx's default `_sqlx_migrations`, so that a host service running its
+/// own sqlx migrations in the same database and schema never sees ours (nor we its).
+pub const DEFAULT_MIGRATIONS_TABLE: &str = "_credo_storage_migrations";
+
+/// The table earlier releases recorded our migrations in (sqlx's default). On the first
+/// [`PgStores::migrate`] with a new table, our rows found there are copied over.
+pub const LEGACY_MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+
+/// Embedded, versioned migrations (`crates/adapters-postgres/migrations`), recorded in
+/// [`DEFAULT_MIGRATIONS_TABLE`]. [`PgStores::migrate`] uses a copy recording into
+/// [`PgConfig::migrations_table`].
+pub static MIGRATOR: Migrator = Migrator {
+    table_name: Cow::Borrowed(DEFAULT_MIGRATIONS_TABLE),
+    ..sqlx::migrate!("./migrations")
+};
 
 /// Connection settings. `Debug` never shows the password.
 #[derive(Clone)]
@@ -67,9 +84,14 @@ pub struct PgConfig {
     pub acquire_timeout: Duration,
     /// Server-side bound on every statement (default 5 s).
     pub statement_timeout: Duration,
-    /// Schema holding the tables (default: the server's `search_path`). Tests use one schema
-    /// each; it is created by [`PgStores::migrate`] if missing.
+    /// Schema holding the tables, the migrations table included (default: the server's
+    /// `search_path`, usually `public`). Every connection's `search_path` is set to it, so
+    /// the migrations' unqualified names land there; [`PgStores::migrate`] creates it if
+    /// missing. A plain identifier: 1..=63 of `[a-z0-9_]`, not starting with a digit.
     pub schema: Option<String>,
+    /// Table recording applied migrations, in the schema above (default
+    /// [`DEFAULT_MIGRATIONS_TABLE`]). A plain identifier like the schema.
+    pub migrations_table: String,
     /// The clock outbox leases are measured on (default: the database's).
     pub lease_clock: LeaseClock,
 }
@@ -95,14 +117,107 @@ impl PgConfig {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
             schema: None,
+            migrations_table: DEFAULT_MIGRATIONS_TABLE.into(),
             lease_clock: LeaseClock::Database,
         }
     }
 
-    /// The URL with its password replaced by `***`, for logs and errors.
+    /// The URL with its secrets replaced by `***` ([`credo_ports::redact::redact_url`]), for
+    /// logs and errors.
     pub fn redacted_url(&self) -> String {
-        redact(&self.url)
+        redact::redact_url(&self.url)
     }
+
+    /// Checks every setting before anything connects; the error names the field
+    /// (`url`, `max_connections`, `outbox_connections`, `acquire_timeout`,
+    /// `statement_timeout`, `schema`, `migrations_table`). A zero timeout is refused (the
+    /// drivers read 0 as "no timeout"), as is one under a millisecond (it would round to 0),
+    /// a `statement_timeout` beyond PostgreSQL's limit (2^31 - 1 ms), an acquire timeout over
+    /// [`MAX_TIMEOUT`], and a pool of 0 or over [`MAX_CONNECTIONS`].
+    pub fn validate(&self) -> StoreResult<()> {
+        if self.url.trim().is_empty() {
+            return Err(StoreError::invalid("url", "must not be empty"));
+        }
+        if let Err(e) = PgConnectOptions::from_str(&self.url) {
+            return Err(self.url_error(e));
+        }
+        for (field, n) in [
+            ("max_connections", self.max_connections),
+            ("outbox_connections", self.outbox_connections),
+        ] {
+            if n == 0 || n > MAX_CONNECTIONS {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("{n}: must be 1..={MAX_CONNECTIONS}"),
+                ));
+            }
+        }
+        check_timeout("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT)?;
+        check_timeout(
+            "statement_timeout",
+            self.statement_timeout,
+            Duration::from_millis(i32::MAX as u64),
+        )?;
+        if let Some(schema) = &self.schema
+            && !valid_identifier(schema)
+        {
+            return Err(StoreError::invalid(
+                "schema",
+                "must be 1..=63 of [a-z0-9_], not starting with a digit",
+            ));
+        }
+        if !valid_identifier(&self.migrations_table) {
+            return Err(StoreError::invalid(
+                "migrations_table",
+                "must be 1..=63 of [a-z0-9_], not starting with a digit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every secret of the URL, for scrubbing driver errors.
+    fn secrets(&self) -> Arc<[String]> {
+        redact::url_secrets(&self.url).into()
+    }
+
+    fn url_error(&self, e: sqlx::Error) -> StoreError {
+        let reason = match redact::redact_url(&self.url).as_str() {
+            // Nothing of an unparseable URL is shown, not even the driver's view of it.
+            redact::UNPARSEABLE_URL => {
+                format!("{}: not a postgres:// URL", redact::UNPARSEABLE_URL)
+            }
+            shown => format!(
+                "{shown}: {}",
+                redact::scrub(&e.to_string(), &self.secrets())
+            ),
+        };
+        StoreError::invalid("url", reason)
+    }
+}
+
+/// Largest pool [`PgConfig::validate`] accepts (PostgreSQL's own `max_connections` is far
+/// lower on any real server).
+pub const MAX_CONNECTIONS: u32 = 10_000;
+
+/// Longest timeout [`PgConfig::validate`] accepts where PostgreSQL sets no limit of its own
+/// (one day): longer is a configuration mistake, and `Instant + Duration` would overflow
+/// on absurd values.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+fn check_timeout(field: &'static str, value: Duration, max: Duration) -> StoreResult<()> {
+    if value < Duration::from_millis(1) {
+        return Err(StoreError::invalid(
+            field,
+            format!("{value:?}: must be at least 1 ms (0 would mean no timeout)"),
+        ));
+    }
+    if value > max {
+        return Err(StoreError::invalid(
+            field,
+            format!("{value:?}: must be at most {max:?}"),
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for PgConfig {
@@ -114,40 +229,20 @@ impl fmt::Debug for PgConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("schema", &self.schema)
+            .field("migrations_table", &self.migrations_table)
             .field("lease_clock", &self.lease_clock)
             .finish()
     }
 }
 
-/// Replaces the password of a `scheme://user:password@host` URL (and any `password=` query
-/// parameter) with `***`.
+/// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
+/// [`credo_ports::redact::redact_url`] (passwords whatever characters they hold, secret query
+/// parameters, and unparseable URLs replaced whole).
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = &out[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            let start = scheme_end + 3 + colon + 1;
-            out.replace_range(start..scheme_end + 3 + at, "***");
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
+    redact::redact_url(url)
 }
 
-fn valid_schema_name(s: &str) -> bool {
+fn valid_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -162,24 +257,23 @@ pub struct PgStores {
     outbox_pool: PgPool,
     clock: Arc<dyn Clock>,
     schema: Option<String>,
+    migrations_table: String,
     lease_clock: LeaseClock,
+    /// The URL's secrets, scrubbed from driver errors of migrations and health checks.
+    secrets: Arc<[String]>,
 }
 
 impl PgStores {
-    /// Connects a pool (lazily: the first query opens connections, so a service can start while
-    /// the database is down and report it through [`PgStores::health`]).
+    /// Checks the settings ([`PgConfig::validate`]), then connects a pool (lazily: the first
+    /// query opens connections, so a service can start while the database is down and report
+    /// it through [`PgStores::health`]).
     pub async fn connect(config: &PgConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
-        let mut options = PgConnectOptions::from_str(&config.url)
-            .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
+        config.validate()?;
+        let mut options =
+            PgConnectOptions::from_str(&config.url).map_err(|e| config.url_error(e))?;
         let timeout_ms = config.statement_timeout.as_millis().to_string();
         let mut params = vec![("statement_timeout", timeout_ms)];
         if let Some(schema) = &config.schema {
-            if !valid_schema_name(schema) {
-                return Err(StoreError::invalid(
-                    "schema",
-                    "must be 1..=63 of [a-z0-9_], not starting with a digit",
-                ));
-            }
             params.push(("search_path", schema.clone()));
         }
         options = options.disable_statement_logging();
@@ -201,32 +295,65 @@ impl PgStores {
             outbox_pool,
             clock,
             schema: config.schema.clone(),
+            migrations_table: config.migrations_table.clone(),
             lease_clock: config.lease_clock,
+            secrets: config.secrets(),
         })
     }
 
     /// The same pool and schema, evaluating time against another clock.
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
-            pool: self.pool.clone(),
-            outbox_pool: self.outbox_pool.clone(),
             clock,
-            schema: self.schema.clone(),
-            lease_clock: self.lease_clock,
+            ..self.clone()
         }
     }
 
-    /// Creates the schema if one is configured, then applies pending migrations.
+    fn scrubbed(&self, e: StoreError) -> StoreError {
+        redact::scrub_error(e, &self.secrets)
+    }
+
+    /// Creates the schema if one is configured, then applies pending migrations, recording
+    /// them in [`PgConfig::migrations_table`], all under sqlx's migration lock (a PostgreSQL
+    /// advisory lock, so N instances starting at once migrate one after the other).
+    ///
+    /// **Upgrade from earlier releases**, which recorded our migrations in sqlx's default
+    /// `_sqlx_migrations`: when the migrations table does not exist yet and
+    /// `_sqlx_migrations` (in the same schema) holds our migrations — same versions, same
+    /// checksums — those rows are copied into the new table in one transaction instead of
+    /// the migrations running again. Rows of anyone else (a host's own migrations) are never
+    /// read into ours nor touched; ours stay in `_sqlx_migrations` too, for a rollback.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = migrator_for(&self.migrations_table);
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.scrubbed(map_err(e)))?;
         if let Some(schema) = &self.schema {
             // The name was validated in `connect`; identifiers cannot be bound as parameters.
             let ddl = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
             sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await
-                .map_err(map_err)?;
+                .map_err(|e| self.scrubbed(map_err(e)))?;
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        conn.lock().await.map_err(|e| self.migrate_err(e))?;
+        let result = async {
+            adopt_legacy_rows(&mut conn, &migrator).await?;
+            // Locks again (advisory locks nest within a session) and unlocks once.
+            // `run_direct` is `run` on a connection, without the `Acquire` bound whose
+            // lifetimes make this future not `Send` for every lifetime.
+            migrator.run_direct(None, &mut *conn, false).await
+        }
+        .await;
+        let unlocked = conn.unlock().await;
+        result.map_err(|e| self.migrate_err(e))?;
+        unlocked.map_err(|e| self.migrate_err(e))
+    }
+
+    fn migrate_err(&self, e: sqlx::migrate::MigrateError) -> StoreError {
+        self.scrubbed(match e {
             sqlx::migrate::MigrateError::Execute(e) => map_err(e),
             other => StoreError::Unavailable(format!("migration failed: {other}")),
         })
@@ -313,13 +440,93 @@ impl PgStores {
         Arc::new(PgHealth {
             pool: self.pool.clone(),
             timeout,
+            secrets: self.secrets.clone(),
         })
     }
+}
+
+/// [`MIGRATOR`], recording into `table`.
+fn migrator_for(table: &str) -> Migrator {
+    let mut m = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+    m.dangerous_set_table_name(table.to_string());
+    m
+}
+
+/// The upgrade step of [`PgStores::migrate`]: copies our rows of [`LEGACY_MIGRATIONS_TABLE`]
+/// into the migrator's table when that table does not exist yet. Runs under the migration
+/// lock, in one transaction.
+async fn adopt_legacy_rows(
+    conn: &mut sqlx::PgConnection,
+    migrator: &Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::Row;
+    let table = migrator.table_name.as_ref();
+    if table == LEGACY_MIGRATIONS_TABLE {
+        return Ok(());
+    }
+    // Both names resolve through the connection's search_path, as sqlx's own statements do.
+    let exists =
+        sqlx::query("SELECT to_regclass($1::text) IS NOT NULL, to_regclass($2::text) IS NOT NULL")
+            .bind(table)
+            .bind(LEGACY_MIGRATIONS_TABLE)
+            .fetch_one(&mut *conn)
+            .await?;
+    let (ours, legacy): (bool, bool) = (exists.get(0), exists.get(1));
+    if ours || !legacy {
+        return Ok(());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT version, description, installed_on, success, checksum, execution_time
+         FROM {LEGACY_MIGRATIONS_TABLE} ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let ours: Vec<_> = rows
+        .iter()
+        .filter(|row| {
+            let (version, checksum): (i64, Vec<u8>) = (row.get("version"), row.get("checksum"));
+            migrator
+                .iter()
+                .any(|m| m.version == version && *m.checksum == *checksum)
+        })
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    if let Some(dirty) = ours.iter().find(|r| !r.get::<bool, _>("success")) {
+        let version: i64 = dirty.get("version");
+        return Err(sqlx::migrate::MigrateError::Dirty(version));
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.ensure_migrations_table(table).await?;
+    for row in &ours {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (version, description, installed_on, success, checksum, execution_time)
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )))
+        .bind(row.get::<i64, _>("version"))
+        .bind(row.get::<String, _>("description"))
+        .bind(row.get::<chrono::DateTime<chrono::Utc>, _>("installed_on"))
+        .bind(row.get::<bool, _>("success"))
+        .bind(row.get::<Vec<u8>, _>("checksum"))
+        .bind(row.get::<i64, _>("execution_time"))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        from = LEGACY_MIGRATIONS_TABLE,
+        to = table,
+        migrations = ours.len(),
+        "postgres: adopted this library's migrations recorded by an earlier release"
+    );
+    Ok(())
 }
 
 struct PgHealth {
     pool: PgPool,
     timeout: Duration,
+    secrets: Arc<[String]>,
 }
 
 #[async_trait]
@@ -332,7 +539,9 @@ impl HealthCheck for PgHealth {
         let probe = sqlx::query("SELECT 1").execute(&self.pool);
         match tokio::time::timeout(self.timeout, probe).await {
             Ok(Ok(_)) => HealthStatus::Ok,
-            Ok(Err(e)) => HealthStatus::Failed(map_err(e).to_string()),
+            Ok(Err(e)) => {
+                HealthStatus::Failed(redact::scrub(&map_err(e).to_string(), &self.secrets))
+            }
             Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
         }
     }
@@ -362,10 +571,77 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_and_size_is_validated_by_field() {
+        let ok = PgConfig::new("postgres://u@h/db");
+        ok.validate().unwrap();
+        type Change = Box<dyn Fn(&mut PgConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("url", Box::new(|c| c.url = " ".into())),
+            (
+                "url",
+                Box::new(|c| c.url = "postgres://u:hunter2@h:port/db".into()),
+            ),
+            ("max_connections", Box::new(|c| c.max_connections = 0)),
+            (
+                "max_connections",
+                Box::new(|c| c.max_connections = u32::MAX),
+            ),
+            ("outbox_connections", Box::new(|c| c.outbox_connections = 0)),
+            (
+                "acquire_timeout",
+                Box::new(|c| c.acquire_timeout = Duration::ZERO),
+            ),
+            (
+                "acquire_timeout",
+                Box::new(|c| c.acquire_timeout = Duration::MAX),
+            ),
+            (
+                "statement_timeout",
+                Box::new(|c| c.statement_timeout = Duration::ZERO),
+            ),
+            (
+                "statement_timeout",
+                Box::new(|c| c.statement_timeout = Duration::from_micros(999)),
+            ),
+            (
+                "statement_timeout",
+                Box::new(|c| c.statement_timeout = Duration::from_millis(1 << 31)),
+            ),
+            ("schema", Box::new(|c| c.schema = Some("Public".into()))),
+            (
+                "migrations_table",
+                Box::new(|c| c.migrations_table = "a.b".into()),
+            ),
+        ];
+        for (field, change) in cases {
+            let mut c = ok.clone();
+            change(&mut c);
+            match c.validate() {
+                Err(StoreError::InvalidInput { field: f, reason }) => {
+                    assert_eq!(f, field, "{reason}");
+                    assert!(!reason.contains("hunter2"), "{reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_migrations_table_is_not_sqlxs() {
+        assert_eq!(MIGRATOR.table_name, DEFAULT_MIGRATIONS_TABLE);
+        assert_ne!(DEFAULT_MIGRATIONS_TABLE, LEGACY_MIGRATIONS_TABLE);
+        assert_eq!(
+            PgConfig::new("postgres://h/db").migrations_table,
+            DEFAULT_MIGRATIONS_TABLE
+        );
+        assert!(MIGRATOR.iter().any(|m| m.version == 2));
+    }
+
+    #[test]
     fn schema_names_are_plain_identifiers() {
-        assert!(valid_schema_name("t_0123abc"));
+        assert!(valid_identifier("t_0123abc"));
         for bad in ["", "1abc", "a-b", "A", "a;drop", &"a".repeat(64)] {
-            assert!(!valid_schema_name(bad), "{bad}");
+            assert!(!valid_identifier(bad), "{bad}");
         }
     }
 }

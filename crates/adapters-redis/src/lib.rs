@@ -33,6 +33,7 @@ pub use rate_limits::RedisRateLimitStore;
 pub use sessions::RedisSessionStore;
 
 use async_trait::async_trait;
+use credo_ports::redact;
 use credo_ports::{
     Clock, HealthCheck, HealthStatus, RateLimitStore, SessionStore, StoreError, StoreResult,
 };
@@ -92,30 +93,102 @@ impl RedisConfig {
         }
     }
 
-    /// The URL with its password replaced by `***`.
+    /// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
+    /// [`credo_ports::redact::redact_url`].
     pub fn redacted_url(&self) -> String {
-        let url = &self.url;
-        let Some(scheme_end) = url.find("://") else {
-            return url.clone();
-        };
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
-            Some(at) => match rest[..at].find(':') {
-                Some(colon) => format!(
-                    "{}{}***{}",
-                    &url[..scheme_end + 3],
-                    &rest[..colon + 1],
-                    &rest[at..]
-                ),
-                None if !rest[..at].is_empty() => {
-                    format!("{}***{}", &url[..scheme_end + 3], &rest[at..])
-                }
-                None => url.clone(),
-            },
-            None => url.clone(),
-        }
+        redact::redact_url(&self.url)
     }
+
+    /// Checks every setting before anything connects; the error names the field (`url`,
+    /// `pool_size`, `command_timeout`, `connection_timeout`, `reconnect_min`,
+    /// `reconnect_max`, `expiry_grace`, `key_prefix`). Timeouts must be at least 1 ms (fred
+    /// reads 0 as "no timeout") and at most [`MAX_TIMEOUT`]; the pool 1..=[`MAX_POOL_SIZE`];
+    /// `reconnect_min <= reconnect_max`; `expiry_grace` at most [`MAX_EXPIRY_GRACE`].
+    pub fn validate(&self) -> StoreResult<()> {
+        if self.url.trim().is_empty() {
+            return Err(StoreError::invalid("url", "must not be empty"));
+        }
+        if let Err(e) = Config::from_url(&self.url) {
+            return Err(self.url_error(e));
+        }
+        if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
+            return Err(StoreError::invalid(
+                "pool_size",
+                format!("{}: must be 1..={MAX_POOL_SIZE}", self.pool_size),
+            ));
+        }
+        for (field, value) in [
+            ("command_timeout", self.command_timeout),
+            ("connection_timeout", self.connection_timeout),
+            ("reconnect_min", self.reconnect_min),
+            ("reconnect_max", self.reconnect_max),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("{value:?}: must be at least 1 ms (0 would mean no timeout)"),
+                ));
+            }
+            if value > MAX_TIMEOUT {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("{value:?}: must be at most {MAX_TIMEOUT:?}"),
+                ));
+            }
+        }
+        if self.reconnect_min > self.reconnect_max {
+            return Err(StoreError::invalid(
+                "reconnect_min",
+                "must not be longer than reconnect_max",
+            ));
+        }
+        if self.expiry_grace > MAX_EXPIRY_GRACE {
+            return Err(StoreError::invalid(
+                "expiry_grace",
+                format!(
+                    "{:?}: must be at most {MAX_EXPIRY_GRACE:?}",
+                    self.expiry_grace
+                ),
+            ));
+        }
+        valid_prefix(&self.key_prefix)
+    }
+
+    fn url_error(&self, e: fred::error::Error) -> StoreError {
+        let reason = match self.redacted_url().as_str() {
+            // Nothing of an unparseable URL is shown, not even the driver's view of it.
+            redact::UNPARSEABLE_URL => format!("{}: not a redis:// URL", redact::UNPARSEABLE_URL),
+            shown => format!(
+                "{shown}: {}",
+                redact::scrub(&e.to_string(), &redact::url_secrets(&self.url))
+            ),
+        };
+        StoreError::invalid("url", reason)
+    }
+}
+
+/// Largest pool [`RedisConfig::validate`] accepts.
+pub const MAX_POOL_SIZE: usize = 1_024;
+
+/// Longest timeout or reconnect delay [`RedisConfig::validate`] accepts (one day).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Longest [`RedisConfig::expiry_grace`] accepts (30 days).
+pub const MAX_EXPIRY_GRACE: Duration = Duration::from_secs(30 * 86_400);
+
+fn valid_prefix(p: &str) -> StoreResult<()> {
+    if p.is_empty()
+        || p.len() > 64
+        || !p
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+    {
+        return Err(StoreError::invalid(
+            "key_prefix",
+            "must be 1..=64 of [A-Za-z0-9_-]",
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for RedisConfig {
@@ -148,8 +221,8 @@ pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
 /// these settings; services use [`RedisStores::connect`].
 #[doc(hidden)]
 pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
-    let fred_config = Config::from_url(&config.url)
-        .map_err(|e| StoreError::invalid("url", format!("{}: {e}", config.redacted_url())))?;
+    config.validate()?;
+    let fred_config = Config::from_url(&config.url).map_err(|e| config.url_error(e))?;
     let mut policy = ReconnectPolicy::new_exponential(
         0,
         config.reconnect_min.as_millis() as u32,
@@ -182,6 +255,8 @@ pub struct RedisStores {
     pub(crate) prefix: Arc<str>,
     pub(crate) rate_limit_time: TimeSource,
     pub(crate) grace_ms: i64,
+    /// The URL's secrets, scrubbed from health check errors.
+    secrets: Arc<[String]>,
 }
 
 impl RedisStores {
@@ -189,33 +264,40 @@ impl RedisStores {
     /// timeout for the first connection, so a service can start while Redis is down (calls then
     /// fail with `Unavailable` until it is back, and the pool reconnects by itself).
     pub async fn connect(config: &RedisConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
-        let p = &config.key_prefix;
-        if p.is_empty()
-            || p.len() > 64
-            || !p
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-        {
-            return Err(StoreError::invalid(
-                "key_prefix",
-                "must be 1..=64 of [A-Za-z0-9_-]",
-            ));
-        }
-        if config.pool_size == 0 {
-            return Err(StoreError::invalid("pool_size", "must be at least 1"));
-        }
+        let secrets: Arc<[String]> = redact::url_secrets(&config.url).into();
         let pool = client_builder(config)?
             .build_pool(config.pool_size)
-            .map_err(map_err)?;
+            .map_err(|e| redact::scrub_error(map_err(e), &secrets))?;
         let _task = pool.connect();
-        let _ = tokio::time::timeout(config.connection_timeout, pool.wait_for_connect()).await;
+        let connected =
+            tokio::time::timeout(config.connection_timeout, pool.wait_for_connect()).await;
         tracing::debug!(url = %config.redacted_url(), pool = config.pool_size, "redis pool configured");
+        if matches!(connected, Ok(Ok(()))) {
+            let policy = tokio::time::timeout(config.command_timeout, eviction_policy(&pool)).await;
+            match policy {
+                Ok(Ok(policy)) if policy == "noeviction" => {}
+                Ok(Ok(policy)) => tracing::warn!(
+                    maxmemory_policy = %policy,
+                    "redis: {}", eviction_warning(&policy)
+                ),
+                Ok(Err(why)) => tracing::warn!(
+                    "redis: the eviction policy cannot be verified ({}); revoked tokens and \
+                     rate-limit state are lost if it lets Redis evict keys",
+                    redact::scrub(&why, &secrets)
+                ),
+                Err(_) => tracing::warn!(
+                    "redis: the eviction policy cannot be verified (no answer within the \
+                     command timeout)"
+                ),
+            }
+        }
         Ok(Self {
             pool,
             clock,
-            prefix: p.as_str().into(),
+            prefix: config.key_prefix.as_str().into(),
             rate_limit_time: config.rate_limit_time,
             grace_ms: config.expiry_grace.as_millis() as i64,
+            secrets,
         })
     }
 
@@ -229,16 +311,7 @@ impl RedisStores {
 
     /// The same pool, under another key prefix (test isolation).
     pub fn with_prefix(&self, prefix: &str) -> StoreResult<Self> {
-        if prefix.is_empty()
-            || !prefix
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-        {
-            return Err(StoreError::invalid(
-                "key_prefix",
-                "must be 1..=64 of [A-Za-z0-9_-]",
-            ));
-        }
+        valid_prefix(prefix)?;
         Ok(Self {
             prefix: prefix.into(),
             ..self.clone()
@@ -255,12 +328,25 @@ impl RedisStores {
         Arc::new(RedisRateLimitStore::new(self.clone()))
     }
 
-    /// A health check (`redis`): `PING` within `timeout`.
+    /// A health check (`redis`) within `timeout`: `PING` (no answer: failed), then the
+    /// eviction policy (see [`RedisStores::eviction_policy`]): anything but `noeviction`, or
+    /// a policy that cannot be read, is degraded.
     pub fn health(&self, timeout: Duration) -> Arc<dyn HealthCheck> {
         Arc::new(RedisHealth {
             pool: self.pool.clone(),
             timeout,
+            secrets: self.secrets.clone(),
         })
+    }
+
+    /// The server's `maxmemory-policy`: `CONFIG GET`, or `INFO memory` where `CONFIG` is
+    /// renamed or denied (managed Redis). Under any policy but `noeviction` (the `volatile-*`
+    /// ones included: revoked-token and rate-limit keys carry TTLs) Redis may evict
+    /// revoked-token entries, so a revoked token becomes valid again, and rate-limit state.
+    pub async fn eviction_policy(&self) -> StoreResult<String> {
+        eviction_policy(&self.pool)
+            .await
+            .map_err(|why| StoreError::Unavailable(redact::scrub(&why, &self.secrets)))
     }
 
     /// Closes every connection.
@@ -324,6 +410,56 @@ impl RedisStores {
 struct RedisHealth {
     pool: Pool,
     timeout: Duration,
+    secrets: Arc<[String]>,
+}
+
+/// Why a policy that can evict is degraded.
+fn eviction_warning(policy: &str) -> String {
+    format!(
+        "maxmemory-policy is {policy}: Redis may evict keys under memory pressure, so revoked \
+         tokens may become valid again and rate-limit state may be lost; set \
+         maxmemory-policy noeviction"
+    )
+}
+
+/// `CONFIG GET maxmemory-policy`, falling back to `INFO memory`; the error says why
+/// neither answered.
+async fn eviction_policy(pool: &Pool) -> Result<String, String> {
+    use fred::types::{ClusterHash, CustomCommand};
+    let client = pool.next();
+    let config = CustomCommand::new_static("CONFIG", ClusterHash::Random, false);
+    let config_err = match client
+        .custom::<Value, _>(config, vec!["GET", "maxmemory-policy"])
+        .await
+    {
+        Ok(value) => match policy_of_config_get(value) {
+            Some(policy) => return Ok(policy),
+            None => "CONFIG GET maxmemory-policy: no value".to_string(),
+        },
+        Err(e) => format!("CONFIG GET: {}", e.details()),
+    };
+    let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
+    match client.custom::<String, _>(info, vec!["memory"]).await {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
+            .map(|p| p.trim().to_string())
+            .ok_or_else(|| format!("{config_err}; INFO memory: no maxmemory_policy field")),
+        Err(e) => Err(format!("{config_err}; INFO memory: {}", e.details())),
+    }
+}
+
+/// The policy in a `CONFIG GET` answer: `[name, value]` (RESP2) or `{name: value}` (RESP3).
+fn policy_of_config_get(value: Value) -> Option<String> {
+    match value {
+        Value::Array(items) => items.get(1).and_then(|v| v.as_string()),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .next()
+            .and_then(|(_, v)| v.as_string()),
+        _ => None,
+    }
 }
 
 #[async_trait]
@@ -339,9 +475,19 @@ impl HealthCheck for RedisHealth {
             ..Default::default()
         };
         let bounded = self.pool.with_options(&options);
-        match tokio::time::timeout(self.timeout, bounded.ping::<String>(None)).await {
-            Ok(Ok(_)) => HealthStatus::Ok,
-            Ok(Err(e)) => HealthStatus::Failed(map_err(e).to_string()),
+        let probe = async {
+            bounded.ping::<String>(None).await.map_err(map_err)?;
+            Ok::<_, StoreError>(eviction_policy(&self.pool).await)
+        };
+        match tokio::time::timeout(self.timeout, probe).await {
+            Ok(Ok(Ok(policy))) if policy == "noeviction" => HealthStatus::Ok,
+            Ok(Ok(Ok(policy))) => HealthStatus::Degraded(eviction_warning(&policy)),
+            Ok(Ok(Err(why))) => HealthStatus::Degraded(format!(
+                "the eviction policy cannot be verified ({}); revoked tokens and rate-limit \
+                 state are lost if it lets Redis evict keys",
+                redact::scrub(&why, &self.secrets)
+            )),
+            Ok(Err(e)) => HealthStatus::Failed(redact::scrub(&e.to_string(), &self.secrets)),
             Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
         }
     }
@@ -368,5 +514,65 @@ mod tests {
             "redis://h:1"
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn every_duration_and_size_is_validated_by_field() {
+        let ok = RedisConfig::new("redis://h:6379");
+        ok.validate().unwrap();
+        type Change = Box<dyn Fn(&mut RedisConfig)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("url", Box::new(|c| c.url = String::new())),
+            (
+                "url",
+                Box::new(|c| c.url = "redis://u:hunter2@h:port".into()),
+            ),
+            ("pool_size", Box::new(|c| c.pool_size = 0)),
+            ("pool_size", Box::new(|c| c.pool_size = usize::MAX)),
+            (
+                "command_timeout",
+                Box::new(|c| c.command_timeout = Duration::ZERO),
+            ),
+            (
+                "command_timeout",
+                Box::new(|c| c.command_timeout = Duration::MAX),
+            ),
+            (
+                "connection_timeout",
+                Box::new(|c| c.connection_timeout = Duration::from_nanos(1)),
+            ),
+            (
+                "reconnect_min",
+                Box::new(|c| c.reconnect_min = Duration::ZERO),
+            ),
+            (
+                "reconnect_max",
+                Box::new(|c| c.reconnect_max = Duration::from_secs(u64::MAX)),
+            ),
+            (
+                "reconnect_min",
+                Box::new(|c| c.reconnect_min = Duration::from_secs(10)),
+            ),
+            ("expiry_grace", Box::new(|c| c.expiry_grace = Duration::MAX)),
+            ("key_prefix", Box::new(|c| c.key_prefix = "a b".into())),
+        ];
+        for (field, change) in cases {
+            let mut c = ok.clone();
+            change(&mut c);
+            match c.validate() {
+                Err(StoreError::InvalidInput { field: f, reason }) => {
+                    assert_eq!(f, field, "{reason}");
+                    assert!(!reason.contains("hunter2"), "{reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_get_answers_in_both_protocols() {
+        let resp2 = Value::Array(vec!["maxmemory-policy".into(), "allkeys-lru".into()]);
+        assert_eq!(policy_of_config_get(resp2).as_deref(), Some("allkeys-lru"));
+        assert_eq!(policy_of_config_get(Value::Array(vec![])), None);
     }
 }

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod outbox;
 pub mod page;
 pub mod rate_limit;
+pub mod redact;
 pub mod sessions;
 pub mod telemetry;
 pub mod time;

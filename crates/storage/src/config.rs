@@ -2,6 +2,7 @@
 //! settings. Read from an optional TOML file and environment variables (the environment
 //! wins); every error names the setting.
 
+use credo_ports::redact::{redact_property, redact_url};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,9 +80,15 @@ pub struct PostgresSettings {
     /// `statement_timeout` (default 5000).
     #[serde(default = "d_5000")]
     pub statement_timeout_ms: u64,
-    /// Schema of the tables (default: the server's `search_path`).
+    /// Schema of the tables and of the migrations table (default: the server's
+    /// `search_path`, usually `public`); created by `migrate` if missing. Every connection's
+    /// `search_path` is set to it.
     #[serde(default)]
     pub schema: Option<String>,
+    /// Table recording our applied migrations (default `_credo_storage_migrations`, which a
+    /// host's own sqlx migrations in `_sqlx_migrations` never clash with).
+    #[serde(default = "d_migrations_table")]
+    pub migrations_table: String,
     /// Run the embedded migrations at start-up (default false).
     #[serde(default)]
     pub migrate: bool,
@@ -265,6 +272,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("postgres", "acquire_timeout_ms", Kind::Int),
     ("postgres", "statement_timeout_ms", Kind::Int),
     ("postgres", "schema", Kind::Str),
+    ("postgres", "migrations_table", Kind::Str),
     ("postgres", "migrate", Kind::Bool),
     ("redis", "url", Kind::Str),
     ("redis", "pool_size", Kind::Int),
@@ -293,30 +301,49 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("", "shutdown_timeout_ms", Kind::Int),
 ];
 
-/// Conventional variables read when the `CREDO_` one is not set.
+/// Conventional variables read when the prefixed one is not set.
 const ALIASES: &[(&str, &str, &str)] = &[
     ("DATABASE_URL", "postgres", "url"),
     ("REDIS_URL", "redis", "url"),
     ("KAFKA_BROKERS", "kafka", "brokers"),
 ];
 
-/// Variables under `CREDO_` that are not storage settings.
-const NOT_SETTINGS: &[&str] = &["CREDO_CONFIG_FILE", "CREDO_HTTP_ADDR"];
+/// The default prefix of the environment variables.
+pub const DEFAULT_ENV_PREFIX: &str = "CREDO_";
 
-fn env_name(section: &str, key: &str) -> String {
+/// Stems of top-level settings: `<PREFIX>HEALTH_TIMEOUT...` is checked for typos like a
+/// section is.
+const TOP_LEVEL_STEMS: &[&str] = &["health_timeout", "shutdown_timeout"];
+
+fn env_name(prefix: &str, section: &str, key: &str) -> String {
     if section.is_empty() {
-        format!("CREDO_{}", key.to_ascii_uppercase())
+        format!("{prefix}{}", key.to_ascii_uppercase())
     } else {
         format!(
-            "CREDO_{}_{}",
+            "{prefix}{}_{}",
             section.to_ascii_uppercase(),
             key.to_ascii_uppercase()
         )
     }
 }
 
+/// Whether `var` is in the storage's own namespace: under one of its sections
+/// (`<PREFIX>POSTGRES_...`) or a top-level setting's stem. Only those are checked for typos;
+/// every other variable, `<PREFIX>`-named or not, belongs to the host and passes untouched.
+fn is_ours(prefix: &str, var: &str) -> bool {
+    let Some(rest) = var.strip_prefix(prefix) else {
+        return false;
+    };
+    let sections = ENV_SETTINGS
+        .iter()
+        .filter(|(s, _, _)| !s.is_empty())
+        .map(|(s, _, _)| format!("{}_", s.to_ascii_uppercase()));
+    let stems = TOP_LEVEL_STEMS.iter().map(|s| s.to_ascii_uppercase());
+    sections.chain(stems).any(|stem| rest.starts_with(&stem))
+}
+
 impl StorageConfig {
-    /// Parses a TOML document.
+    /// Parses a TOML document and [validates](Self::validate) it.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let value: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::new("(file)", e.to_string()))?;
@@ -328,37 +355,76 @@ impl StorageConfig {
     /// `CREDO_POSTGRES_URL`, `CREDO_RELAY_BATCH`, `CREDO_HEALTH_TIMEOUT_MS`),
     /// `CREDO_KAFKA_PROPERTY_<NAME>` for a librdkafka property (`_` becomes `.`, lowercased),
     /// and `DATABASE_URL`, `REDIS_URL`, `KAFKA_BROKERS` when the `CREDO_` variable is unset.
-    /// A `CREDO_` variable that is no setting is an error, so typos do not pass silently.
+    /// The result is [validated](Self::validate).
+    ///
+    /// A good guest in a host service: only variables in the storage's own namespace are
+    /// checked for typos — those under one of its sections (`CREDO_BACKENDS_`,
+    /// `CREDO_POSTGRES_`, `CREDO_REDIS_`, `CREDO_KAFKA_`, `CREDO_RELAY_`) or starting like a
+    /// top-level setting (`CREDO_HEALTH_TIMEOUT`, `CREDO_SHUTDOWN_TIMEOUT`). There, a name
+    /// that is no setting (`CREDO_POSTGRES_URLL`) is an error; every other variable
+    /// (`CREDO_HTTP_ADDR`, the host's own `CREDO_FOO`) passes untouched. A host whose own
+    /// variables use `CREDO_POSTGRES_...` can move the storage's under another prefix with
+    /// [`from_env_with_prefix`](Self::from_env_with_prefix).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
+    }
+
+    /// [`from_env`](Self::from_env) with another prefix than `CREDO_` (e.g. `AUTH_STORAGE_`
+    /// reads `AUTH_STORAGE_POSTGRES_URL` and `AUTH_STORAGE_CONFIG_FILE`).
+    pub fn from_env_with_prefix(prefix: &str) -> Result<Self, ConfigError> {
+        Self::from_vars_with_prefix(prefix, std::env::vars())
     }
 
     /// [`from_env`](Self::from_env) over the given variables.
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Self::from_vars_with_prefix(DEFAULT_ENV_PREFIX, vars)
+    }
+
+    /// [`from_env_with_prefix`](Self::from_env_with_prefix) over the given variables. The
+    /// prefix is 1 to 64 of `[A-Z0-9_]`.
+    pub fn from_vars_with_prefix(
+        prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        {
+            return Err(ConfigError::new(
+                "(environment prefix)",
+                format!("{prefix:?}: must be 1..=64 of [A-Z0-9_]"),
+            ));
+        }
         let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        let mut table = match vars.get("CREDO_CONFIG_FILE").filter(|p| !p.is_empty()) {
+        let file_var = format!("{prefix}CONFIG_FILE");
+        let mut table = match vars.get(&file_var).filter(|p| !p.is_empty()) {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new("CREDO_CONFIG_FILE", format!("reading {path}: {e}"))
+                    ConfigError::new(file_var.clone(), format!("reading {path}: {e}"))
                 })?;
-                toml::from_str(&text).map_err(|e| {
-                    ConfigError::new(format!("CREDO_CONFIG_FILE ({path})"), e.to_string())
-                })?
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::new(format!("{file_var} ({path})"), e.to_string()))?
             }
             None => toml::Table::new(),
         };
+        let property_prefix = format!("{prefix}KAFKA_PROPERTY_");
         for (var, value) in &vars {
-            if !var.starts_with("CREDO_")
-                || var.starts_with("CREDO_TEST_")
-                || NOT_SETTINGS.contains(&var.as_str())
-            {
+            if !is_ours(prefix, var) {
                 continue;
             }
-            if let Some(name) = var.strip_prefix("CREDO_KAFKA_PROPERTY_") {
+            if let Some(name) = var.strip_prefix(&property_prefix) {
+                if name.is_empty() {
+                    return Err(ConfigError::new(
+                        var.clone(),
+                        "names no librdkafka property",
+                    ));
+                }
                 let property = name.to_ascii_lowercase().replace('_', ".");
-                section(&mut table, "kafka")
+                section(&mut table, "kafka", var)?
                     .entry("properties")
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()))
                     .as_table_mut()
@@ -366,18 +432,23 @@ impl StorageConfig {
                     .insert(property, toml::Value::String(value.clone()));
                 continue;
             }
-            let Some((s, k, kind)) = ENV_SETTINGS.iter().find(|(s, k, _)| env_name(s, k) == *var)
+            let Some((s, k, kind)) = ENV_SETTINGS
+                .iter()
+                .find(|(s, k, _)| env_name(prefix, s, k) == *var)
             else {
                 return Err(ConfigError::new(
                     var.clone(),
-                    "not a credo-storage setting (see StorageConfig::from_env for the names)",
+                    format!(
+                        "not a credo-storage setting, though it is in its namespace \
+                         ({prefix}<SECTION>_<KEY>; see StorageConfig::from_env for the names)"
+                    ),
                 ));
             };
             set(&mut table, s, k, *kind, var, value)?;
         }
         for (alias, s, k) in ALIASES {
             if let Some(value) = vars.get(*alias)
-                && !vars.contains_key(&env_name(s, k))
+                && !vars.contains_key(&env_name(prefix, s, k))
             {
                 set(&mut table, s, k, Kind::Str, alias, value)?;
             }
@@ -387,8 +458,10 @@ impl StorageConfig {
 
     fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
         // serde_path_to_error would be one more dependency; toml's own message names the key.
-        StorageConfig::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::new("(config)", e.to_string()))
+        let config = StorageConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::new("(config)", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Bound of each readiness check.
@@ -400,17 +473,206 @@ impl StorageConfig {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms.unwrap_or(10_000))
     }
+
+    /// Checks every duration, size and name, naming the setting: no timeout of 0 (drivers
+    /// read it as "no timeout"), no pool of 0, nothing beyond what the backend accepts (a
+    /// day for timeouts PostgreSQL, Redis or librdkafka would take longer). Run by the
+    /// loaders and by [`crate::Storage::connect`] (for configurations built in code).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const DAY_MS: u64 = 86_400_000;
+        let int_max = i32::MAX as u64;
+        if let Some(pg) = &self.postgres {
+            non_empty("postgres.url", &pg.url)?;
+            range(
+                "postgres.max_connections",
+                pg.max_connections.into(),
+                1,
+                10_000,
+            )?;
+            range(
+                "postgres.outbox_connections",
+                pg.outbox_connections.into(),
+                1,
+                10_000,
+            )?;
+            range(
+                "postgres.acquire_timeout_ms",
+                pg.acquire_timeout_ms,
+                1,
+                DAY_MS,
+            )?;
+            // PostgreSQL's own limit for statement_timeout.
+            range(
+                "postgres.statement_timeout_ms",
+                pg.statement_timeout_ms,
+                1,
+                int_max,
+            )?;
+            if let Some(schema) = &pg.schema {
+                identifier("postgres.schema", schema)?;
+            }
+            identifier("postgres.migrations_table", &pg.migrations_table)?;
+        }
+        if let Some(r) = &self.redis {
+            non_empty("redis.url", &r.url)?;
+            range("redis.pool_size", r.pool_size as u64, 1, 1_024)?;
+            range("redis.command_timeout_ms", r.command_timeout_ms, 1, DAY_MS)?;
+            let p = &r.key_prefix;
+            if p.is_empty()
+                || p.len() > 64
+                || !p
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+            {
+                return Err(ConfigError::new(
+                    "redis.key_prefix",
+                    "must be 1..=64 of [A-Za-z0-9_-]",
+                ));
+            }
+            if !matches!(r.rate_limit_time.as_str(), "server" | "clock") {
+                return Err(ConfigError::new(
+                    "redis.rate_limit_time",
+                    format!("{:?}: expected \"server\" or \"clock\"", r.rate_limit_time),
+                ));
+            }
+        }
+        if let Some(k) = &self.kafka {
+            non_empty("kafka.brokers", &k.brokers)?;
+            for (setting, value) in [
+                ("kafka.topic", &k.topic),
+                ("kafka.dlq_topic", &k.dlq_topic),
+                ("kafka.group_id", &k.group_id),
+                ("kafka.client_id", &k.client_id),
+            ] {
+                if let Some(v) = value {
+                    non_empty(setting, v)?;
+                }
+            }
+            // The ranges librdkafka accepts for each property; 0 is "no timeout" for
+            // message.timeout.ms, and a valid "send at once" only for linger.ms.
+            for (setting, value, min, max) in [
+                (
+                    "kafka.delivery_timeout_ms",
+                    k.delivery_timeout_ms,
+                    1,
+                    int_max,
+                ),
+                ("kafka.linger_ms", k.linger_ms, 0, 900_000),
+                (
+                    "kafka.session_timeout_ms",
+                    k.session_timeout_ms,
+                    1,
+                    3_600_000,
+                ),
+                (
+                    "kafka.heartbeat_interval_ms",
+                    k.heartbeat_interval_ms,
+                    1,
+                    3_600_000,
+                ),
+                (
+                    "kafka.max_poll_interval_ms",
+                    k.max_poll_interval_ms,
+                    1,
+                    DAY_MS,
+                ),
+                ("kafka.fetch_wait_max_ms", k.fetch_wait_max_ms, 1, 300_000),
+            ] {
+                if let Some(v) = value {
+                    range(setting, v, min, max)?;
+                }
+            }
+            for (setting, value, max) in [
+                ("kafka.partitions", k.partitions, 1_000_000),
+                ("kafka.replication", k.replication, 1_000),
+            ] {
+                if let Some(v) = value
+                    && !(1..=max).contains(&v)
+                {
+                    return Err(ConfigError::new(setting, format!("{v}: must be 1..={max}")));
+                }
+            }
+            if k.properties.keys().any(|name| name.trim().is_empty()) {
+                return Err(ConfigError::new(
+                    "kafka.properties",
+                    "a property has no name",
+                ));
+            }
+        }
+        let r = &self.relay;
+        range("relay.batch", r.batch as u64, 1, 100_000)?;
+        range("relay.lease_ms", r.lease_ms, 1, DAY_MS)?;
+        range("relay.idle_poll_ms", r.idle_poll_ms, 1, 3_600_000)?;
+        range("relay.max_failures", r.max_failures.into(), 1, 1_000_000)?;
+        for (setting, value) in [
+            ("health_timeout_ms", self.health_timeout_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ] {
+            if let Some(v) = value {
+                range(setting, v, 1, DAY_MS)?;
+            }
+        }
+        Ok(())
+    }
 }
 
-fn section<'a>(table: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+fn range(setting: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        let why = if value == 0 && setting.ends_with("_ms") {
+            " (0 would mean no timeout)"
+        } else {
+            ""
+        };
+        return Err(ConfigError::new(
+            setting,
+            format!("{value}: must be {min}..={max}{why}"),
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(setting: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::new(setting, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn identifier(setting: &str, s: &str) -> Result<(), ConfigError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+    if !ok {
+        return Err(ConfigError::new(
+            setting,
+            format!("{s:?}: must be 1..=63 of [a-z0-9_], not starting with a digit"),
+        ));
+    }
+    Ok(())
+}
+
+/// The table of section `name` (the root for top-level keys); an error naming `var` when the
+/// file has something else under that name.
+fn section<'a>(
+    table: &'a mut toml::Table,
+    name: &str,
+    var: &str,
+) -> Result<&'a mut toml::Table, ConfigError> {
     if name.is_empty() {
-        return table;
+        return Ok(table);
     }
     table
         .entry(name)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
-        .expect("sections are tables")
+        .ok_or_else(|| {
+            ConfigError::new(
+                format!("{name} ({var})"),
+                format!("the file's `{name}` is not a table ([{name}])"),
+            )
+        })
 }
 
 fn set(
@@ -444,26 +706,8 @@ fn set(
             }
         }),
     };
-    section(table, s).insert(k.to_string(), v);
+    section(table, s, var)?.insert(k.to_string(), v);
     Ok(())
-}
-
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 impl fmt::Debug for PostgresSettings {
@@ -472,7 +716,10 @@ impl fmt::Debug for PostgresSettings {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("outbox_connections", &self.outbox_connections)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("schema", &self.schema)
+            .field("migrations_table", &self.migrations_table)
             .field("migrate", &self.migrate)
             .finish_non_exhaustive()
     }
@@ -483,7 +730,9 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("command_timeout_ms", &self.command_timeout_ms)
             .field("key_prefix", &self.key_prefix)
+            .field("rate_limit_time", &self.rate_limit_time)
             .finish_non_exhaustive()
     }
 }
@@ -494,7 +743,15 @@ impl fmt::Debug for KafkaSettings {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("group_id", &self.group_id)
-            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("delivery_timeout_ms", &self.delivery_timeout_ms)
+            .field(
+                "properties",
+                &self
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), redact_property(k, v)))
+                    .collect::<BTreeMap<_, _>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -507,6 +764,8 @@ impl fmt::Debug for StorageConfig {
             .field("redis", &self.redis)
             .field("kafka", &self.kafka)
             .field("relay", &self.relay)
+            .field("health_timeout_ms", &self.health_timeout_ms)
+            .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
             .finish_non_exhaustive()
     }
 }
@@ -528,6 +787,9 @@ fn d_3000() -> u64 {
 }
 fn d_prefix() -> String {
     "credo".into()
+}
+fn d_migrations_table() -> String {
+    "_credo_storage_migrations".into()
 }
 fn d_server() -> String {
     "server".into()
@@ -615,6 +877,207 @@ mod tests {
         assert_eq!(c.backends.users, Backend::Postgres);
         assert_eq!(c.backends.sessions, Backend::Redis);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_hosts_own_credo_variables_pass_untouched() {
+        let c = StorageConfig::from_vars(vars(&[
+            ("CREDO_FOO", "the host's"),
+            ("CREDO_HTTP_ADDR", "0.0.0.0:80"),
+            ("CREDO_LOG_LEVEL", "debug"),
+            ("CREDO_POSTGRESQL_URL", "another section name is the host's"),
+            ("CREDO_BACKENDS_USERS", "inmemory"),
+        ]))
+        .unwrap();
+        assert_eq!(c.backends.users, Backend::InMemory);
+    }
+
+    #[test]
+    fn typos_inside_the_storages_sections_are_still_errors() {
+        for typo in [
+            "CREDO_POSTGRES_URLL",
+            "CREDO_BACKENDS_USER",
+            "CREDO_REDIS_POOLSIZE",
+            "CREDO_KAFKA_BROKER",
+            "CREDO_RELAY_LEASE",
+            "CREDO_HEALTH_TIMEOUT",
+            "CREDO_SHUTDOWN_TIMEOUT_S",
+        ] {
+            let e = StorageConfig::from_vars(vars(&[(typo, "1")])).unwrap_err();
+            assert_eq!(e.setting, typo);
+            assert!(e.reason.contains("not a credo-storage setting"), "{e}");
+        }
+    }
+
+    #[test]
+    fn another_prefix_moves_the_whole_namespace() {
+        let c = StorageConfig::from_vars_with_prefix(
+            "AUTH_STORE_",
+            vars(&[
+                ("AUTH_STORE_BACKENDS_USERS", "postgres"),
+                ("AUTH_STORE_POSTGRES_URL", "postgres://u@h/db"),
+                ("AUTH_STORE_KAFKA_BROKERS", "b:1"),
+                ("AUTH_STORE_KAFKA_PROPERTY_SASL_PASSWORD", "x"),
+                // The default prefix is the host's now, typos and all.
+                ("CREDO_POSTGRES_URLL", "host's"),
+                ("CREDO_BACKENDS_USERS", "mongo"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.backends.users, Backend::Postgres);
+        assert_eq!(c.postgres.unwrap().url, "postgres://u@h/db");
+        assert_eq!(c.kafka.unwrap().properties["sasl.password"], "x");
+        let e = StorageConfig::from_vars_with_prefix(
+            "AUTH_STORE_",
+            vars(&[("AUTH_STORE_POSTGRES_URLL", "x")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "AUTH_STORE_POSTGRES_URLL");
+        for bad in ["", "lower_", "A-B_"] {
+            assert!(
+                StorageConfig::from_vars_with_prefix(bad, vars(&[])).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_duration_and_size_is_validated_by_name() {
+        let pg = "[postgres]\nurl = 'postgres://u@h/db'\n";
+        let redis = "[redis]\nurl = 'redis://h'\n";
+        let kafka = "[kafka]\nbrokers = 'b:1'\n";
+        for (toml, setting) in [
+            (
+                format!("{pg}max_connections = 0"),
+                "postgres.max_connections",
+            ),
+            (
+                format!("{pg}max_connections = 10001"),
+                "postgres.max_connections",
+            ),
+            (
+                format!("{pg}outbox_connections = 0"),
+                "postgres.outbox_connections",
+            ),
+            (
+                format!("{pg}acquire_timeout_ms = 0"),
+                "postgres.acquire_timeout_ms",
+            ),
+            (
+                format!("{pg}statement_timeout_ms = 0"),
+                "postgres.statement_timeout_ms",
+            ),
+            (
+                format!("{pg}statement_timeout_ms = 2147483648"),
+                "postgres.statement_timeout_ms",
+            ),
+            (format!("{pg}schema = 'A;drop'"), "postgres.schema"),
+            (
+                format!("{pg}migrations_table = ''"),
+                "postgres.migrations_table",
+            ),
+            ("[postgres]\nurl = ' '".to_string(), "postgres.url"),
+            (format!("{redis}pool_size = 0"), "redis.pool_size"),
+            (
+                format!("{redis}command_timeout_ms = 0"),
+                "redis.command_timeout_ms",
+            ),
+            (
+                format!("{redis}command_timeout_ms = 9223372036854775807"),
+                "redis.command_timeout_ms",
+            ),
+            (format!("{redis}key_prefix = 'a b'"), "redis.key_prefix"),
+            (
+                format!("{redis}rate_limit_time = 'sundial'"),
+                "redis.rate_limit_time",
+            ),
+            (
+                format!("{kafka}delivery_timeout_ms = 0"),
+                "kafka.delivery_timeout_ms",
+            ),
+            (format!("{kafka}linger_ms = 900001"), "kafka.linger_ms"),
+            (
+                format!("{kafka}session_timeout_ms = 0"),
+                "kafka.session_timeout_ms",
+            ),
+            (
+                format!("{kafka}heartbeat_interval_ms = 0"),
+                "kafka.heartbeat_interval_ms",
+            ),
+            (
+                format!("{kafka}max_poll_interval_ms = 0"),
+                "kafka.max_poll_interval_ms",
+            ),
+            (
+                format!("{kafka}fetch_wait_max_ms = 0"),
+                "kafka.fetch_wait_max_ms",
+            ),
+            (format!("{kafka}partitions = 0"), "kafka.partitions"),
+            (format!("{kafka}replication = -1"), "kafka.replication"),
+            (format!("{kafka}topic = ''"), "kafka.topic"),
+            ("[relay]\nbatch = 0".to_string(), "relay.batch"),
+            ("[relay]\nlease_ms = 0".to_string(), "relay.lease_ms"),
+            (
+                "[relay]\nidle_poll_ms = 0".to_string(),
+                "relay.idle_poll_ms",
+            ),
+            (
+                "[relay]\nmax_failures = 0".to_string(),
+                "relay.max_failures",
+            ),
+            ("health_timeout_ms = 0".to_string(), "health_timeout_ms"),
+            ("shutdown_timeout_ms = 0".to_string(), "shutdown_timeout_ms"),
+            (
+                "shutdown_timeout_ms = 86400001".to_string(),
+                "shutdown_timeout_ms",
+            ),
+        ] {
+            let e = StorageConfig::from_toml_str(&toml).unwrap_err();
+            assert_eq!(e.setting, setting, "{toml}: {e}");
+        }
+        let e = StorageConfig::from_vars(vars(&[
+            ("CREDO_POSTGRES_URL", "postgres://u@h/db"),
+            ("CREDO_POSTGRES_STATEMENT_TIMEOUT_MS", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "postgres.statement_timeout_ms");
+        assert!(e.reason.contains("no timeout"), "{e}");
+    }
+
+    #[test]
+    fn a_file_section_that_is_no_table_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("credo-cfg-nt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("storage.toml");
+        std::fs::write(
+            &file,
+            "postgres = 1
+",
+        )
+        .unwrap();
+        let e = StorageConfig::from_vars(vars(&[
+            ("CREDO_CONFIG_FILE", file.to_str().unwrap()),
+            ("CREDO_POSTGRES_URL", "postgres://h/db"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "postgres (CREDO_POSTGRES_URL)");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = StorageConfig::from_toml_str(
+            "[postgres]\nurl = 'postgres://u:p@ss/w?rd#x@h/db?sslpassword=k3y'\n\
+             [redis]\nurl = 'redis://:r3d@h'\n\
+             [kafka]\nbrokers = 'b:1'\n[kafka.properties]\n\
+             'sasl.password' = 'k4fka'\n'ssl.key.pem' = 'PEMDATA'\n'security.protocol' = 'SASL_SSL'\n",
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        for secret in ["p@ss", "w?rd", "k3y", "r3d", "k4fka", "PEMDATA"] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+        assert!(dbg.contains("SASL_SSL"), "{dbg}");
     }
 
     #[test]

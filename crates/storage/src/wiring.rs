@@ -31,6 +31,31 @@ fn backend_err(setting: &'static str) -> impl FnOnce(StoreError) -> StorageError
     move |source| StorageError::Backend { setting, source }
 }
 
+/// An adapter's refusal of one of its settings (`InvalidInput { field }`), named as the
+/// configuration names it (`statement_timeout` -> `postgres.statement_timeout_ms`); any
+/// other error is the backend's, under `fallback`.
+fn setting_err(
+    section: &'static str,
+    fallback: &'static str,
+) -> impl FnOnce(StoreError) -> StorageError {
+    move |e| match e {
+        StoreError::InvalidInput { field, reason } => {
+            let field = field
+                .strip_prefix(section)
+                .map_or(field, |f| f.trim_start_matches('.'));
+            let duration = field.ends_with("timeout")
+                || field.ends_with("interval")
+                || matches!(field, "linger" | "fetch_wait_max" | "expiry_grace");
+            let suffix = if duration { "_ms" } else { "" };
+            StorageError::Config(ConfigError::new(
+                format!("{section}.{field}{suffix}"),
+                reason,
+            ))
+        }
+        other => backend_err(fallback)(other),
+    }
+}
+
 /// What [`Storage::shutdown`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -148,9 +173,10 @@ impl Opened {
                     c.acquire_timeout = Duration::from_millis(pg.acquire_timeout_ms);
                     c.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
                     c.schema = pg.schema.clone();
+                    c.migrations_table = pg.migrations_table.clone();
                     let stores = credo_adapters_postgres::PgStores::connect(&c, clock.clone())
                         .await
-                        .map_err(backend_err("postgres.url"))?;
+                        .map_err(setting_err("postgres", "postgres.url"))?;
                     if pg.migrate {
                         stores
                             .migrate()
@@ -189,7 +215,7 @@ impl Opened {
                     };
                     let stores = credo_adapters_redis::RedisStores::connect(&c, clock.clone())
                         .await
-                        .map_err(backend_err("redis.url"))?;
+                        .map_err(setting_err("redis", "redis.url"))?;
                     self.checks.push(stores.health(config.health_timeout()));
                     self.redis = Some(stores);
                 }
@@ -220,6 +246,7 @@ fn compiled(backend: Backend) -> bool {
 
 /// Everything that can be known wrong before connecting to anything.
 fn validate(config: &StorageConfig) -> Result<(), StorageError> {
+    config.validate()?;
     let b = &config.backends;
     for (setting, backend) in [
         ("backends.users", b.users),
@@ -495,12 +522,7 @@ async fn kafka_transport(
     c.max_poll_interval = k.max_poll_interval_ms.map(ms);
     c.health_timeout = config.health_timeout();
     c.properties = k.properties.clone();
-    let named = |e: StoreError| match e {
-        StoreError::InvalidInput { field, reason } => {
-            StorageError::Config(ConfigError::new(field, reason))
-        }
-        other => backend_err("kafka.brokers")(other),
-    };
+    let named = |e: StoreError| setting_err("kafka", "kafka.brokers")(e);
     if k.ensure_topics {
         credo_adapters_kafka::ensure_topics(&c)
             .await

@@ -2,8 +2,13 @@
 
 use credo_storage::{ConfigError, Storage, StorageConfig, StorageError};
 
+/// The error of loading `toml` (single settings are checked there) or, when it loads, of
+/// connecting with it (combinations are checked there).
 async fn error_of(toml: &str) -> ConfigError {
-    let config = StorageConfig::from_toml_str(toml).unwrap();
+    let config = match StorageConfig::from_toml_str(toml) {
+        Ok(config) => config,
+        Err(e) => return e,
+    };
     match Storage::connect(&config).await {
         Err(StorageError::Config(e)) => e,
         Err(other) => panic!("expected a configuration error, got {other}"),
@@ -66,4 +71,16 @@ async fn a_lease_not_longer_than_the_delivery_timeout_names_both_settings() {
 async fn zero_max_failures_is_refused_by_name() {
     let e = error_of("[relay]\nmax_failures = 0\n").await;
     assert_eq!(e.setting, "relay.max_failures");
+}
+
+#[tokio::test]
+async fn a_configuration_built_in_code_is_validated_at_connect() {
+    let mut config = StorageConfig::default();
+    config.relay.idle_poll_ms = 0;
+    config.health_timeout_ms = Some(0);
+    match Storage::connect(&config).await {
+        Err(StorageError::Config(e)) => assert_eq!(e.setting, "relay.idle_poll_ms"),
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("a zero idle poll was accepted"),
+    }
 }
