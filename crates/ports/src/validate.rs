@@ -2,6 +2,8 @@
 //! [`StoreError::InvalidInput`] everywhere, before any I/O.
 
 use crate::{StoreError, StoreResult};
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest email accepted (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -67,20 +69,67 @@ fn is_blank(value: &str) -> bool {
     }
 }
 
-/// The form an email is stored in: surrounding whitespace removed, case kept.
+/// The form an email is stored in: surrounding whitespace removed, Unicode composed (NFC), case
+/// kept. Two spellings of one address (`é` precomposed or as `e` + combining accent) are
+/// stored alike.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_string()
+    email.trim().nfc().collect()
 }
 
-/// The form two emails are compared in: trimmed and lower-cased.
+/// The form two emails are compared in (uniqueness per tenant, `find_by_email`): trimmed,
+/// compatibility-normalized (NFKC, so full-width `ａ` and ligatures compare as their plain
+/// letters) and lower-cased, then normalized again (lower-casing can un-normalize).
+///
+/// ```
+/// use credo_ports::validate::email_key;
+/// assert_eq!(email_key(" Ａda@Example.COM "), "ada@example.com");
+/// assert_eq!(email_key("Jose\u{301}@x.io"), email_key("Jos\u{e9}@x.io"));
+/// ```
+///
+/// Look-alikes across scripts (Cyrillic `а` and Latin `a`) are not folded: that needs a
+/// confusables table (UTS #39), and such an address is a different mailbox.
 pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
+    let trimmed = email.trim();
+    if trimmed.is_ascii() {
+        return trimmed.to_ascii_lowercase();
+    }
+    let folded: String = trimmed.nfkc().collect::<String>().to_lowercase();
+    folded.nfkc().collect()
 }
 
-/// A syntactically plausible email: `local@domain`, one `@`, no whitespace or control
-/// characters, domain with a dot and no empty labels, at most [`MAX_EMAIL_LEN`] bytes.
+/// Characters an email may never hold: default-ignorable code points (zero-width spaces and
+/// joiners, variation selectors, soft hyphen, Hangul fillers, tags) and format characters
+/// (bidirectional controls, byte-order mark), which render as nothing and let two addresses
+/// that look identical register as different users.
+pub fn is_invisible(c: char) -> bool {
+    if c.is_ascii() {
+        return false;
+    }
+    if c.general_category() == GeneralCategory::Format {
+        return true;
+    }
+    matches!(u32::from(c),
+        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
+}
+
+/// A syntactically plausible email: `local@domain`, one `@`, no whitespace, control or
+/// invisible characters ([`is_invisible`]), domain with a dot and no empty labels, at most
+/// [`MAX_EMAIL_LEN`] bytes in its stored form ([`normalize_email`]).
+///
+/// The email policy, the same on every backend: stored trimmed and NFC-composed, compared by
+/// [`email_key`] (NFKC and lower case), invisible characters refused.
 pub fn email(value: &str) -> StoreResult<()> {
-    let e = value.trim();
+    // Judged in the form it is stored in.
+    let normalized;
+    let e = if value.is_ascii() {
+        value.trim()
+    } else {
+        normalized = normalize_email(value);
+        normalized.as_str()
+    };
     let bad = |reason: &str| Err(StoreError::invalid("email", reason));
     if e.is_empty() {
         return bad("must not be empty");
@@ -90,6 +139,9 @@ pub fn email(value: &str) -> StoreResult<()> {
     }
     if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("must not contain whitespace or control characters");
+    }
+    if e.chars().any(is_invisible) {
+        return bad("must not contain invisible (default-ignorable or format) characters");
     }
     let Some((local, domain)) = e.split_once('@') else {
         return bad("must contain '@'");
@@ -167,6 +219,37 @@ mod tests {
     }
 
     #[test]
+    fn email_policy_for_unicode() {
+        // Invisible characters are refused wherever they sit.
+        for bad in [
+            "ad\u{200B}a@example.com",
+            "ada\u{200D}@example.com",
+            "ada@exa\u{00AD}mple.com",
+            "\u{FEFF}ada@example.com",
+            "ada@example.com\u{202E}",
+            "ada\u{FE0F}@example.com",
+            "ada@example\u{E0041}.com",
+            "a\u{2066}da@example.com",
+        ] {
+            assert_eq!(email(bad).unwrap_err().kind(), "InvalidInput", "{bad:?}");
+        }
+        // Visible non-ASCII is fine.
+        for ok in ["josé@example.com", "ユーザー@例え.jp", "ＡＤＡ@example.com"] {
+            assert!(email(ok).is_ok(), "{ok}");
+        }
+        // Canonical and compatibility variants share one key; the stored form is NFC.
+        assert_eq!(email_key("Jose\u{301}@x.io"), email_key("JOS\u{c9}@x.io"));
+        assert_eq!(email_key("ＡＤＡ@ｅｘａｍｐｌｅ.com"), "ada@example.com");
+        assert_eq!(email_key("ﬁ@x.io"), "fi@x.io");
+        assert_eq!(normalize_email(" Jose\u{301}@x.io "), "Jos\u{e9}@x.io");
+        assert_ne!(
+            email_key("\u{430}da@x.io"),
+            email_key("ada@x.io"),
+            "scripts are not folded"
+        );
+    }
+
+    #[test]
     fn purposes_and_actions() {
         assert!(purpose("marketing").is_ok());
         assert!(purpose("registry.check:v2").is_ok());
@@ -193,6 +276,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The key is idempotent and its ASCII fast path agrees with the general rule.
+        #[test]
+        fn email_key_is_stable(value in "(?s).{0,24}", ascii in "[\\x00-\\x7f]{0,24}") {
+            for v in [value.as_str(), ascii.as_str()] {
+                let k = email_key(v);
+                proptest::prop_assert_eq!(email_key(&k), k.clone(), "{:?}", v);
+                if v.trim().is_ascii() {
+                    let general: String = v.trim().nfkc().collect::<String>().to_lowercase();
+                    proptest::prop_assert_eq!(&k, &general);
+                }
+            }
+        }
+
         /// The ASCII fast paths decide exactly as the plain definitions do.
         #[test]
         fn fast_paths_match_the_definitions(value in "(?s).{0,12}", ascii in "[\\x00-\\x7f]{0,12}") {

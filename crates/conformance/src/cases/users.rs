@@ -14,6 +14,7 @@ pub(super) fn cases() -> Vec<super::Case> {
     cases![Port::Users;
         model_based_sequences,
         email_collision_is_case_folded_and_trimmed,
+        look_alike_emails_are_one_user_and_invisible_characters_are_refused,
         concurrent_creates_of_one_email_have_one_winner,
         find_or_create_is_atomic_under_concurrency,
         update_checks_expected_version,
@@ -286,6 +287,61 @@ async fn email_collision_is_case_folded_and_trimmed(ctx: &Ctx) -> Result<(), Str
         )?;
     }
     eq("count", ok("count", users.count(tenant(0)).await)?, 1)
+}
+
+/// The email policy (DESIGN §4): stored NFC, compared NFKC and case-folded, invisible
+/// characters refused; the same on every backend.
+async fn look_alike_emails_are_one_user_and_invisible_characters_are_refused(
+    ctx: &Ctx,
+) -> Result<(), String> {
+    let (_s, users) = users(ctx).await?;
+    // "José" with a combining accent is stored composed.
+    let jose = ok(
+        "create",
+        users.create(person(0, "Jose\u{301}@Example.com")).await,
+    )?;
+    eq("stored NFC", jose.email.as_str(), "Jos\u{e9}@Example.com")?;
+    for spelling in [
+        "jos\u{e9}@example.com",
+        "JOSE\u{301}@EXAMPLE.COM",
+        "ｊｏｓ\u{e9}@ｅｘａｍｐｌｅ.ｃｏｍ",
+    ] {
+        err_kind(
+            spelling,
+            users.create(person(0, spelling)).await,
+            "Conflict",
+        )?;
+        let found = ok("find", users.find_by_email(tenant(0), spelling).await)?;
+        eq(
+            "find_by_email any spelling",
+            found.map(|u| u.id),
+            Some(jose.id),
+        )?;
+    }
+    for invisible in [
+        "jo\u{200B}se@example.com",
+        "jose\u{200D}@example.com",
+        "\u{FEFF}jose@example.com",
+        "jose@exam\u{00AD}ple.com",
+        "jose@example.com\u{202E}",
+    ] {
+        err_kind(
+            invisible,
+            users.create(person(0, invisible)).await,
+            "InvalidInput",
+        )?;
+        err_kind(
+            invisible,
+            users.find_by_email(tenant(0), invisible).await,
+            "InvalidInput",
+        )?;
+    }
+    // Another script is another mailbox.
+    ok(
+        "create",
+        users.create(person(0, "jos\u{435}@example.com")).await,
+    )?;
+    eq("count", ok("count", users.count(tenant(0)).await)?, 2)
 }
 
 async fn concurrent_creates_of_one_email_have_one_winner(ctx: &Ctx) -> Result<(), String> {
