@@ -16,7 +16,8 @@ type Key = (TenantId, Timestamp, EventId);
 
 #[derive(Default)]
 struct Log {
-    by_id: HashMap<EventId, Key>,
+    /// Per tenant: event ids deduplicate per tenant.
+    by_id: HashMap<(TenantId, EventId), Key>,
     ordered: BTreeMap<Key, AuditEvent>,
 }
 
@@ -63,8 +64,7 @@ impl InMemoryAuditStore {
 impl AuditRecorder for InMemoryAuditStore {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         event.validate()?;
-        self.outbox.enqueue(event);
-        Ok(())
+        self.outbox.enqueue_recorded(event)
     }
 }
 
@@ -78,12 +78,12 @@ impl AuditLog for InMemoryAuditStore {
             duplicates: repeats,
         };
         for e in events {
-            if log.by_id.contains_key(&e.id) {
+            if log.by_id.contains_key(&(e.tenant_id, e.id)) {
                 out.duplicates += 1;
                 continue;
             }
             let key = (e.tenant_id, e.occurred_at, e.id);
-            log.by_id.insert(e.id, key);
+            log.by_id.insert((e.tenant_id, e.id), key);
             log.ordered.insert(key, e.clone());
             out.inserted += 1;
         }
@@ -94,8 +94,7 @@ impl AuditLog for InMemoryAuditStore {
         let log = self.log.read();
         Ok(log
             .by_id
-            .get(&id)
-            .filter(|k| k.0 == tenant)
+            .get(&(tenant, id))
             .map(|k| log.ordered[k].clone()))
     }
 
@@ -144,7 +143,7 @@ impl AuditLog for InMemoryAuditStore {
             .collect();
         for k in &doomed {
             log.ordered.remove(k);
-            log.by_id.remove(&k.2);
+            log.by_id.remove(&(k.0, k.2));
         }
         Ok(doomed.len() as u64)
     }

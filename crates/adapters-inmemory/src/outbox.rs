@@ -76,14 +76,26 @@ impl InMemoryOutbox {
     /// Encodes `event` (once, here) and enqueues it unless a row with its id exists already
     /// (idempotent record).
     pub(crate) fn enqueue(&self, event: AuditEvent) {
-        self.insert(EncodedEvent::encode(&event));
+        let _ = self.insert(EncodedEvent::encode(&event));
     }
 
-    fn insert(&self, message: EncodedEvent) {
+    /// Enqueues an event given by a caller (`record`): idempotent for an id this tenant
+    /// enqueued already, `Conflict` for an id another tenant's row holds.
+    pub(crate) fn enqueue_recorded(&self, event: AuditEvent) -> StoreResult<()> {
+        self.insert(EncodedEvent::encode(&event))
+    }
+
+    fn insert(&self, message: EncodedEvent) -> StoreResult<()> {
         let now = self.clock.now();
         let mut s = self.state.lock();
-        if s.by_id.contains_key(&message.id) {
-            return;
+        if let Some(seq) = s.by_id.get(&message.id) {
+            if s.rows[seq].message.tenant_id != message.tenant_id {
+                return Err(StoreError::Conflict(format!(
+                    "event id {} is in the outbox for another tenant",
+                    message.id
+                )));
+            }
+            return Ok(());
         }
         let seq = s.next_seq;
         s.next_seq += 1;
@@ -101,13 +113,14 @@ impl InMemoryOutbox {
             failures: 0,
         };
         s.rows.insert(seq, row);
+        Ok(())
     }
 
     /// Enqueues a message as given, as another program (an older or newer version, or damage)
     /// could have left it. For tests of the pipeline's handling of such rows.
     #[doc(hidden)]
     pub fn enqueue_raw(&self, message: EncodedEvent) {
-        self.insert(message);
+        let _ = self.insert(message);
     }
 }
 

@@ -1,6 +1,6 @@
 use crate::error::corrupt;
 use crate::map_err;
-use crate::outbox::enqueue;
+use crate::outbox::enqueue_recorded;
 use crate::time::{bad_enum, from_db, to_db};
 use async_trait::async_trait;
 use credo_ports::audit::prepare_batch;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// PostgreSQL audit recorder ([`AuditRecorder`]: `record` inserts an outbox row, durable on
 /// return) and audit log ([`AuditLog`]: the `audit_events` table, filled by `append_batch` with
-/// `ON CONFLICT (id) DO NOTHING`).
+/// `ON CONFLICT (tenant_id, id) DO NOTHING`: event ids deduplicate per tenant).
 pub struct PgAuditStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -79,7 +79,7 @@ impl AuditRecorder for PgAuditStore {
         event.validate()?;
         let now = self.clock.now();
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        enqueue(&mut conn, &event, now).await
+        enqueue_recorded(&mut conn, &event, now).await
     }
 }
 
@@ -131,7 +131,7 @@ impl AuditLog for PgAuditStore {
                                        purpose, decision, reason, request_id, metadata)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
                                   $7::uuid[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[])
-             ON CONFLICT (id) DO NOTHING",
+             ON CONFLICT (tenant_id, id) DO NOTHING",
         )
         .bind(cols.0)
         .bind(cols.1)

@@ -23,13 +23,49 @@ pub(crate) async fn enqueue(
     insert(conn, &EncodedEvent::encode(event), now).await
 }
 
+/// Enqueues an event given by a caller (`record`): like [`enqueue`], idempotent for an id the
+/// same tenant already enqueued, but `Conflict` for an id another tenant's row holds, so one
+/// tenant can never make another's event vanish as a "duplicate".
+pub(crate) async fn enqueue_recorded(
+    conn: &mut PgConnection,
+    event: &AuditEvent,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let message = EncodedEvent::encode(event);
+    if insert_rows(conn, &message, now).await? == 1 {
+        return Ok(());
+    }
+    let owner: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT tenant_id FROM outbox WHERE event_id = $1")
+            .bind(message.id.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    match owner {
+        Some(t) if t != message.tenant_id.0 => Err(StoreError::Conflict(format!(
+            "event id {} is in the outbox for another tenant",
+            message.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Inserts an encoded event as it is.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     message: &EncodedEvent,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
+    insert_rows(conn, message, now).await.map(|_| ())
+}
+
+/// Inserts an encoded event unless its id is there; returns the rows inserted (0 or 1).
+async fn insert_rows(
+    conn: &mut PgConnection,
+    message: &EncodedEvent,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
         "INSERT INTO outbox (event_id, tenant_id, subject_user_id, event_type, schema_version,
                              envelope, enqueued_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
@@ -44,7 +80,7 @@ pub(crate) async fn insert(
     .execute(conn)
     .await
     .map_err(map_err)?;
-    Ok(())
+    Ok(r.rows_affected())
 }
 
 /// PostgreSQL [`Outbox`], on a small pool of its own.

@@ -219,15 +219,19 @@ pub trait AuditLog: Send + Sync {
     async fn purge_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
-/// Validates a batch for [`AuditStore::append_batch`] and drops repeats of an id inside it
-/// (first occurrence wins), so every backend sees the same set.
+/// Validates a batch for [`AuditStore::append_batch`] and drops repeats of a `(tenant, id)`
+/// inside it (first occurrence wins), so every backend sees the same set. Event ids
+/// deduplicate per tenant: one tenant's id never suppresses another tenant's event.
 pub fn prepare_batch(events: &[AuditEvent]) -> StoreResult<(Vec<&AuditEvent>, u64)> {
     for e in events {
         e.validate()?;
     }
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     let total = events.len();
-    let unique: Vec<_> = events.iter().filter(|e| seen.insert(e.id)).collect();
+    let unique: Vec<_> = events
+        .iter()
+        .filter(|e| seen.insert((e.tenant_id, e.id)))
+        .collect();
     let repeats = (total - unique.len()) as u64;
     Ok((unique, repeats))
 }

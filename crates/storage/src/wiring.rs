@@ -34,6 +34,7 @@ fn backend_err(setting: &'static str) -> impl FnOnce(StoreError) -> StorageError
 /// An adapter's refusal of one of its settings (`InvalidInput { field }`), named as the
 /// configuration names it (`statement_timeout` -> `postgres.statement_timeout_ms`); any
 /// other error is the backend's, under `fallback`.
+#[cfg(any(feature = "postgres", feature = "redis", feature = "kafka"))]
 fn setting_err(
     section: &'static str,
     fallback: &'static str,

@@ -26,6 +26,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         cross_tenant_isolation,
         purge_before_is_retention_only,
         bad_batch_writes_nothing,
+        event_ids_deduplicate_per_tenant,
     ]
 }
 
@@ -494,3 +495,54 @@ trait CollectVec: futures_util::Stream + Sized {
     }
 }
 impl<S: futures_util::Stream> CollectVec for S {}
+
+/// DESIGN §5: event ids deduplicate per tenant. One tenant's id never suppresses another
+/// tenant's event, in the log or in the outbox (where a clash is a `Conflict`, not a drop).
+async fn event_ids_deduplicate_per_tenant(ctx: &Ctx) -> Result<(), String> {
+    let s = ctx.fresh().await?;
+    let log = s.audit_log()?;
+    let event = |t: u8, note: &str| {
+        let mut e = pool_event(7, t);
+        e.metadata.insert("note".into(), json!(note));
+        e
+    };
+    let (a, b) = (event(0, "tenant a"), event(1, "tenant b"));
+    eq("same id, two tenants", a.id, b.id)?;
+    let first = ok("append a", log.append_batch(std::slice::from_ref(&a)).await)?;
+    eq("a inserted", (first.inserted, first.duplicates), (1, 0))?;
+    let second = ok("append b", log.append_batch(std::slice::from_ref(&b)).await)?;
+    eq("b inserted, not a duplicate", (second.inserted, second.duplicates), (1, 0))?;
+    let again = ok("append both", log.append_batch(&[a.clone(), b.clone()]).await)?;
+    eq("both now duplicates", (again.inserted, again.duplicates), (0, 2))?;
+    eq("get a", ok("get", log.get(tenant(0), a.id).await)?, Some(a.clone()))?;
+    eq("get b", ok("get", log.get(tenant(1), b.id).await)?, Some(b.clone()))?;
+    for t in [0, 1] {
+        eq("count", ok("count", log.count(tenant(t), AuditQuery::default()).await)?, 1)?;
+    }
+    // One batch holding both tenants' events with one id inserts both.
+    let (c, d) = (
+        {
+            let mut e = event(0, "c");
+            e.id = event_id(8);
+            e
+        },
+        {
+            let mut e = event(1, "d");
+            e.id = event_id(8);
+            e
+        },
+    );
+    let both = ok("append c and d", log.append_batch(&[c, d]).await)?;
+    eq("one batch, two tenants", (both.inserted, both.duplicates), (2, 0))?;
+    // The outbox: recording again is idempotent for the same tenant, a conflict for another.
+    let recorder = s.audit()?;
+    let mut mine = event(0, "recorded");
+    mine.id = event_id(9);
+    let mut theirs = mine.clone();
+    theirs.tenant_id = tenant(1);
+    ok("record", recorder.record(mine.clone()).await)?;
+    ok("record again", recorder.record(mine).await)?;
+    err_kind("another tenant's id", recorder.record(theirs).await, "Conflict")?;
+    let published = drain(&s).await?;
+    eq("one event published", published.len(), 1)
+}

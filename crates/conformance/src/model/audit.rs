@@ -22,8 +22,8 @@ pub(crate) struct ModelOutbox(pub(crate) Arc<Inner>);
 /// A sink that decodes and appends one message at a time into a log.
 pub(crate) struct ModelSink(pub(crate) Arc<dyn AuditLog>);
 
-/// Materializes `events` into the log: validates the whole batch first, then skips every id
-/// already present (in any tenant) or repeated within the batch.
+/// Materializes `events` into the log: validates the whole batch first, then skips every
+/// `(tenant, id)` already present or repeated within the batch.
 fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
     let (unique, repeats) = prepare_batch(events)?;
     let mut out = AppendOutcome {
@@ -31,7 +31,7 @@ fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         duplicates: repeats,
     };
     for e in unique {
-        if w.log.iter().any(|x| x.id == e.id) {
+        if w.log.iter().any(|x| x.tenant_id == e.tenant_id && x.id == e.id) {
             out.duplicates += 1;
         } else {
             w.log.push(e.clone());
@@ -54,8 +54,16 @@ impl AuditRecorder for ModelAudit {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         let now = self.0.now();
         event.validate()?;
-        // Idempotent: a row with this id, published or not, means it is already durable.
-        self.0.world.lock().enqueue(event, now);
+        let mut w = self.0.world.lock();
+        // Idempotent: a row of this tenant with this id means it is already durable. Another
+        // tenant's row with this id is a conflict, never a silent drop.
+        if w.outbox
+            .iter()
+            .any(|r| r.message.id == event.id && r.message.tenant_id != event.tenant_id)
+        {
+            return Err(StoreError::Conflict("event id taken by another tenant".into()));
+        }
+        w.enqueue(event, now);
         Ok(())
     }
 }
