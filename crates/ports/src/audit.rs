@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 
 /// Largest serialized `metadata` object accepted, in bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Deepest nesting of arrays and objects accepted in metadata (the event's own object is
+/// level 1). Checked first and without recursion, so no input can exhaust the stack of a
+/// validator, serializer or driver.
+pub const MAX_METADATA_DEPTH: usize = 32;
 
 /// Broad class of an audit event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -104,6 +108,12 @@ impl AuditEvent {
         validate::optional_text("decision", self.decision.as_deref())?;
         validate::optional_text("reason", self.reason.as_deref())?;
         validate::optional_text("request_id", self.request_id.as_deref())?;
+        if metadata_depth(&self.metadata) > MAX_METADATA_DEPTH {
+            return Err(StoreError::invalid(
+                "metadata",
+                format!("nesting deeper than {MAX_METADATA_DEPTH} levels"),
+            ));
+        }
         let size = serialized_len(&self.metadata);
         if size > MAX_METADATA_BYTES {
             return Err(StoreError::invalid(
@@ -136,6 +146,26 @@ impl AuditEvent {
 }
 
 /// Bytes `value` takes as JSON, counted without building the text.
+/// Nesting depth of `map` (1 for a flat object), computed with an explicit stack; stops
+/// counting past the limit.
+fn metadata_depth(map: &Map<String, Value>) -> usize {
+    let mut deepest = 1;
+    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 2)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth);
+        if deepest > MAX_METADATA_DEPTH {
+            return deepest;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    deepest
+}
+
 fn serialized_len(value: &Map<String, Value>) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
