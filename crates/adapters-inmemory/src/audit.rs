@@ -92,10 +92,7 @@ impl AuditLog for InMemoryAuditStore {
 
     async fn get(&self, tenant: TenantId, id: EventId) -> StoreResult<Option<AuditEvent>> {
         let log = self.log.read();
-        Ok(log
-            .by_id
-            .get(&(tenant, id))
-            .map(|k| log.ordered[k].clone()))
+        Ok(log.by_id.get(&(tenant, id)).map(|k| log.ordered[k].clone()))
     }
 
     async fn query(

@@ -29,4 +29,8 @@ pub enum Mutant {
     /// a grant committed in between is deleted without being counted or audited (the
     /// read-then-write class of `DELETE ... WHERE` after a separate `SELECT`).
     EraseUnlocked,
+    /// The token purge reads the expired revocations, yields, then deletes those keys without
+    /// rechecking: a revocation renewed in between is deleted (the batched `DELETE ... WHERE
+    /// key IN (SELECT ...)` whose outer statement does not repeat the condition).
+    PurgeWithoutRecheck,
 }

@@ -61,6 +61,23 @@ impl InMemorySessionStore {
         }
     }
 
+    /// The `PurgeWithoutRecheck` mutant: reads the expired revocations, yields, then deletes
+    /// those keys whatever they hold by then.
+    async fn purge_without_recheck(&self) -> StoreResult<u64> {
+        let now = self.clock.now();
+        let expired: Vec<(TenantId, String)> = self
+            .tokens
+            .iter()
+            .filter(|e| !self.live(*e.value(), now))
+            .map(|e| e.key().clone())
+            .collect();
+        tokio::task::yield_now().await;
+        for key in &expired {
+            self.tokens.remove(key);
+        }
+        Ok(expired.len() as u64)
+    }
+
     fn revoke_in_place(s: &mut Session, now: Timestamp) -> StoreResult<()> {
         if s.status == SessionStatus::Revoked {
             return Err(StoreError::InvalidState("session already revoked".into()));
@@ -237,8 +254,14 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn purge_expired(&self) -> StoreResult<u64> {
+        if self.mutant == Some(Mutant::PurgeWithoutRecheck) {
+            return self.purge_without_recheck().await;
+        }
         let now = self.clock.now();
         let mut gone = Vec::new();
+        // Exclusive: a session created under a purged id between the two steps below would
+        // otherwise lose its index entry (and vanish from listings and revoke_all).
+        let exclusive = self.gate.write();
         self.sessions.retain(|_, s| {
             let keep = self.live(s.expires_at, now);
             if !keep {
@@ -253,6 +276,7 @@ impl SessionStore for InMemorySessionStore {
             self.by_user
                 .remove_if(&(*tenant, *user), |_, set| set.is_empty());
         }
+        drop(exclusive);
         let mut tokens_gone = 0u64;
         self.tokens.retain(|_, exp| {
             let keep = self.live(*exp, now);

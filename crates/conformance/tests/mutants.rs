@@ -29,7 +29,7 @@ impl Harness for MutantHarness {
     }
 }
 
-const MUTANTS: [Mutant; 10] = [
+const MUTANTS: [Mutant; 11] = [
     Mutant::CaseSensitiveEmail,
     Mutant::ExpiryInclusive,
     Mutant::DeniedConsumes,
@@ -40,6 +40,7 @@ const MUTANTS: [Mutant; 10] = [
     Mutant::AckIgnoresToken,
     Mutant::NeverSetAside,
     Mutant::EraseUnlocked,
+    Mutant::PurgeWithoutRecheck,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

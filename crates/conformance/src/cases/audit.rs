@@ -511,13 +511,36 @@ async fn event_ids_deduplicate_per_tenant(ctx: &Ctx) -> Result<(), String> {
     let first = ok("append a", log.append_batch(std::slice::from_ref(&a)).await)?;
     eq("a inserted", (first.inserted, first.duplicates), (1, 0))?;
     let second = ok("append b", log.append_batch(std::slice::from_ref(&b)).await)?;
-    eq("b inserted, not a duplicate", (second.inserted, second.duplicates), (1, 0))?;
-    let again = ok("append both", log.append_batch(&[a.clone(), b.clone()]).await)?;
-    eq("both now duplicates", (again.inserted, again.duplicates), (0, 2))?;
-    eq("get a", ok("get", log.get(tenant(0), a.id).await)?, Some(a.clone()))?;
-    eq("get b", ok("get", log.get(tenant(1), b.id).await)?, Some(b.clone()))?;
+    eq(
+        "b inserted, not a duplicate",
+        (second.inserted, second.duplicates),
+        (1, 0),
+    )?;
+    let again = ok(
+        "append both",
+        log.append_batch(&[a.clone(), b.clone()]).await,
+    )?;
+    eq(
+        "both now duplicates",
+        (again.inserted, again.duplicates),
+        (0, 2),
+    )?;
+    eq(
+        "get a",
+        ok("get", log.get(tenant(0), a.id).await)?,
+        Some(a.clone()),
+    )?;
+    eq(
+        "get b",
+        ok("get", log.get(tenant(1), b.id).await)?,
+        Some(b.clone()),
+    )?;
     for t in [0, 1] {
-        eq("count", ok("count", log.count(tenant(t), AuditQuery::default()).await)?, 1)?;
+        eq(
+            "count",
+            ok("count", log.count(tenant(t), AuditQuery::default()).await)?,
+            1,
+        )?;
     }
     // One batch holding both tenants' events with one id inserts both.
     let (c, d) = (
@@ -533,7 +556,11 @@ async fn event_ids_deduplicate_per_tenant(ctx: &Ctx) -> Result<(), String> {
         },
     );
     let both = ok("append c and d", log.append_batch(&[c, d]).await)?;
-    eq("one batch, two tenants", (both.inserted, both.duplicates), (2, 0))?;
+    eq(
+        "one batch, two tenants",
+        (both.inserted, both.duplicates),
+        (2, 0),
+    )?;
     // The outbox: recording again is idempotent for the same tenant, a conflict for another.
     let recorder = s.audit()?;
     let mut mine = event(0, "recorded");
@@ -542,7 +569,11 @@ async fn event_ids_deduplicate_per_tenant(ctx: &Ctx) -> Result<(), String> {
     theirs.tenant_id = tenant(1);
     ok("record", recorder.record(mine.clone()).await)?;
     ok("record again", recorder.record(mine).await)?;
-    err_kind("another tenant's id", recorder.record(theirs).await, "Conflict")?;
+    err_kind(
+        "another tenant's id",
+        recorder.record(theirs).await,
+        "Conflict",
+    )?;
     let published = drain(&s).await?;
     eq("one event published", published.len(), 1)
 }

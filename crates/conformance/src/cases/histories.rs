@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub(super) fn cases() -> Vec<super::Case> {
     let mut v = cases![Port::Users; concurrent_user_histories];
-    v.extend(cases![Port::Sessions; concurrent_session_histories]);
+    v.extend(cases![Port::Sessions; concurrent_session_histories, concurrent_token_histories]);
     v.extend(cases![Port::Consents; concurrent_consent_histories]);
     v.extend(cases![Port::Audit; concurrent_audit_log_histories]);
     v.extend(cases![Port::Outbox; concurrent_outbox_histories]);
@@ -405,6 +405,153 @@ async fn concurrent_session_histories(ctx: &Ctx) -> Result<(), String> {
         })
     })
     .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token revocations and the purge: revocations start expired, tasks renew, read and purge.
+
+#[derive(Clone, Debug)]
+enum TokenOp {
+    Revoke(u8),
+    IsRevoked(u8),
+    Purge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TokenRet {
+    Done,
+    Revoked(bool),
+    Purged(u64),
+    Err(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Token {
+    Expired,
+    Live,
+    Gone,
+}
+
+/// Three revocations that expired just before the round starts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TokenSpec {
+    tokens: [Token; 3],
+}
+
+impl Spec for TokenSpec {
+    type Op = TokenOp;
+    type Ret = TokenRet;
+    fn step(&self, op: &TokenOp, ret: &TokenRet) -> Option<Self> {
+        let mut next = self.clone();
+        match (op, ret) {
+            (TokenOp::Revoke(j), TokenRet::Done) => next.tokens[*j as usize] = Token::Live,
+            (TokenOp::IsRevoked(j), TokenRet::Revoked(r)) => {
+                if *r != (self.tokens[*j as usize] == Token::Live) {
+                    return None;
+                }
+            }
+            // Expired revocations are removed; a backend whose keys also expire by TTL may
+            // count fewer. Live ones are never touched.
+            (TokenOp::Purge, TokenRet::Purged(n)) => {
+                let expired = self.tokens.iter().filter(|t| **t == Token::Expired).count();
+                if *n as usize > expired {
+                    return None;
+                }
+                for t in next.tokens.iter_mut() {
+                    if *t == Token::Expired {
+                        *t = Token::Gone;
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
+}
+
+fn token_op(rng: &mut Rng, _task: usize) -> TokenOp {
+    let j = rng.pick(3);
+    match rng.below(6) {
+        0..=1 => TokenOp::Revoke(j),
+        2..=3 => TokenOp::IsRevoked(j),
+        _ => TokenOp::Purge,
+    }
+}
+
+fn token_jti(j: u8) -> String {
+    format!("history-jti-{j}")
+}
+
+fn exec_token(s: Arc<Stores>, op: TokenOp) -> BoxFuture<'static, TokenRet> {
+    Box::pin(async move {
+        let Ok(st) = s.sessions() else {
+            return TokenRet::Err("no store");
+        };
+        let t = tenant(0);
+        match op {
+            TokenOp::Revoke(j) => {
+                let exp = s.now().saturating_add(Duration::from_secs(3600));
+                match st.revoke_token(t, &token_jti(j), exp).await {
+                    Ok(()) => TokenRet::Done,
+                    Err(e) => TokenRet::Err(e.kind()),
+                }
+            }
+            TokenOp::IsRevoked(j) => match st.is_token_revoked(t, &token_jti(j)).await {
+                Ok(r) => TokenRet::Revoked(r),
+                Err(e) => TokenRet::Err(e.kind()),
+            },
+            TokenOp::Purge => match st.purge_expired().await {
+                Ok(n) => TokenRet::Purged(n),
+                Err(e) => TokenRet::Err(e.kind()),
+            },
+        }
+    })
+}
+
+async fn concurrent_token_histories(ctx: &Ctx) -> Result<(), String> {
+    for seed in 0..ROUNDS {
+        let stores = Arc::new(ctx.fresh().await?);
+        // Revocations that expire 1 µs from now, then the clock steps past them.
+        let st = stores.sessions()?;
+        for j in 0..3 {
+            let exp = stores.now().saturating_add(Duration::from_micros(1));
+            super::ok(
+                "setup",
+                st.revoke_token(tenant(0), &token_jti(j), exp).await,
+            )?;
+        }
+        stores
+            .clock
+            .set(stores.now().saturating_add(Duration::from_micros(2)));
+        let history: Arc<History<TokenOp, TokenRet>> = History::new();
+        let mut rng = Rng::new(seed + 1);
+        let plans: Vec<Vec<TokenOp>> = (0..TASKS)
+            .map(|task| (0..OPS).map(|_| token_op(&mut rng, task)).collect())
+            .collect();
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let handles: Vec<_> = plans
+            .into_iter()
+            .enumerate()
+            .map(|(task, plan)| {
+                let (stores, history, barrier) = (stores.clone(), history.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    for op in plan {
+                        let call = exec_token(stores.clone(), op.clone());
+                        history.record(task, op, call).await;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.map_err(|e| format!("task failed: {e}"))?;
+        }
+        let init = TokenSpec {
+            tokens: [Token::Expired; 3],
+        };
+        check(&init, &history.calls()).map_err(|e| format!("round seed {}: {e}", seed + 1))?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -231,7 +231,9 @@ fn recorded_event(i: u16, t: u8) -> AuditEvent {
         AuditCategory::Security,
         "auth.login_failed",
     );
-    e.id = event_id(i);
+    // One id space per tenant: recording another tenant's id is a conflict (see
+    // `audit/event_ids_deduplicate_per_tenant`); re-recording one's own is idempotent.
+    e.id = event_id(i + 100 * u16::from(t));
     e.subject_user_id = Some(user_id((i % 3) as u8));
     e
 }

@@ -31,7 +31,10 @@ fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
         duplicates: repeats,
     };
     for e in unique {
-        if w.log.iter().any(|x| x.tenant_id == e.tenant_id && x.id == e.id) {
+        if w.log
+            .iter()
+            .any(|x| x.tenant_id == e.tenant_id && x.id == e.id)
+        {
             out.duplicates += 1;
         } else {
             w.log.push(e.clone());
@@ -61,7 +64,9 @@ impl AuditRecorder for ModelAudit {
             .iter()
             .any(|r| r.message.id == event.id && r.message.tenant_id != event.tenant_id)
         {
-            return Err(StoreError::Conflict("event id taken by another tenant".into()));
+            return Err(StoreError::Conflict(
+                "event id taken by another tenant".into(),
+            ));
         }
         w.enqueue(event, now);
         Ok(())
