@@ -20,16 +20,22 @@ fn score_floor(now: Timestamp) -> i64 {
 
 const SCORE_MARGIN_US: i64 = 1_000;
 
+/// How often, and how far apart, a create that found the id reserved checks whether the
+/// reserving create has written its session yet (at most about 100 ms in all).
+const CREATE_IN_FLIGHT_CHECKS: u32 = 20;
+const CREATE_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Reserves a session id across tenants while its session lives; the value is
 /// `<expires>:<tenant>`. KEYS: reservation. ARGV: now, expires, tenant, ttl_ms.
-/// Returns 'taken', or the tenant of the expired session it replaces, or ''.
+/// Returns 'taken:<tenant of the live reservation>', or the tenant of the expired session it
+/// replaces, or ''.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     with_time_cmp(
         "local cur = redis.call('GET', KEYS[1])
          local old = ''
          if cur then
            local exp, tenant = string.match(cur, '^(-?%d+):(.*)$')
-           if exp and tcmp(exp, ARGV[1]) > 0 then return 'taken' end
+           if exp and tcmp(exp, ARGV[1]) > 0 then return 'taken:' .. (tenant or '') end
            old = tenant or ''
          end
          redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
@@ -352,25 +358,51 @@ impl SessionStore for RedisSessionStore {
         new.validate(now)?;
         let s = new.into_session(now);
         let ttl = self.ttl_ms(s.expires_at, now).to_string();
-        let previous: String = self
-            .r
-            .eval(
-                &RESERVE,
-                vec![self.reservation_key(s.id)],
-                vec![
-                    now.as_micros().to_string(),
-                    s.expires_at.as_micros().to_string(),
-                    s.tenant_id.to_string(),
-                    ttl.clone(),
-                ],
-            )
-            .await?;
-        if previous == "taken" {
-            return Err(StoreError::Conflict(format!(
-                "session id {} already exists",
-                s.id
-            )));
-        }
+        // Creating is two steps (the id's reservation, then the session: they live in
+        // different cluster slots). A reservation whose session is not written yet belongs to
+        // a create in flight: answering `Conflict` before that session is visible would be an
+        // answer no order of the two calls explains, so wait for it (briefly, bounded).
+        let mut attempt = 0;
+        let previous = loop {
+            let answer: String = self
+                .r
+                .eval(
+                    &RESERVE,
+                    vec![self.reservation_key(s.id)],
+                    vec![
+                        now.as_micros().to_string(),
+                        s.expires_at.as_micros().to_string(),
+                        s.tenant_id.to_string(),
+                        ttl.clone(),
+                    ],
+                )
+                .await?;
+            let Some(holder) = answer.strip_prefix("taken:") else {
+                break answer;
+            };
+            let visible = match holder.parse::<uuid::Uuid>() {
+                Ok(t) => {
+                    let n: i64 = self
+                        .r
+                        .pool
+                        .exists(self.session_key(TenantId(t), s.id))
+                        .await
+                        .map_err(map_err)?;
+                    n > 0
+                }
+                Err(_) => true,
+            };
+            attempt += 1;
+            if visible || attempt >= CREATE_IN_FLIGHT_CHECKS {
+                // A reservation still without its session after the wait: its creator died
+                // between the two steps; the id stays taken until that reservation expires.
+                return Err(StoreError::Conflict(format!(
+                    "session id {} already exists",
+                    s.id
+                )));
+            }
+            tokio::time::sleep(CREATE_IN_FLIGHT_WAIT).await;
+        };
         // The expired session this one replaces lived in another tenant's slot: drop it there
         // (same tenant: the create script overwrites it).
         if let Ok(old_tenant) = previous.parse::<uuid::Uuid>().map(TenantId)

@@ -26,6 +26,13 @@ pub trait Spec: Clone + Eq + Hash + Debug {
     /// The state after `op` returned `ret` from this state, or `None` when `ret` is not a
     /// possible result here.
     fn step(&self, op: &Self::Op, ret: &Self::Ret) -> Option<Self>;
+
+    /// Every state that may follow `op` returning `ret`: for specs where one result leaves
+    /// several possible states (which of several equal items a call took). Defaults to
+    /// [`Spec::step`].
+    fn successors(&self, op: &Self::Op, ret: &Self::Ret) -> Vec<Self> {
+        self.step(op, ret).into_iter().collect()
+    }
 }
 
 /// One completed call.
@@ -129,7 +136,7 @@ pub fn check<S: Spec>(init: &S, calls: &[Call<S::Op, S::Ret>]) -> Result<(), Str
             .min()
             .unwrap_or(u64::MAX);
         for i in (0..n).filter(|&i| pending(i) && calls[i].invoked < horizon) {
-            if let Some(next) = state.step(&calls[i].op, &calls[i].ret) {
+            for next in state.successors(&calls[i].op, &calls[i].ret) {
                 let done = done | (1u128 << i);
                 if seen.insert((done, next.clone())) {
                     let mut order = order.clone();

@@ -450,22 +450,36 @@ impl Spec for TokenSpec {
                     return None;
                 }
             }
-            // Expired revocations are removed; a backend whose keys also expire by TTL may
-            // count fewer. Live ones are never touched.
-            (TokenOp::Purge, TokenRet::Purged(n)) => {
-                let expired = self.tokens.iter().filter(|t| **t == Token::Expired).count();
-                if *n as usize > expired {
-                    return None;
-                }
-                for t in next.tokens.iter_mut() {
-                    if *t == Token::Expired {
-                        *t = Token::Gone;
-                    }
-                }
-            }
+            (TokenOp::Purge, _) => unreachable!("purges have several successors"),
             _ => return None,
         }
         Some(next)
+    }
+
+    /// A purge removes some of the expired revocations and counts them: a sweep over keys
+    /// (Redis) may share them with a concurrent sweep, and keys may also have expired by TTL.
+    /// Live revocations are never touched. Expired and removed ones read alike (not revoked).
+    fn successors(&self, op: &TokenOp, ret: &TokenRet) -> Vec<Self> {
+        let (TokenOp::Purge, TokenRet::Purged(n)) = (op, ret) else {
+            return self.step(op, ret).into_iter().collect();
+        };
+        let expired: Vec<usize> = (0..3)
+            .filter(|&i| self.tokens[i] == Token::Expired)
+            .collect();
+        let mut out = Vec::new();
+        for mask in 0u8..(1 << expired.len()) {
+            if u64::from(mask.count_ones()) != *n {
+                continue;
+            }
+            let mut next = self.clone();
+            for (bit, &i) in expired.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    next.tokens[i] = Token::Gone;
+                }
+            }
+            out.push(next);
+        }
+        out
     }
 }
 
