@@ -134,14 +134,16 @@ fn split_url(url: &str) -> Option<Parts<'_>> {
     })
 }
 
+fn is_postgres(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")
+}
+
 fn shown_userinfo(scheme: &str, userinfo: &str) -> String {
     match userinfo.split_once(':') {
         Some((user, _)) if plain_user(user) => format!("{user}:{REDACTED}"),
         Some(_) => format!("{REDACTED}:{REDACTED}"),
         None => {
-            let postgres = scheme.eq_ignore_ascii_case("postgres")
-                || scheme.eq_ignore_ascii_case("postgresql");
-            if postgres && plain_user(userinfo) {
+            if is_postgres(scheme) && plain_user(userinfo) {
                 userinfo.to_string()
             } else {
                 REDACTED.to_string()
@@ -202,6 +204,8 @@ pub fn url_secrets(url: &str) -> Vec<String> {
                         found.push(user.to_string());
                     }
                 }
+                // The user name of PostgreSQL, shown by `redact_url` too.
+                None if is_postgres(p.scheme) && plain_user(&userinfo[..at]) => {}
                 None => found.push(userinfo[..at].to_string()),
             }
         }

@@ -1,0 +1,167 @@
+//! Eviction is visible: under any `maxmemory-policy` but `noeviction`, Redis may drop revoked
+//! tokens (which then become valid again) and rate-limit state, so the health check reports
+//! `degraded` naming the policy; where `CONFIG` is denied it falls back to `INFO memory`, and
+//! where that is denied too it says the policy cannot be verified.
+//!
+//! Runs against the shared test server (`CREDO_TEST_REDIS_URL`); every server setting it
+//! changes is restored by a guard, also when an assertion fails.
+
+use credo_adapters_redis::{RedisConfig, RedisStores};
+use credo_ports::{HealthStatus, SystemClock};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn test_url() -> Option<String> {
+    match std::env::var("CREDO_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all") => {
+            panic!("CREDO_TEST_REDIS_URL is not set and CREDO_TEST_REQUIRE=all")
+        }
+        None => {
+            eprintln!("SKIPPED: CREDO_TEST_REDIS_URL is not set (cargo xtask services up)");
+            None
+        }
+    }
+}
+
+/// `host:port` of a `redis://host:port[/db]` URL without credentials.
+fn address(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap().to_string()
+}
+
+/// One command over a plain connection (no client library, so `Drop` can use it), returning
+/// the raw reply.
+fn raw(addr: &str, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn policy(addr: &str) -> String {
+    let reply = raw(addr, &["CONFIG", "GET", "maxmemory-policy"]);
+    reply.lines().nth(4).expect("CONFIG GET reply").to_string()
+}
+
+/// Restores the policy and removes the test's ACL users, whatever happened.
+struct Restore {
+    addr: String,
+    policy: String,
+    users: Vec<String>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        raw(
+            &self.addr,
+            &["CONFIG", "SET", "maxmemory-policy", &self.policy],
+        );
+        for u in &self.users {
+            raw(&self.addr, &["ACL", "DELUSER", u]);
+        }
+    }
+}
+
+/// The tests of this file change one server-wide setting: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn check(url: &str) -> (HealthStatus, RedisStores) {
+    let mut config = RedisConfig::new(url);
+    config.connection_timeout = Duration::from_secs(2);
+    let stores = RedisStores::connect(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let status = stores.health(Duration::from_secs(2)).check().await;
+    (status, stores)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_policy_is_degraded_and_named_and_noeviction_is_ok() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let _restore = Restore {
+        addr: addr.clone(),
+        policy: policy(&addr),
+        users: vec![],
+    };
+    for evicting in [
+        "volatile-lru",
+        "allkeys-lru",
+        "volatile-ttl",
+        "allkeys-random",
+    ] {
+        assert!(raw(&addr, &["CONFIG", "SET", "maxmemory-policy", evicting]).starts_with("+OK"));
+        let (status, stores) = check(&url).await;
+        match &status {
+            HealthStatus::Degraded(reason) => {
+                assert!(reason.contains(evicting), "{reason}");
+                assert!(reason.contains("revoked tokens"), "{reason}");
+                assert!(reason.contains("noeviction"), "{reason}");
+            }
+            other => panic!("{evicting}: expected degraded, got {other:?}"),
+        }
+        assert_eq!(stores.eviction_policy().await.unwrap(), evicting);
+        stores.close().await;
+    }
+    raw(&addr, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let (status, stores) = check(&url).await;
+    assert_eq!(status, HealthStatus::Ok);
+    stores.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_config_the_policy_comes_from_info_and_without_both_it_is_unverified() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let tag = std::process::id();
+    let (no_config, no_either) = (
+        format!("credo_noconfig_{tag}"),
+        format!("credo_noinfo_{tag}"),
+    );
+    let _restore = Restore {
+        addr: addr.clone(),
+        policy: policy(&addr),
+        users: vec![no_config.clone(), no_either.clone()],
+    };
+    // Managed Redis: CONFIG denied by ACL (or renamed).
+    for (user, denied) in [(&no_config, "-config"), (&no_either, "-config -info")] {
+        let mut args = vec![
+            "ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all",
+        ];
+        args.extend(denied.split(' '));
+        assert!(raw(&addr, &args).starts_with("+OK"), "ACL SETUSER {user}");
+    }
+    raw(&addr, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let as_user = |u: &str| url.replacen("://", &format!("://{u}:pw@"), 1);
+
+    let (status, stores) = check(&as_user(&no_config)).await;
+    match &status {
+        HealthStatus::Degraded(reason) => assert!(reason.contains("allkeys-lru"), "{reason}"),
+        other => panic!("expected degraded from INFO, got {other:?}"),
+    }
+    stores.close().await;
+
+    let (status, stores) = check(&as_user(&no_either)).await;
+    match &status {
+        HealthStatus::Degraded(reason) => {
+            assert!(reason.contains("cannot be verified"), "{reason}");
+            assert!(!reason.contains("pw@"), "{reason}");
+        }
+        other => panic!("expected degraded (unverifiable), got {other:?}"),
+    }
+    stores.close().await;
+}
