@@ -347,8 +347,13 @@ impl PgStores {
             migrator.run_direct(None, &mut *conn, false).await
         }
         .await;
+        // Still under the migration lock: one instance re-keys, the others wait for it.
+        let rekeyed = match result {
+            Ok(()) => users::rekey_emails(&mut conn).await.map(|_| ()),
+            Err(e) => Err(self.migrate_err(e)),
+        };
         let unlocked = conn.unlock().await;
-        result.map_err(|e| self.migrate_err(e))?;
+        rekeyed.map_err(|e| self.scrubbed(e))?;
         unlocked.map_err(|e| self.migrate_err(e))
     }
 

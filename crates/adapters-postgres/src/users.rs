@@ -277,3 +277,63 @@ impl UserStore for PgUserStore {
         Ok(n as u64)
     }
 }
+
+/// What [`rekey_emails`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Rekeyed {
+    /// Keys rewritten to the email policy's form.
+    pub(crate) updated: u64,
+    /// Users left with their old key because another user of the tenant holds the address
+    /// under the policy (to be resolved by an operator; ids in the log).
+    pub(crate) collisions: u64,
+}
+
+/// After migration 0004: recomputes the email key of every user whose address is not ASCII
+/// (ASCII keys are the same under both rules), once. A user whose new key another user of the
+/// tenant already holds keeps the old key and is logged by id (never by address).
+pub(crate) async fn rekey_emails(conn: &mut sqlx::PgConnection) -> StoreResult<Rekeyed> {
+    let pending: bool = sqlx::query_scalar("SELECT to_regclass('email_rekey_pending') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let mut done = Rekeyed::default();
+    if !pending {
+        return Ok(done);
+    }
+    let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, email, email_key FROM users WHERE octet_length(email) <> char_length(email)",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    for (id, email, old) in rows {
+        let new = validate::email_key(&email);
+        if new == old {
+            continue;
+        }
+        let r = sqlx::query("UPDATE users SET email_key = $2 WHERE id = $1")
+            .bind(id)
+            .bind(&new)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err);
+        match r {
+            Ok(_) => done.updated += 1,
+            Err(e) if e.kind() == "Conflict" => {
+                done.collisions += 1;
+                tracing::warn!(user = %id, "email key left as it was: another user of the tenant has this address under the email policy; merge or change one of them");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sqlx::query("DROP TABLE email_rekey_pending")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    tracing::info!(
+        updated = done.updated,
+        collisions = done.collisions,
+        "email keys recomputed under the email policy"
+    );
+    Ok(done)
+}

@@ -304,3 +304,103 @@ async fn a_custom_migrations_table_is_used() {
     stores.close().await;
     db.drop().await;
 }
+
+/// Migration 0004 and the re-key after it: users written under the previous key rule (trim
+/// and lower case only) are found by every spelling the email policy folds together; a user
+/// whose new key another user of the tenant holds keeps its old key; the work runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_keys_of_earlier_rows_are_recomputed_once() {
+    let Some(db) = FreshDb::new().await else {
+        return;
+    };
+    let stores = ours(&db.url, None, None).await;
+    stores.migrate().await.unwrap();
+    let tenant = TenantId::new();
+    // Rows as the previous release wrote them: key = trimmed and lower-cased, not normalized.
+    let old_rows = [
+        ("Jose\u{301}@Example.com", "jose\u{301}@example.com"),
+        ("ＡＤＡ@example.com", "ａｄａ@example.com"),
+        // Full-width B: under the policy the same address as the next row.
+        ("Ｂob@example.com", "ｂob@example.com"),
+        ("bob@example.com", "bob@example.com"),
+    ];
+    let mut ids = Vec::new();
+    for (email, key) in old_rows {
+        let id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, email, email_key, email_verified, first_name,
+                                last_name, status, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, false, 'A', 'B', 'active', now(), now(), 1)",
+        )
+        .bind(id)
+        .bind(tenant.0)
+        .bind(email)
+        .bind(key)
+        .execute(stores.pool())
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    // As if 0004 had just run on this database.
+    sqlx::query("CREATE TABLE email_rekey_pending (since timestamptz NOT NULL DEFAULT now())")
+        .execute(stores.pool())
+        .await
+        .unwrap();
+    stores.migrate().await.unwrap();
+    let users = stores.users();
+    let found = |email: &'static str| {
+        let users = users.clone();
+        async move {
+            users
+                .find_by_email(tenant, email)
+                .await
+                .unwrap()
+                .map(|u| u.id.0)
+        }
+    };
+    assert_eq!(
+        found("jos\u{e9}@example.com").await,
+        Some(ids[0]),
+        "NFC finds the NFD row"
+    );
+    assert_eq!(found("JOSE\u{301}@EXAMPLE.COM").await, Some(ids[0]));
+    assert_eq!(
+        found("ada@example.com").await,
+        Some(ids[1]),
+        "full-width folded"
+    );
+    assert_eq!(found("bob@example.com").await, Some(ids[3]));
+    let keys: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, email_key FROM users ORDER BY email")
+            .fetch_all(stores.pool())
+            .await
+            .unwrap();
+    let key_of = |id| keys.iter().find(|(i, _)| *i == id).unwrap().1.clone();
+    assert_eq!(
+        key_of(ids[2]),
+        "ｂob@example.com",
+        "the colliding row keeps its key"
+    );
+    let pending: bool = sqlx::query_scalar("SELECT to_regclass('email_rekey_pending') IS NOT NULL")
+        .fetch_one(stores.pool())
+        .await
+        .unwrap();
+    assert!(!pending, "the re-key runs once");
+    // A later start does not touch keys again.
+    sqlx::query("UPDATE users SET email_key = 'sentinel' WHERE id = $1")
+        .bind(ids[1])
+        .execute(stores.pool())
+        .await
+        .unwrap();
+    stores.migrate().await.unwrap();
+    assert_eq!(
+        sqlx::query_scalar::<_, String>("SELECT email_key FROM users WHERE id = $1")
+            .bind(ids[1])
+            .fetch_one(stores.pool())
+            .await
+            .unwrap(),
+        "sentinel"
+    );
+    stores.close().await;
+    db.drop().await;
+}
