@@ -17,9 +17,9 @@ pub struct InMemorySessionStore {
     sessions: DashMap<SessionId, Session>,
     by_user: DashMap<(TenantId, UserId), HashSet<SessionId>>,
     tokens: DashMap<(TenantId, String), Timestamp>,
-    /// Single-session writes (create and every transition) hold it shared, `revoke_all` holds
-    /// it exclusively: revoking a user's sessions one entry at a time is then one atomic step,
-    /// with no session created or changed between the first revocation and the last.
+    /// Single-session calls (create, get, every transition) and listings hold it shared;
+    /// `revoke_all` and the purge hold it exclusively: revoking a user's sessions one entry at a
+    /// time is then one atomic step, seen by nobody half done.
     gate: parking_lot::RwLock<()>,
     mutant: Option<Mutant>,
 }
@@ -150,6 +150,8 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn get(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
+        // Shared: never between the first and the last revocation of a revoke_all.
+        let _shared = self.gate.read();
         let now = self.clock.now();
         Ok(self
             .sessions
@@ -231,6 +233,7 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
+        let _shared = self.gate.read();
         let now = self.clock.now();
         let ids: Vec<SessionId> = match self.by_user.get(&(tenant, user)) {
             Some(set) => set.iter().copied().collect(),

@@ -32,22 +32,33 @@ pub(crate) async fn enqueue_recorded(
     now: Timestamp,
 ) -> StoreResult<()> {
     let message = EncodedEvent::encode(event);
-    if insert_rows(conn, &message, now).await? == 1 {
-        return Ok(());
+    // The insert and the read that explains a miss are two statements: a row purged between
+    // them explains nothing, so the insert is tried again.
+    for _ in 0..3 {
+        if insert_rows(conn, &message, now).await? == 1 {
+            return Ok(());
+        }
+        let owner: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT tenant_id FROM outbox WHERE event_id = $1")
+                .bind(message.id.0)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        match owner {
+            Some(t) if t != message.tenant_id.0 => {
+                return Err(StoreError::Conflict(format!(
+                    "event id {} is in the outbox for another tenant",
+                    message.id
+                )));
+            }
+            Some(_) => return Ok(()),
+            None => continue,
+        }
     }
-    let owner: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT tenant_id FROM outbox WHERE event_id = $1")
-            .bind(message.id.0)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    match owner {
-        Some(t) if t != message.tenant_id.0 => Err(StoreError::Conflict(format!(
-            "event id {} is in the outbox for another tenant",
-            message.id
-        ))),
-        _ => Ok(()),
-    }
+    Err(StoreError::Unavailable(format!(
+        "event {} was enqueued and purged concurrently three times; retry",
+        message.id
+    )))
 }
 
 /// Inserts an encoded event as it is.

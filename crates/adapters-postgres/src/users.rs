@@ -289,8 +289,9 @@ pub(crate) struct Rekeyed {
 }
 
 /// After migration 0004: recomputes the email key of every user whose address is not ASCII
-/// (ASCII keys are the same under both rules), once. A user whose new key another user of the
-/// tenant already holds keeps the old key and is logged by id (never by address).
+/// (ASCII keys are the same under both rules), once, oldest users first. A user whose new key
+/// another user of the tenant already holds keeps the old key and is logged by id (never by
+/// address).
 pub(crate) async fn rekey_emails(conn: &mut sqlx::PgConnection) -> StoreResult<Rekeyed> {
     let pending: bool = sqlx::query_scalar("SELECT to_regclass('email_rekey_pending') IS NOT NULL")
         .fetch_one(&mut *conn)
@@ -301,7 +302,8 @@ pub(crate) async fn rekey_emails(conn: &mut sqlx::PgConnection) -> StoreResult<R
         return Ok(done);
     }
     let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, email, email_key FROM users WHERE octet_length(email) <> char_length(email)",
+        "SELECT id, email, email_key FROM users WHERE octet_length(email) <> char_length(email)
+         ORDER BY created_at, id",
     )
     .fetch_all(&mut *conn)
     .await
@@ -311,12 +313,18 @@ pub(crate) async fn rekey_emails(conn: &mut sqlx::PgConnection) -> StoreResult<R
         if new == old {
             continue;
         }
-        let r = sqlx::query("UPDATE users SET email_key = $2 WHERE id = $1")
-            .bind(id)
-            .bind(&new)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err);
+        // Only if the row is still what was read: an instance of the previous release may
+        // change an email meanwhile (its own key then stands until the next change).
+        let r = sqlx::query(
+            "UPDATE users SET email_key = $2 WHERE id = $1 AND email = $3 AND email_key = $4",
+        )
+        .bind(id)
+        .bind(&new)
+        .bind(&email)
+        .bind(&old)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err);
         match r {
             Ok(_) => done.updated += 1,
             Err(e) if e.kind() == "Conflict" => {

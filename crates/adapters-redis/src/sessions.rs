@@ -197,7 +197,7 @@ impl RedisSessionStore {
     }
 
     fn ttl_ms(&self, expires: Timestamp, now: Timestamp) -> i64 {
-        (expires.as_micros() - now.as_micros()).max(0) / 1000 + self.r.grace_ms.max(1)
+        expires.as_micros().saturating_sub(now.as_micros()).max(0) / 1000 + self.r.grace_ms.max(1)
     }
 
     async fn change(&self, tenant: TenantId, id: SessionId, op: &str) -> StoreResult<Session> {
@@ -380,15 +380,19 @@ impl SessionStore for RedisSessionStore {
             let Some(holder) = answer.strip_prefix("taken:") else {
                 break answer;
             };
+            // Visible means the holder's session is written and live: an expired session of
+            // the id can still be stored (until its TTL), and is not the one being created.
             let visible = match holder.parse::<uuid::Uuid>() {
                 Ok(t) => {
-                    let n: i64 = self
+                    let expires: Option<String> = self
                         .r
                         .pool
-                        .exists(self.session_key(TenantId(t), s.id))
+                        .hget(self.session_key(TenantId(t), s.id), "expires")
                         .await
                         .map_err(map_err)?;
-                    n > 0
+                    expires
+                        .and_then(|e| e.parse::<i64>().ok())
+                        .is_some_and(|e| e > now.as_micros())
                 }
                 Err(_) => true,
             };

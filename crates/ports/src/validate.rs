@@ -93,8 +93,24 @@ pub fn email_key(email: &str) -> String {
     if trimmed.is_ascii() {
         return trimmed.to_ascii_lowercase();
     }
-    let folded: String = trimmed.nfkc().collect::<String>().to_lowercase();
-    folded.nfkc().collect()
+    // NFKC, lower case with final sigma folded into sigma (lower-casing picks `ς` for `Σ` at
+    // the end of a word, case folding does not), NFKC again, trimmed; repeated until nothing
+    // changes, because each step can undo another (`㎂` becomes `μA`, `¨` a space and an
+    // accent), so that the key of a key is itself.
+    let mut key = trimmed.to_string();
+    for _ in 0..4 {
+        let lowered = key
+            .nfkc()
+            .collect::<String>()
+            .to_lowercase()
+            .replace('ς', "σ");
+        let next = lowered.nfkc().collect::<String>().trim().to_string();
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
 }
 
 /// Characters an email may never hold: default-ignorable code points (zero-width spaces and
