@@ -149,10 +149,12 @@ pub fn gcra(
     }
 }
 
-/// The clock range rate-limit checks accept: `|now|` below `2^53 - 2^43` µs (about the years
-/// 1685 to 2255). Redis computes GCRA in Lua doubles, exact below 2^53; the margin covers the
-/// largest tolerance. Every backend refuses a clock outside it the same way.
-pub const CLOCK_LIMIT_US: i64 = (1 << 53) - (1 << 43);
+/// The clock range rate-limit checks accept: `|now|` below `2^52 - 2^43` µs (about the years
+/// 1828 to 2112). Redis computes GCRA in Lua doubles, exact below 2^53: a stored TAT and a
+/// later `now` (a clock may also move back) then differ by less than 2^53 whatever they are,
+/// the margin covering the largest tolerance. Every backend refuses a clock outside it the
+/// same way.
+pub const CLOCK_LIMIT_US: i64 = (1 << 52) - (1 << 43);
 
 /// `InvalidInput` on field `clock` when `now` is outside [`CLOCK_LIMIT_US`].
 pub fn validate_clock(now: Timestamp) -> StoreResult<()> {
