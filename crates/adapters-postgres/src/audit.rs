@@ -86,7 +86,10 @@ impl AuditRecorder for PgAuditStore {
 #[async_trait]
 impl AuditLog for PgAuditStore {
     async fn append_batch(&self, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
-        let (events, repeats) = prepare_batch(events)?;
+        let (mut events, repeats) = prepare_batch(events)?;
+        // Rows go in key order: two batches that share events then take their key locks in
+        // one order, never in opposite orders (which deadlocked concurrent consumers).
+        events.sort_by_key(|e| (e.tenant_id.0, e.id.0));
         if events.is_empty() {
             return Ok(AppendOutcome {
                 inserted: 0,
