@@ -152,8 +152,8 @@ impl PgConfig {
                 ));
             }
         }
-        check_timeout("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT)?;
-        check_timeout(
+        credo_ports::validate::timeout("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT)?;
+        credo_ports::validate::timeout(
             "statement_timeout",
             self.statement_timeout,
             Duration::from_millis(i32::MAX as u64),
@@ -203,22 +203,6 @@ pub const MAX_CONNECTIONS: u32 = 10_000;
 /// (one day): longer is a configuration mistake, and `Instant + Duration` would overflow
 /// on absurd values.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
-
-fn check_timeout(field: &'static str, value: Duration, max: Duration) -> StoreResult<()> {
-    if value < Duration::from_millis(1) {
-        return Err(StoreError::invalid(
-            field,
-            format!("{value:?}: must be at least 1 ms (0 would mean no timeout)"),
-        ));
-    }
-    if value > max {
-        return Err(StoreError::invalid(
-            field,
-            format!("{value:?}: must be at most {max:?}"),
-        ));
-    }
-    Ok(())
-}
 
 impl fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

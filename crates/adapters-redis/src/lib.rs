@@ -123,18 +123,7 @@ impl RedisConfig {
             ("reconnect_min", self.reconnect_min),
             ("reconnect_max", self.reconnect_max),
         ] {
-            if value < Duration::from_millis(1) {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("{value:?}: must be at least 1 ms (0 would mean no timeout)"),
-                ));
-            }
-            if value > MAX_TIMEOUT {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("{value:?}: must be at most {MAX_TIMEOUT:?}"),
-                ));
-            }
+            credo_ports::validate::timeout(field, value, MAX_TIMEOUT)?;
         }
         if self.reconnect_min > self.reconnect_max {
             return Err(StoreError::invalid(

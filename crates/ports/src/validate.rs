@@ -59,6 +59,28 @@ fn text_rules(field: &'static str, value: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// A configured timeout: at least 1 ms (drivers read 0 as "no timeout", and a sub-millisecond
+/// value rounds to 0) and at most `max`.
+pub fn timeout(
+    field: &'static str,
+    value: std::time::Duration,
+    max: std::time::Duration,
+) -> StoreResult<()> {
+    if value < std::time::Duration::from_millis(1) {
+        return Err(StoreError::invalid(
+            field,
+            format!("{value:?}: must be at least 1 ms (0 would mean no timeout)"),
+        ));
+    }
+    if value > max {
+        return Err(StoreError::invalid(
+            field,
+            format!("{value:?}: must be at most {max:?}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Empty or only whitespace. Most values start with a visible ASCII character, which settles
 /// it without trimming.
 fn is_blank(value: &str) -> bool {
