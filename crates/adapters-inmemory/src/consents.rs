@@ -1,4 +1,5 @@
-use crate::{InMemoryOutbox, Mutant};
+use crate::InMemoryOutbox;
+use crate::mutants::{self, Switch};
 use async_trait::async_trait;
 use credo_ports::audit::events;
 use credo_ports::{
@@ -12,19 +13,15 @@ use std::sync::Arc;
 /// In-memory [`ConsentStore`]. All of a user's consents sit behind one map entry, so a change
 /// and its audit event (enqueued under the same lock) are one atomic step.
 pub struct InMemoryConsentStore {
-    clock: Arc<dyn Clock>,
-    outbox: Arc<InMemoryOutbox>,
-    by_user: DashMap<(TenantId, UserId), BTreeMap<String, Consent>>,
-    ids: DashMap<ConsentId, ()>,
-    mutant: Option<Mutant>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) outbox: Arc<InMemoryOutbox>,
+    pub(crate) by_user: DashMap<(TenantId, UserId), BTreeMap<String, Consent>>,
+    pub(crate) ids: DashMap<ConsentId, ()>,
+    pub(crate) mutant: Switch,
 }
 
 impl InMemoryConsentStore {
-    pub(crate) fn new(
-        clock: Arc<dyn Clock>,
-        outbox: Arc<InMemoryOutbox>,
-        mutant: Option<Mutant>,
-    ) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Switch) -> Self {
         Self {
             clock,
             outbox,
@@ -46,7 +43,7 @@ impl ConsentStore for InMemoryConsentStore {
             .entry((grant.tenant_id, grant.user_id))
             .or_default();
         let existing = user.get(&grant.purpose).cloned();
-        if existing.is_none() || self.mutant == Some(Mutant::RegrantNewId) {
+        if self.mutant.new_consent_id(existing.is_none()) {
             match self.ids.entry(grant.id) {
                 dashmap::Entry::Occupied(_) => {
                     return Err(StoreError::Conflict(format!(
@@ -59,10 +56,9 @@ impl ConsentStore for InMemoryConsentStore {
                 }
             }
         }
-        let mut consent = grant.clone().apply(existing, now);
-        if self.mutant == Some(Mutant::RegrantNewId) {
-            consent.id = grant.id;
-        }
+        let consent = self
+            .mutant
+            .renewed_consent(grant.clone().apply(existing, now), grant.id);
         user.insert(consent.purpose.clone(), consent.clone());
         self.outbox.enqueue(events::consent_granted(&consent, now));
         Ok(consent)
@@ -142,22 +138,8 @@ impl ConsentStore for InMemoryConsentStore {
 
     async fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
-        if self.mutant == Some(Mutant::EraseUnlocked) {
-            let read: Vec<Consent> = self
-                .by_user
-                .get(&(tenant, user))
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default();
-            tokio::task::yield_now().await;
-            if let Some((_, all)) = self.by_user.remove(&(tenant, user)) {
-                for c in all.values() {
-                    self.ids.remove(&c.id);
-                }
-            }
-            for c in &read {
-                self.outbox.enqueue(events::consent_deleted(c, now));
-            }
-            return Ok(read.len() as u64);
+        if self.mutant.is(mutants::Mutant::EraseUnlocked) {
+            return mutants::erase_unlocked(self, tenant, user).await;
         }
         let Some(mut consents) = self.by_user.get_mut(&(tenant, user)) else {
             return Ok(0);

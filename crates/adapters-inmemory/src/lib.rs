@@ -30,6 +30,7 @@ pub use audit::InMemoryAuditStore;
 pub use consents::InMemoryConsentStore;
 #[doc(hidden)]
 pub use mutants::Mutant;
+use mutants::Switch;
 pub use outbox::InMemoryOutbox;
 pub use rate_limit::InMemoryRateLimitStore;
 pub use sessions::InMemorySessionStore;
@@ -78,17 +79,10 @@ impl InMemoryStores {
 
     /// Fresh, empty stores with explicit settings.
     pub fn with_config(clock: Arc<dyn Clock>, config: InMemoryConfig) -> Self {
-        Self::build(clock, config, None)
+        Self::build(clock, config, Switch::default())
     }
 
-    /// Stores with one deliberate bug switched on; only for proving the conformance suite.
-    #[cfg(feature = "mutants")]
-    #[doc(hidden)]
-    pub fn with_mutant(clock: Arc<dyn Clock>, mutant: Mutant) -> Self {
-        Self::build(clock, InMemoryConfig::default(), Some(mutant))
-    }
-
-    fn build(clock: Arc<dyn Clock>, config: InMemoryConfig, mutant: Option<Mutant>) -> Self {
+    fn build(clock: Arc<dyn Clock>, config: InMemoryConfig, mutant: Switch) -> Self {
         let outbox = Arc::new(InMemoryOutbox::new(clock.clone(), mutant));
         Self {
             users: Arc::new(InMemoryUserStore::new(

@@ -1,6 +1,11 @@
 //! Deliberate bugs the conformance suite must catch. They exist only to prove the suite's
 //! strength (see `crates/conformance/tests/mutants.rs`); the constructor that enables them is
 //! behind the `mutants` feature.
+//!
+//! Every line of deliberately wrong behaviour lives in this file: the stores only ask a
+//! [`Switch`] what to do, through calls that carry no operator of their own. `cargo xtask
+//! mutants` excludes this file (`.cargo/mutants.toml`), so the mutation score of the adapter
+//! counts real code only.
 
 /// One deliberately broken behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,4 +38,179 @@ pub enum Mutant {
     /// rechecking: a revocation renewed in between is deleted (the batched `DELETE ... WHERE
     /// key IN (SELECT ...)` whose outer statement does not repeat the condition).
     PurgeWithoutRecheck,
+}
+
+use crate::consents::InMemoryConsentStore;
+use crate::sessions::InMemorySessionStore;
+use credo_ports::audit::events;
+use credo_ports::outbox::Disposition;
+use credo_ports::{
+    Clock, Consent, ConsentId, RateLimitPolicy, Session, SessionId, SessionStatus, StoreError,
+    StoreResult, TenantId, Timestamp, UserId, validate,
+};
+use std::time::Duration;
+
+#[cfg(feature = "mutants")]
+impl crate::InMemoryStores {
+    /// Stores with one deliberate bug switched on; only for proving the conformance suite.
+    #[doc(hidden)]
+    pub fn with_mutant(clock: std::sync::Arc<dyn Clock>, mutant: Mutant) -> Self {
+        Self::build(
+            clock,
+            crate::InMemoryConfig::default(),
+            Switch(Some(mutant)),
+        )
+    }
+}
+
+/// Which deliberate bug, if any, a store runs with. The correct stores hold `Switch::default()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Switch(pub(crate) Option<Mutant>);
+
+impl Switch {
+    /// Whether `mutant` is the one switched on.
+    pub(crate) fn is(self, mutant: Mutant) -> bool {
+        self.0 == Some(mutant)
+    }
+
+    /// The key under which a user's email is unique.
+    pub(crate) fn email_key(self, email: &str) -> String {
+        if self.is(Mutant::CaseSensitiveEmail) {
+            return email.trim().to_string();
+        }
+        validate::email_key(email)
+    }
+
+    /// Whether a session or token that expires at `expires_at` is live at `now`.
+    pub(crate) fn live(self, expires_at: Timestamp, now: Timestamp) -> bool {
+        if self.is(Mutant::ExpiryInclusive) {
+            return now <= expires_at;
+        }
+        now < expires_at
+    }
+
+    /// What a denied check leaves as the key's TAT (correct: the TAT it had).
+    pub(crate) fn denied_tat(
+        self,
+        tat: Timestamp,
+        now: Timestamp,
+        policy: &RateLimitPolicy,
+        cost: u32,
+    ) -> Timestamp {
+        if self.is(Mutant::DeniedConsumes) {
+            return Timestamp::from_micros(
+                tat.max(now).as_micros() + policy.emission_interval_us() * i64::from(cost),
+            );
+        }
+        tat
+    }
+
+    /// Whether a grant must reserve a new consent id (correct: only for a new purpose).
+    pub(crate) fn new_consent_id(self, purpose_is_new: bool) -> bool {
+        purpose_is_new || self.is(Mutant::RegrantNewId)
+    }
+
+    /// The id a renewed consent ends up with (correct: the record's own).
+    pub(crate) fn renewed_consent(self, mut consent: Consent, grant_id: ConsentId) -> Consent {
+        if self.is(Mutant::RegrantNewId) {
+            consent.id = grant_id;
+        }
+        consent
+    }
+
+    /// A user's session listing as returned (correct: all of it).
+    pub(crate) fn listing(self, mut sessions: Vec<Session>) -> Vec<Session> {
+        if self.is(Mutant::CappedSessionList) {
+            sessions.truncate(100);
+        }
+        sessions
+    }
+
+    /// Whether a claim passes over an unheld row whose key an earlier held row blocks
+    /// (correct: always).
+    pub(crate) fn holds_back(self, key_blocked: bool) -> bool {
+        key_blocked && !self.is(Mutant::ClaimIgnoresOrderKeys)
+    }
+
+    /// Whether a caller may ack or release a pending row (correct: only its own claim's).
+    pub(crate) fn may_settle(self, own_claim: bool, held: bool) -> bool {
+        own_claim || (self.is(Mutant::AckIgnoresToken) && held)
+    }
+
+    /// What becomes of a rejected row (correct: what the relay asked for).
+    pub(crate) fn disposition(self, then: Disposition) -> Disposition {
+        match then {
+            Disposition::SetAside if self.is(Mutant::NeverSetAside) => {
+                Disposition::RetryAfter(Duration::from_secs(1))
+            }
+            other => other,
+        }
+    }
+}
+
+/// `RacyRevoke`: checks the status, yields, then writes; concurrent revokes all "succeed".
+pub(crate) async fn racy_revoke(
+    store: &InMemorySessionStore,
+    tenant: TenantId,
+    id: SessionId,
+) -> StoreResult<Session> {
+    let now = store.clock.now();
+    let seen = store.sessions.get(&id).map(|s| s.clone());
+    let Some(s) = seen.filter(|s| s.tenant_id == tenant && store.mutant.live(s.expires_at, now))
+    else {
+        return Err(StoreError::not_found("session"));
+    };
+    if s.status == SessionStatus::Revoked {
+        return Err(StoreError::InvalidState("session already revoked".into()));
+    }
+    tokio::task::yield_now().await;
+    let mut s = store
+        .sessions
+        .get_mut(&id)
+        .ok_or_else(|| StoreError::not_found("session"))?;
+    s.status = SessionStatus::Revoked;
+    s.revoked_at = Some(now);
+    s.version += 1;
+    Ok(s.clone())
+}
+
+/// `PurgeWithoutRecheck`: reads the expired revocations, yields, then deletes those keys
+/// whatever they hold by then.
+pub(crate) async fn purge_without_recheck(store: &InMemorySessionStore) -> StoreResult<u64> {
+    let now = store.clock.now();
+    let expired: Vec<(TenantId, String)> = store
+        .tokens
+        .iter()
+        .filter(|e| !store.mutant.live(*e.value(), now))
+        .map(|e| e.key().clone())
+        .collect();
+    tokio::task::yield_now().await;
+    for key in &expired {
+        store.tokens.remove(key);
+    }
+    Ok(expired.len() as u64)
+}
+
+/// `EraseUnlocked`: reads a user's consents, yields, then deletes whatever is there.
+pub(crate) async fn erase_unlocked(
+    store: &InMemoryConsentStore,
+    tenant: TenantId,
+    user: UserId,
+) -> StoreResult<u64> {
+    let now = store.clock.now();
+    let read: Vec<Consent> = store
+        .by_user
+        .get(&(tenant, user))
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    tokio::task::yield_now().await;
+    if let Some((_, all)) = store.by_user.remove(&(tenant, user)) {
+        for c in all.values() {
+            store.ids.remove(&c.id);
+        }
+    }
+    for c in &read {
+        store.outbox.enqueue(events::consent_deleted(c, now));
+    }
+    Ok(read.len() as u64)
 }

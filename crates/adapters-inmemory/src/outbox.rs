@@ -1,4 +1,4 @@
-use crate::Mutant;
+use crate::mutants::Switch;
 use async_trait::async_trait;
 use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
 use credo_ports::page::{Page, PageRequest};
@@ -43,15 +43,16 @@ impl State {
         &mut self,
         token: ClaimToken,
         id: &EventId,
-        mutant: Option<Mutant>,
+        mutant: Switch,
     ) -> Option<(u64, &mut Row)> {
         let seq = *self.by_id.get(id)?;
         if !self.pending.contains(&seq) {
             return None;
         }
         let row = self.rows.get_mut(&seq).expect("indexed row exists");
-        let anyone = mutant == Some(Mutant::AckIgnoresToken) && row.held_until.is_some();
-        (row.token == Some(token) || anyone).then_some((seq, row))
+        mutant
+            .may_settle(row.token == Some(token), row.held_until.is_some())
+            .then_some((seq, row))
     }
 }
 
@@ -61,11 +62,11 @@ impl State {
 pub struct InMemoryOutbox {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
-    mutant: Option<Mutant>,
+    mutant: Switch,
 }
 
 impl InMemoryOutbox {
-    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Option<Mutant>) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Switch) -> Self {
         Self {
             clock,
             state: Mutex::new(State::default()),
@@ -154,7 +155,7 @@ impl Outbox for InMemoryOutbox {
                 continue;
             }
             candidates += 1;
-            if blocked.contains(&key) && self.mutant != Some(Mutant::ClaimIgnoresOrderKeys) {
+            if self.mutant.holds_back(blocked.contains(&key)) {
                 continue;
             }
             row.held_until = Some(until);
@@ -214,11 +215,8 @@ impl Outbox for InMemoryOutbox {
         row.failures = row.failures.saturating_add(1);
         row.token = None;
         row.last_error = Some(reason.to_string());
-        match then {
+        match self.mutant.disposition(then) {
             Disposition::RetryAfter(delay) => row.held_until = Some(now.saturating_add(delay)),
-            Disposition::SetAside if self.mutant == Some(Mutant::NeverSetAside) => {
-                row.held_until = Some(now.saturating_add(Duration::from_secs(1)));
-            }
             Disposition::SetAside => {
                 row.held_until = None;
                 row.dead_at = Some(now);

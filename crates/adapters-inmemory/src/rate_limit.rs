@@ -1,4 +1,4 @@
-use crate::Mutant;
+use crate::mutants::Switch;
 use async_trait::async_trait;
 use credo_ports::rate_limit::{gcra, validate_clock, validate_key};
 use credo_ports::{
@@ -70,15 +70,11 @@ pub struct InMemoryRateLimitStore {
     tats: DashMap<Owned, Timestamp>,
     sweep_interval: Duration,
     next_sweep_us: AtomicI64,
-    mutant: Option<Mutant>,
+    mutant: Switch,
 }
 
 impl InMemoryRateLimitStore {
-    pub(crate) fn new(
-        clock: Arc<dyn Clock>,
-        sweep_interval: Duration,
-        mutant: Option<Mutant>,
-    ) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, sweep_interval: Duration, mutant: Switch) -> Self {
         let next = clock.now().saturating_add(sweep_interval).as_micros();
         Self {
             clock,
@@ -147,12 +143,7 @@ impl RateLimitStore for InMemoryRateLimitStore {
         let (decision, new_tat) = gcra(&policy, Some(*entry), now, cost);
         match new_tat {
             Some(t) => *entry = t,
-            None if self.mutant == Some(Mutant::DeniedConsumes) => {
-                *entry = Timestamp::from_micros(
-                    (*entry).max(now).as_micros() + policy.emission_interval_us() * i64::from(cost),
-                );
-            }
-            None => {}
+            None => *entry = self.mutant.denied_tat(*entry, now, &policy, cost),
         }
         Ok(decision)
     }

@@ -1,4 +1,4 @@
-use crate::Mutant;
+use crate::mutants::{self, Switch};
 use async_trait::async_trait;
 use credo_ports::sessions::{validate_jti, validate_revocation};
 use credo_ports::{
@@ -13,19 +13,19 @@ use std::sync::Arc;
 /// In-memory [`SessionStore`]. Each state change happens under the session's map entry lock,
 /// so check and write are one step (exactly one of N concurrent revokes wins).
 pub struct InMemorySessionStore {
-    clock: Arc<dyn Clock>,
-    sessions: DashMap<SessionId, Session>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sessions: DashMap<SessionId, Session>,
     by_user: DashMap<(TenantId, UserId), HashSet<SessionId>>,
-    tokens: DashMap<(TenantId, String), Timestamp>,
+    pub(crate) tokens: DashMap<(TenantId, String), Timestamp>,
     /// Single-session calls (create, get, every transition) and listings hold it shared;
     /// `revoke_all` and the purge hold it exclusively: revoking a user's sessions one entry at a
     /// time is then one atomic step, seen by nobody half done.
     gate: parking_lot::RwLock<()>,
-    mutant: Option<Mutant>,
+    pub(crate) mutant: Switch,
 }
 
 impl InMemorySessionStore {
-    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Option<Mutant>) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Switch) -> Self {
         Self {
             clock,
             sessions: DashMap::new(),
@@ -36,11 +36,8 @@ impl InMemorySessionStore {
         }
     }
 
-    fn live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
-        if self.mutant == Some(Mutant::ExpiryInclusive) {
-            return now <= expires_at;
-        }
-        now < expires_at
+    pub(crate) fn live(&self, expires_at: Timestamp, now: Timestamp) -> bool {
+        self.mutant.live(expires_at, now)
     }
 
     /// Applies `change` to the live session `(tenant, id)` under its entry lock.
@@ -61,23 +58,6 @@ impl InMemorySessionStore {
         }
     }
 
-    /// The `PurgeWithoutRecheck` mutant: reads the expired revocations, yields, then deletes
-    /// those keys whatever they hold by then.
-    async fn purge_without_recheck(&self) -> StoreResult<u64> {
-        let now = self.clock.now();
-        let expired: Vec<(TenantId, String)> = self
-            .tokens
-            .iter()
-            .filter(|e| !self.live(*e.value(), now))
-            .map(|e| e.key().clone())
-            .collect();
-        tokio::task::yield_now().await;
-        for key in &expired {
-            self.tokens.remove(key);
-        }
-        Ok(expired.len() as u64)
-    }
-
     fn revoke_in_place(s: &mut Session, now: Timestamp) -> StoreResult<()> {
         if s.status == SessionStatus::Revoked {
             return Err(StoreError::InvalidState("session already revoked".into()));
@@ -86,26 +66,6 @@ impl InMemorySessionStore {
         s.revoked_at = Some(now);
         s.version += 1;
         Ok(())
-    }
-
-    async fn racy_revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
-        let now = self.clock.now();
-        let seen = self.sessions.get(&id).map(|s| s.clone());
-        let Some(s) = seen.filter(|s| s.tenant_id == tenant && self.live(s.expires_at, now)) else {
-            return Err(StoreError::not_found("session"));
-        };
-        if s.status == SessionStatus::Revoked {
-            return Err(StoreError::InvalidState("session already revoked".into()));
-        }
-        tokio::task::yield_now().await;
-        let mut s = self
-            .sessions
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::not_found("session"))?;
-        s.status = SessionStatus::Revoked;
-        s.revoked_at = Some(now);
-        s.version += 1;
-        Ok(s.clone())
     }
 }
 
@@ -203,8 +163,8 @@ impl SessionStore for InMemorySessionStore {
     }
 
     async fn revoke(&self, tenant: TenantId, id: SessionId) -> StoreResult<Session> {
-        if self.mutant == Some(Mutant::RacyRevoke) {
-            return self.racy_revoke(tenant, id).await;
+        if self.mutant.is(mutants::Mutant::RacyRevoke) {
+            return mutants::racy_revoke(self, tenant, id).await;
         }
         self.mutate(tenant, id, Self::revoke_in_place)
     }
@@ -250,15 +210,12 @@ impl SessionStore for InMemorySessionStore {
             })
             .collect();
         out.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
-        if self.mutant == Some(Mutant::CappedSessionList) {
-            out.truncate(100);
-        }
-        Ok(out)
+        Ok(self.mutant.listing(out))
     }
 
     async fn purge_expired(&self) -> StoreResult<u64> {
-        if self.mutant == Some(Mutant::PurgeWithoutRecheck) {
-            return self.purge_without_recheck().await;
+        if self.mutant.is(mutants::Mutant::PurgeWithoutRecheck) {
+            return mutants::purge_without_recheck(self).await;
         }
         let now = self.clock.now();
         let mut gone = Vec::new();

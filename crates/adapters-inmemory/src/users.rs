@@ -1,4 +1,5 @@
-use crate::{InMemoryOutbox, Mutant};
+use crate::InMemoryOutbox;
+use crate::mutants::Switch;
 use async_trait::async_trait;
 use credo_ports::audit::events;
 use credo_ports::page::{Page, PageRequest};
@@ -26,7 +27,7 @@ pub struct InMemoryUserStore {
     outbox: Arc<InMemoryOutbox>,
     tenants: DashMap<TenantId, TenantUsers>,
     owners: DashMap<UserId, TenantId>,
-    mutant: Option<Mutant>,
+    mutant: Switch,
 }
 
 enum Mode {
@@ -35,11 +36,7 @@ enum Mode {
 }
 
 impl InMemoryUserStore {
-    pub(crate) fn new(
-        clock: Arc<dyn Clock>,
-        outbox: Arc<InMemoryOutbox>,
-        mutant: Option<Mutant>,
-    ) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Switch) -> Self {
         Self {
             clock,
             outbox,
@@ -50,10 +47,7 @@ impl InMemoryUserStore {
     }
 
     fn key(&self, email: &str) -> String {
-        if self.mutant == Some(Mutant::CaseSensitiveEmail) {
-            return email.trim().to_string();
-        }
-        validate::email_key(email)
+        self.mutant.email_key(email)
     }
 
     fn insert(&self, new: NewUser, mode: Mode) -> StoreResult<(User, bool)> {
