@@ -7,19 +7,25 @@
 //!   started (the README's test command; `.ci/run` calls it).
 //! - `bench [--quick] [FILTER]`: the criterion benchmarks of `crates/bench`, ours beside each
 //!   baseline, printed as one table of ratios and written to `target/bench/report.json`.
+//! - `mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX] [--list]`:
+//!   cargo-mutants on the adapters and `ports`, each judged by its backend's conformance suite;
+//!   reports in `target/mutation/` (see `docs/mutation.md`).
 //! - `services up | down | status | env`: PostgreSQL, Redis and a Kafka-protocol broker as
 //!   local processes for the tests (see `services.rs`).
 
 mod bench;
+mod mutants;
 mod services;
 
 use credo_conformance::report::{self, CaseReport, Outcome};
-use credo_conformance::{RunOptions, backends, run_suite};
+use credo_conformance::{RunOptions, run_suite};
+use credo_conformance_backends as backends;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | bench [--quick] [FILTER] | services <up | down | status | env>>";
+                     | test | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
+                     | services <up | down | status | env>>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +33,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("mutants") => mutants::mutants(&args[1..]),
         Some("services") => services::cli(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");

@@ -1,6 +1,6 @@
-use crate::harness::{Harness, Port, Stores, Support};
 use async_trait::async_trait;
 use credo_adapters_inmemory::InMemoryStores;
+use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_ports::ManualClock;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
         audit: Some(m.audit()),
         audit_log: Some(m.audit_log()),
         outbox: Some(m.outbox()),
-        sink: Some(crate::harness::direct_sinks()),
+        sink: Some(credo_conformance::harness::direct_sinks()),
         raw_outbox: Some({
             let outbox = m.outbox_inner();
             Arc::new(move |message| {

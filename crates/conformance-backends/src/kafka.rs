@@ -1,9 +1,9 @@
-use super::PostgresHarness;
-use crate::harness::{Harness, Port, Stores, Support};
+use crate::PostgresHarness;
 use async_trait::async_trait;
 use credo_adapters_kafka::{
     KafkaConfig, KafkaHealth, KafkaSink, KafkaSource, SourceHandle, ensure_topics,
 };
+use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle};
 use credo_ports::{
     AppendOutcome, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent, EventId, EventSink,
@@ -64,7 +64,7 @@ impl KafkaHarness {
     async fn brokers(&self) -> Result<String, String> {
         self.brokers
             .get_or_init(|| {
-                super::server_url(self.configured.as_ref(), BROKERS_VAR, || {
+                crate::server_url(self.configured.as_ref(), BROKERS_VAR, || {
                     self.start_container()
                 })
             })
@@ -270,7 +270,7 @@ impl Harness for KafkaHarness {
             _postgres: pg.lease.clone(),
         };
         // The lane's consumer writes into the log the sink is asked for.
-        let sinks: crate::harness::SinkFactory = Arc::new(move |log| {
+        let sinks: credo_conformance::harness::SinkFactory = Arc::new(move |log| {
             *lane.target.0.write() = Some(log);
             Arc::new(SettlingSink(lane.clone()))
         });

@@ -1,5 +1,9 @@
-//! The harness of every backend the project implements. A new backend adds one file here and
-//! one line in [`all`].
+//! The conformance harness of every backend the project implements. A new backend adds one
+//! file here and one line in [`all`].
+//!
+//! These live apart from `credo-conformance` so that the suite itself (cases, models, runner)
+//! depends on no adapter: a change to an adapter rebuilds only this small crate, which keeps
+//! one mutant's build in `cargo xtask mutants` short.
 
 mod inmemory;
 mod kafka;
@@ -11,14 +15,14 @@ pub use kafka::KafkaHarness;
 pub use postgres::PostgresHarness;
 pub use redis::RedisHarness;
 
-use crate::harness::Harness;
+use credo_conformance::Harness;
 use std::future::Future;
 use std::sync::Arc;
 
 /// The URL of a backend's test server: the one configured in `var`, else one from
 /// `start_container` when a Docker engine answers, else the reason there is none (reported as
 /// the skip reason).
-pub(crate) async fn server_url<F>(
+async fn server_url<F>(
     configured: Option<&String>,
     var: &str,
     start_container: impl FnOnce() -> F,
@@ -33,7 +37,7 @@ where
         "{var} is not set (run `cargo xtask services up` and \
          `eval \"$(cargo xtask services env)\"`)"
     );
-    if let Err(why) = crate::docker::engine_answers() {
+    if let Err(why) = credo_conformance::docker::engine_answers() {
         return Err(format!(
             "{unset}, and no Docker engine for testcontainers: {why}"
         ));

@@ -1,6 +1,6 @@
-use crate::harness::{Harness, Port, Stores, Support};
 use async_trait::async_trait;
 use credo_adapters_postgres::{LeaseClock, PgConfig, PgStores};
+use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_ports::ManualClock;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ impl PostgresHarness {
     async fn url(&self) -> Result<String, String> {
         self.url
             .get_or_init(|| {
-                super::server_url(self.configured.as_ref(), URL_VAR, || self.start_container())
+                crate::server_url(self.configured.as_ref(), URL_VAR, || self.start_container())
             })
             .await
             .clone()
@@ -177,7 +177,7 @@ impl Harness for PostgresHarness {
             audit: Some(pg.audit()),
             audit_log: Some(pg.audit_log()),
             outbox: Some(pg.outbox()),
-            sink: Some(crate::harness::direct_sinks()),
+            sink: Some(credo_conformance::harness::direct_sinks()),
             raw_outbox: Some({
                 let pg = pg.clone();
                 Arc::new(move |message| {

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use credo_adapters_inmemory::{InMemoryStores, Mutant};
-use credo_conformance::backends::inmemory_stores;
 use credo_conformance::{Harness, Outcome, Port, RunOptions, Stores, Support, run_suite};
+use credo_conformance_backends::inmemory_stores;
 use credo_ports::ManualClock;
 use std::sync::Arc;
 

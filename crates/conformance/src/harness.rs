@@ -169,7 +169,7 @@ pub fn direct_sinks() -> SinkFactory {
 /// One backend under test.
 ///
 /// A new backend gets the whole suite by implementing this in one file under
-/// `crates/conformance/src/backends/` and listing it in [`crate::backends::all`].
+/// `crates/conformance-backends/src/` and listing it in that crate's `all()`.
 #[async_trait]
 pub trait Harness: Send + Sync {
     /// Column name in the report (`inmemory`, `postgres`, ...).

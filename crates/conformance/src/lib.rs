@@ -9,20 +9,20 @@
 //!   rate-limit edges, tenant isolation, concurrency, pagination).
 //! - [`linearizability`]: a checker for concurrent histories (Wing & Gong, with memoization);
 //!   the `concurrent_history` cases record N tasks' calls and check them against a spec.
-//! - [`harness`]: what a backend supplies (one small file under `backends/`).
+//! - [`harness`]: what a backend supplies (one small file in `credo-conformance-backends`).
 //! - [`runner`] and [`report`]: run the suite, print and write the matrix.
 //!
+//! The harnesses of the project's backends live in `credo-conformance-backends`, so this crate
+//! depends on no adapter.
+//!
 //! ```no_run
-//! # async fn demo() {
-//! use credo_conformance::{backends, report, runner};
-//! for backend in backends::all() {
-//!     let results = runner::run_suite(backend, runner::RunOptions::default()).await;
-//!     println!("{}", report::markdown(&results));
-//! }
+//! # async fn demo(backend: std::sync::Arc<dyn credo_conformance::Harness>) {
+//! use credo_conformance::{report, runner};
+//! let results = runner::run_suite(backend, runner::RunOptions::default()).await;
+//! println!("{}", report::markdown(&results));
 //! # }
 //! ```
 
-pub mod backends;
 pub mod cases;
 pub mod docker;
 pub mod harness;

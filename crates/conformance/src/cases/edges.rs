@@ -276,14 +276,7 @@ fn apply_session<'a>(p: &'a Pair, op: &'a SessionOp) -> BoxFuture<'a, Result<(),
                 m.list_for_user(t, user_id(user)).await,
                 b.list_for_user(t, user_id(user)).await,
             ),
-            SessionOp::Purge => {
-                // A backend may also have dropped records by their own TTLs: never more than
-                // the model, and what stays visible is compared by the following operations.
-                match (m.purge_expired().await, b.purge_expired().await) {
-                    (Ok(mc), Ok(bc)) if bc <= mc => Ok(()),
-                    (mc, bc) => Err(format!("{op:?}: model {mc:?}, backend {bc:?}")),
-                }
-            }
+            SessionOp::Purge => same(op, m.purge_expired().await, b.purge_expired().await),
             SessionOp::RevokeToken { jti: j, expires } => {
                 let exp = expires.resolve(now);
                 same(
@@ -697,10 +690,7 @@ fn apply_rate<'a>(p: &'a Pair, op: &'a RateOp) -> BoxFuture<'a, Result<(), Strin
                 m.peek(t, &key(k), policy).await,
                 b.peek(t, &key(k), policy).await,
             ),
-            RateOp::Purge => match (m.purge_idle().await, b.purge_idle().await) {
-                (Ok(mc), Ok(bc)) if bc <= mc => Ok(()),
-                (mc, bc) => Err(format!("{op:?}: model {mc:?}, backend {bc:?}")),
-            },
+            RateOp::Purge => same(op, m.purge_idle().await, b.purge_idle().await),
         }
     }
     .boxed()

@@ -1,0 +1,449 @@
+//! `cargo xtask mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX]`:
+//! cargo-mutants on an adapter (or `ports`), with the conformance suite of its backend as the
+//! verdict on every mutant, against the same servers `cargo xtask test` uses.
+//!
+//! Per package it writes `target/mutation/<name>[-K-of-N]/report.md` (caught, missed, timeouts,
+//! unviable, the score, and every survivor with its location) beside cargo-mutants' own
+//! `mutants.out/`. Survivors listed in `docs/mutation/equivalent.txt` with a reason are
+//! reported as equivalent and left out of the score.
+
+use crate::services::{Service, ServiceSession, Services};
+use crate::{target_dir, workspace_root};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The cargo-mutants release the reports were measured with.
+const CARGO_MUTANTS_VERSION: &str = "27.1.0";
+
+/// What to mutate and which suite judges it.
+struct Target {
+    name: &'static str,
+    package: &'static str,
+    /// The conformance backend whose suite is the verdict.
+    backend: &'static str,
+    services: &'static [Service],
+    /// Test targets beyond the conformance suite and the package's unit tests.
+    extra_tests: &'static [&'static str],
+}
+
+const TARGETS: [Target; 5] = [
+    Target {
+        name: "inmemory",
+        package: "credo-adapters-inmemory",
+        backend: "inmemory",
+        services: &[],
+        extra_tests: &[],
+    },
+    Target {
+        name: "postgres",
+        package: "credo-adapters-postgres",
+        backend: "postgres",
+        services: &[Service::Postgres],
+        extra_tests: &[],
+    },
+    Target {
+        name: "redis",
+        package: "credo-adapters-redis",
+        backend: "redis",
+        services: &[Service::Redis],
+        extra_tests: &[],
+    },
+    Target {
+        name: "kafka",
+        package: "credo-adapters-kafka",
+        backend: "kafka",
+        services: &[Service::Postgres, Service::Kafka],
+        extra_tests: &[],
+    },
+    Target {
+        name: "ports",
+        package: "credo-ports",
+        backend: "inmemory",
+        services: &[],
+        extra_tests: &["fuzz"],
+    },
+];
+
+const USAGE: &str = "usage: cargo xtask mutants [--package inmemory|postgres|redis|kafka|ports]... \
+                     [--shard K/N] [--file GLOB]... [--re REGEX] [--list]";
+
+struct Args {
+    targets: Vec<&'static Target>,
+    shard: Option<(u32, u32)>,
+    files: Vec<String>,
+    re: Option<String>,
+    list: bool,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut out = Args {
+        targets: Vec::new(),
+        shard: None,
+        files: Vec::new(),
+        re: None,
+        list: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match a.as_str() {
+            "--package" | "-p" => {
+                let v = value("--package")?;
+                let t = TARGETS
+                    .iter()
+                    .find(|t| t.name == v || t.package == v)
+                    .ok_or_else(|| format!("--package: unknown {v:?}\n{USAGE}"))?;
+                out.targets.push(t);
+            }
+            "--shard" => {
+                let v = value("--shard")?;
+                out.shard = Some(parse_shard(&v)?);
+            }
+            "--file" | "-f" => out.files.push(value("--file")?),
+            "--re" => out.re = Some(value("--re")?),
+            "--list" => out.list = true,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if out.targets.is_empty() {
+        out.targets = TARGETS.iter().collect();
+    }
+    Ok(out)
+}
+
+/// `K/N` with 1 ≤ K ≤ N (shards are numbered from 1 here, from 0 in cargo-mutants).
+fn parse_shard(v: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("--shard: expected K/N with 1 <= K <= N, got {v:?}");
+    let (k, n) = v.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+pub fn mutants(args: &[String]) -> Result<bool, String> {
+    let args = parse(args)?;
+    let tool = cargo_mutants()?;
+    let mut all_passed = true;
+    for target in &args.targets {
+        let services = Services::new()?;
+        let mut session = ServiceSession::new(&services);
+        let mut env: Vec<(String, String)> = vec![
+            ("CREDO_TEST_REQUIRE".into(), "all".into()),
+            ("CREDO_CONFORMANCE_BACKEND".into(), target.backend.into()),
+        ];
+        if !args.list {
+            for &s in target.services {
+                match std::env::var(s.env_var()) {
+                    Ok(v) if !v.is_empty() => env.push((s.env_var().into(), v)),
+                    _ => {
+                        session.up(s)?;
+                        env.push((s.env_var().into(), s.env_value().into()));
+                    }
+                }
+            }
+        }
+        let result = run_target(&tool, target, &args, &env);
+        let stopped = session.stop();
+        let passed = result?;
+        stopped?;
+        all_passed &= passed;
+    }
+    Ok(all_passed)
+}
+
+/// `cargo test` arguments that select the verdict: the package's unit tests and the
+/// conformance suite of its backend.
+fn test_selection(target: &Target) -> Vec<String> {
+    let mut v = vec!["--lib".to_string(), "--test".into(), "conformance".into()];
+    for t in target.extra_tests {
+        v.extend(["--test".to_string(), (*t).to_string()]);
+    }
+    v
+}
+
+fn run_target(
+    tool: &Path,
+    target: &Target,
+    args: &Args,
+    env: &[(String, String)],
+) -> Result<bool, String> {
+    let out_dir = target_dir().join("mutation").join(match args.shard {
+        Some((k, n)) => format!("{}-{k}-of-{n}", target.name),
+        None => target.name.to_string(),
+    });
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let mut cmd = Command::new(tool);
+    cmd.current_dir(workspace_root()).arg("mutants");
+    cmd.args(["--package", target.package]);
+    for f in &args.files {
+        cmd.args(["--file", f]);
+    }
+    if let Some(re) = &args.re {
+        cmd.args(["--re", re]);
+    }
+    if args.list {
+        cmd.arg("--list");
+        return crate::run(&mut cmd);
+    }
+    // cargo-mutants 27 runs its baseline on the mutated package's tests only, which lack the
+    // conformance suite; so the baseline runs here, in the source tree, and also sets the
+    // timeout.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut baseline = Command::new(&cargo);
+    baseline.args(["test", "--profile", "mutants", "-p", target.package]);
+    baseline.args(["-p", "credo-conformance-backends"]);
+    baseline.args(test_selection(target));
+    for (k, v) in env {
+        baseline.env(k, v);
+    }
+    let started = Instant::now();
+    if !crate::run(&mut baseline)? {
+        return Err(format!(
+            "the unmutated tree fails its verdict for {}: fix that first",
+            target.name
+        ));
+    }
+    // The baseline's time includes an incremental build; a mutant's test may take a few
+    // times the suite's time under a slow mutation before it counts as hung.
+    let test_timeout = (started.elapsed().as_secs() * 5).clamp(120, 1800);
+    cmd.args([
+        "--test-package",
+        &format!("{},credo-conformance-backends", target.package),
+    ]);
+    for a in test_selection(target) {
+        cmd.arg(format!("--cargo-test-arg={a}"));
+    }
+    cmd.args(["--profile", "mutants", "--baseline", "skip"]);
+    cmd.args(["--timeout", &test_timeout.to_string()]);
+    // The first build in cargo-mutants' scratch copy compiles every dependency.
+    cmd.args(["--build-timeout", "3600"]);
+    cmd.arg("--output").arg(&out_dir);
+    if let Some((k, n)) = args.shard {
+        cmd.args(["--shard", &format!("{}/{n}", k - 1)]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    // cargo-mutants exits non-zero when a mutant survives; the report says which.
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{}: {e}", tool.display()))?;
+    let code = status.code().unwrap_or(-1);
+    // 0: all caught, 2: some missed, 3: some timed out (cargo-mutants' documented codes).
+    if !matches!(code, 0 | 2 | 3) {
+        return Err(format!(
+            "cargo mutants failed ({status}); see {}",
+            out_dir.join("mutants.out").display()
+        ));
+    }
+    let report = Report::read(&out_dir.join("mutants.out"), &equivalents()?)?;
+    let md = report.markdown(target, started.elapsed().as_secs());
+    std::fs::write(out_dir.join("report.md"), &md)
+        .map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    println!("{md}");
+    Ok(report.survivors().next().is_none())
+}
+
+/// The committed list of equivalent survivors: `<file>: <mutation> # <reason>` per line, the
+/// mutation as cargo-mutants names it without line and column.
+fn equivalents() -> Result<BTreeMap<String, String>, String> {
+    let path = workspace_root().join("docs/mutation/equivalent.txt");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let (name, reason) = line.rsplit_once(" # ").ok_or_else(|| {
+            format!(
+                "{}:{}: expected `<file>: <mutation> # <reason>`",
+                path.display(),
+                i + 1
+            )
+        })?;
+        out.insert(name.trim().to_string(), reason.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// A mutant's name without its line and column, so the list survives edits above it.
+fn stable_name(name: &str) -> String {
+    // `path:line:col: mutation`
+    let mut parts = name.splitn(4, ':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(file), Some(line), Some(col), Some(rest))
+            if line.chars().all(|c| c.is_ascii_digit())
+                && col.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            format!("{file}:{rest}")
+        }
+        _ => name.to_string(),
+    }
+}
+
+struct Report {
+    caught: Vec<String>,
+    missed: Vec<String>,
+    timeout: Vec<String>,
+    unviable: Vec<String>,
+    equivalent: BTreeMap<String, String>,
+}
+
+impl Report {
+    fn read(dir: &Path, equivalent: &BTreeMap<String, String>) -> Result<Report, String> {
+        let list = |file: &str| -> Result<Vec<String>, String> {
+            let p: PathBuf = dir.join(file);
+            Ok(std::fs::read_to_string(&p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect())
+        };
+        Ok(Report {
+            caught: list("caught.txt")?,
+            missed: list("missed.txt")?,
+            timeout: list("timeout.txt")?,
+            unviable: list("unviable.txt")?,
+            equivalent: equivalent.clone(),
+        })
+    }
+
+    fn reason(&self, name: &str) -> Option<&String> {
+        self.equivalent.get(&stable_name(name))
+    }
+
+    fn survivors(&self) -> impl Iterator<Item = &String> {
+        self.missed.iter().filter(|m| self.reason(m).is_none())
+    }
+
+    fn markdown(&self, target: &Target, seconds: u64) -> String {
+        let equivalent = self.missed.len() - self.survivors().count();
+        let survivors = self.survivors().count();
+        // A timeout is a detected change of behaviour (the suite did not pass).
+        let detected = self.caught.len() + self.timeout.len();
+        let judged = detected + survivors;
+        let score = if judged == 0 {
+            100.0
+        } else {
+            100.0 * detected as f64 / judged as f64
+        };
+        let mut md = format!(
+            "# Mutation report: {} ({})\n\n\
+             Verdict: the conformance suite on `{}` and the package's unit tests; \
+             cargo-mutants {CARGO_MUTANTS_VERSION}; {seconds} s.\n\n\
+             | caught | timeouts | missed | of which equivalent | unviable | score |\n\
+             |---|---|---|---|---|---|\n\
+             | {} | {} | {} | {equivalent} | {} | {score:.1} % |\n\n\
+             Score: (caught + timeouts) / (caught + timeouts + missed − equivalent).\n",
+            target.name,
+            target.package,
+            target.backend,
+            self.caught.len(),
+            self.timeout.len(),
+            self.missed.len(),
+            self.unviable.len(),
+        );
+        md += "\n## Survivors\n\n";
+        if survivors == 0 {
+            md += "None.\n";
+        }
+        for m in self.survivors() {
+            md += &format!("- {m}\n");
+        }
+        if equivalent > 0 {
+            md += "\n## Equivalent (docs/mutation/equivalent.txt)\n\n";
+            for m in self.missed.iter() {
+                if let Some(r) = self.reason(m) {
+                    md += &format!("- {m}: {r}\n");
+                }
+            }
+        }
+        if !self.timeout.is_empty() {
+            md += "\n## Timeouts\n\n";
+            for m in &self.timeout {
+                md += &format!("- {m}\n");
+            }
+        }
+        md
+    }
+}
+
+/// cargo-mutants from `PATH`, else `target/tools/bin` (installed there on first use).
+fn cargo_mutants() -> Result<PathBuf, String> {
+    let local = target_dir().join("tools/bin/cargo-mutants");
+    for candidate in [PathBuf::from("cargo-mutants"), local.clone()] {
+        let ok = Command::new(&candidate)
+            .args(["mutants", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(candidate);
+        }
+    }
+    eprintln!(
+        "xtask: installing cargo-mutants {CARGO_MUTANTS_VERSION} into {} (about 2 minutes)",
+        target_dir().join("tools").display()
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut install = Command::new(cargo);
+    install
+        .args(["install", "--locked", "cargo-mutants", "--version"])
+        .arg(CARGO_MUTANTS_VERSION)
+        .arg("--root")
+        .arg(target_dir().join("tools"));
+    if !crate::run(&mut install)? {
+        return Err("installing cargo-mutants failed".into());
+    }
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_line_and_column_only() {
+        assert_eq!(
+            stable_name("crates/a/src/b.rs:12:9: replace + with - in f"),
+            "crates/a/src/b.rs: replace + with - in f"
+        );
+        assert_eq!(stable_name("odd name"), "odd name");
+        assert_eq!(
+            stable_name("crates/a/src/b.rs: replace x in <impl A for B>::c"),
+            "crates/a/src/b.rs: replace x in <impl A for B>::c"
+        );
+    }
+
+    #[test]
+    fn shards_are_counted_from_one() {
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert_eq!(parse_shard("4/4"), Ok((4, 4)));
+        assert!(parse_shard("0/4").is_err());
+        assert!(parse_shard("5/4").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        assert!(parse(&["--pakage".into(), "redis".into()]).is_err());
+        assert!(parse(&["--package".into(), "mysql".into()]).is_err());
+        let a = parse(&["--package".into(), "redis".into()]).unwrap();
+        assert_eq!(a.targets.len(), 1);
+        assert_eq!(a.targets[0].package, "credo-adapters-redis");
+    }
+}
