@@ -100,17 +100,59 @@ where
     Err(format!("{what:?}: listing did not end after 50 pages"))
 }
 
-/// Drains the outbox of both sides and compares the events published (ids aside: stores
-/// generate them).
-pub(crate) async fn same_drained_events(p: &Pair, what: &str) -> Result<(), String> {
+/// Where the ids of drained events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ids {
+    /// The stores generated them: each side's must be UUIDv7, in recording order; the
+    /// events are then compared without them.
+    Generated,
+    /// The caller gave them: compared as they are.
+    Given,
+}
+
+/// Drains the outbox of both sides and compares the events published.
+pub(crate) async fn same_drained_events(p: &Pair, what: &str, ids: Ids) -> Result<(), String> {
+    let me = crate::cases::drain(&p.model).await?;
+    let be = crate::cases::drain(&p.backend).await?;
+    if ids == Ids::Given {
+        return crate::cases::eq(what, be, me);
+    }
+    time_ordered_v7(&format!("{what} (model)"), &me)?;
+    time_ordered_v7(&format!("{what} (backend)"), &be)?;
     let strip = |v: Vec<credo_ports::AuditEvent>| {
         v.into_iter()
             .map(crate::cases::without_id)
             .collect::<Vec<_>>()
     };
-    let me = strip(crate::cases::drain(&p.model).await?);
-    let be = strip(crate::cases::drain(&p.backend).await?);
-    crate::cases::eq(what, be, me)
+    crate::cases::eq(what, strip(be), strip(me))
+}
+
+/// Store-generated event ids are UUIDv7 (RFC 9562: version 7, variant 10) and strictly
+/// increasing in recording order, so they sort by creation time (DESIGN §5).
+pub(crate) fn time_ordered_v7(
+    what: &str,
+    events: &[credo_ports::AuditEvent],
+) -> Result<(), String> {
+    let mut last: Option<u128> = None;
+    for e in events {
+        let n = e.id.as_uuid().as_u128();
+        let version = (n >> 76) & 0xF;
+        let variant = (n >> 62) & 0b11;
+        if version != 7 || variant != 0b10 {
+            return Err(format!(
+                "{what}: event id {} is not a UUIDv7 (version {version}, variant {variant:#b})",
+                e.id
+            ));
+        }
+        if last.is_some_and(|l| l >= n) {
+            return Err(format!(
+                "{what}: event id {} does not sort after the one recorded before it",
+                e.id
+            ));
+        }
+        last = Some(n);
+    }
+    Ok(())
 }
 
 /// Runs a property: operation sequences from `strategy()` are generated, each applied step by step to a fresh pair by

@@ -158,7 +158,12 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 Ok(())
             }
             Op::DrainEvents => {
-                property::same_drained_events(p, "audit events recorded by consent changes").await
+                property::same_drained_events(
+                    p,
+                    "audit events recorded by consent changes",
+                    property::Ids::Generated,
+                )
+                .await
             }
         }
     }

@@ -492,7 +492,7 @@ fn apply_audit<'a>(p: &'a Pair, op: &'a AuditOp) -> BoxFuture<'a, Result<(), Str
                 let (mr, br) = (p.model.audit()?, p.backend.audit()?);
                 same(op, mr.record(e.clone()).await, br.record(e).await)
             }
-            AuditOp::Drain => property::same_drained_events(p, "drain").await,
+            AuditOp::Drain => property::same_drained_events(p, "drain", property::Ids::Given).await,
             AuditOp::Query { from, until, limit } => {
                 same_pages(
                     op,
@@ -568,7 +568,9 @@ fn apply_outbox<'a>(p: &'a Pair, op: &'a OutboxOp) -> BoxFuture<'a, Result<(), S
                     p.backend.audit()?.record(e).await,
                 )
             }
-            OutboxOp::Drain => property::same_drained_events(p, "drain").await,
+            OutboxOp::Drain => {
+                property::same_drained_events(p, "drain", property::Ids::Given).await
+            }
             OutboxOp::Purge { before } => same(
                 op,
                 m.purge_published(before).await,

@@ -231,7 +231,12 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 Ok(())
             }
             Op::DrainEvents => {
-                property::same_drained_events(p, "audit events recorded by user mutations").await
+                property::same_drained_events(
+                    p,
+                    "audit events recorded by user mutations",
+                    property::Ids::Generated,
+                )
+                .await
             }
         }
     }
