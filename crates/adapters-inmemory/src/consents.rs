@@ -43,24 +43,27 @@ impl ConsentStore for InMemoryConsentStore {
             .entry((grant.tenant_id, grant.user_id))
             .or_default();
         let existing = user.get(&grant.purpose).cloned();
-        if self.mutant.new_consent_id(existing.is_none()) {
-            match self.ids.entry(grant.id) {
+        let reserve = match self.mutant.new_consent_id(existing.is_none()) {
+            false => None,
+            true => match self.ids.entry(grant.id) {
                 dashmap::Entry::Occupied(_) => {
                     return Err(StoreError::Conflict(format!(
                         "consent id {} already exists",
                         grant.id
                     )));
                 }
-                dashmap::Entry::Vacant(v) => {
-                    v.insert(());
-                }
-            }
-        }
+                dashmap::Entry::Vacant(v) => Some(v),
+            },
+        };
         let consent = self
             .mutant
             .renewed_consent(grant.clone().apply(existing, now), grant.id);
+        self.outbox
+            .enqueue([events::consent_granted(&consent, now)])?;
+        if let Some(v) = reserve {
+            v.insert(());
+        }
         user.insert(consent.purpose.clone(), consent.clone());
-        self.outbox.enqueue(events::consent_granted(&consent, now));
         Ok(consent)
     }
 
@@ -77,11 +80,13 @@ impl ConsentStore for InMemoryConsentStore {
         if c.status(now) != ConsentStatus::Active {
             return Err(StoreError::InvalidState("consent is not active".into()));
         }
-        c.revoked_at = Some(now);
-        c.version += 1;
-        let c = c.clone();
-        self.outbox.enqueue(events::consent_revoked(&c, now));
-        Ok(c)
+        let mut revoked = c.clone();
+        revoked.revoked_at = Some(now);
+        revoked.version += 1;
+        self.outbox
+            .enqueue([events::consent_revoked(&revoked, now)])?;
+        *c = revoked.clone();
+        Ok(revoked)
     }
 
     async fn get(
@@ -123,17 +128,22 @@ impl ConsentStore for InMemoryConsentStore {
         let Some(mut consents) = self.by_user.get_mut(&(tenant, user)) else {
             return Ok(0);
         };
-        let mut n = 0;
-        for c in consents
-            .values_mut()
+        let revoked: Vec<Consent> = consents
+            .values()
             .filter(|c| c.status(now) == ConsentStatus::Active)
-        {
-            c.revoked_at = Some(now);
-            c.version += 1;
-            self.outbox.enqueue(events::consent_revoked(c, now));
-            n += 1;
+            .map(|c| {
+                let mut c = c.clone();
+                c.revoked_at = Some(now);
+                c.version += 1;
+                c
+            })
+            .collect();
+        self.outbox
+            .enqueue(revoked.iter().map(|c| events::consent_revoked(c, now)))?;
+        for c in &revoked {
+            consents.insert(c.purpose.clone(), c.clone());
         }
-        Ok(n)
+        Ok(revoked.len() as u64)
     }
 
     async fn delete_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
@@ -144,10 +154,11 @@ impl ConsentStore for InMemoryConsentStore {
         let Some(mut consents) = self.by_user.get_mut(&(tenant, user)) else {
             return Ok(0);
         };
+        self.outbox
+            .enqueue(consents.values().map(|c| events::consent_deleted(c, now)))?;
         let removed = std::mem::take(&mut *consents);
         for c in removed.values() {
             self.ids.remove(&c.id);
-            self.outbox.enqueue(events::consent_deleted(c, now));
         }
         drop(consents);
         self.by_user.remove_if(&(tenant, user), |_, m| m.is_empty());

@@ -38,15 +38,31 @@ pub enum Mutant {
     /// rechecking: a revocation renewed in between is deleted (the batched `DELETE ... WHERE
     /// key IN (SELECT ...)` whose outer statement does not repeat the condition).
     PurgeWithoutRecheck,
+    /// User creation writes the user, then its audit event as a second step (the event
+    /// written after the change's transaction committed): when the event write fails, the
+    /// user stays, unrecorded.
+    EventOutsideChange,
+    /// The session purge reports success and removes nothing.
+    PurgeDoesNothing,
+    /// A user update reads the record, yields, then writes its copy back (a missing row
+    /// lock: concurrent updates lose each other's changes and versions repeat).
+    UpdateUnlocked,
+    /// Email keys fold ASCII letters only (`lower()` in a C collation): `ÉVE@x` and `éve@x`
+    /// become two users.
+    AsciiOnlyEmailFold,
+    /// Emails are compared as `LIKE` patterns: `_` and `%` in a stored address match any
+    /// character(s), so `a_b@x` collides with `axb@x`.
+    EmailLikePattern,
 }
 
 use crate::consents::InMemoryConsentStore;
 use crate::sessions::InMemorySessionStore;
+use crate::users::InMemoryUserStore;
 use credo_ports::audit::events;
 use credo_ports::outbox::Disposition;
 use credo_ports::{
     Clock, Consent, ConsentId, RateLimitPolicy, Session, SessionId, SessionStatus, StoreError,
-    StoreResult, TenantId, Timestamp, UserId, validate,
+    StoreResult, TenantId, Timestamp, User, UserId, UserUpdate, validate,
 };
 use std::time::Duration;
 
@@ -78,7 +94,53 @@ impl Switch {
         if self.is(Mutant::CaseSensitiveEmail) {
             return email.trim().to_string();
         }
+        if self.is(Mutant::AsciiOnlyEmailFold) {
+            return email.trim().to_ascii_lowercase();
+        }
         validate::email_key(email)
+    }
+
+    /// Records `events` before the change (correct), or hands them back to be recorded after
+    /// it by [`Switch::record_late`] (`EventOutsideChange`).
+    pub(crate) fn record(
+        self,
+        outbox: &crate::InMemoryOutbox,
+        events: Vec<credo_ports::AuditEvent>,
+    ) -> StoreResult<Vec<credo_ports::AuditEvent>> {
+        if self.is(Mutant::EventOutsideChange) {
+            return Ok(events);
+        }
+        outbox.enqueue(events)?;
+        Ok(Vec::new())
+    }
+
+    /// Records what [`Switch::record`] handed back (nothing, unless `EventOutsideChange`).
+    pub(crate) fn record_late(
+        self,
+        outbox: &crate::InMemoryOutbox,
+        late: Vec<credo_ports::AuditEvent>,
+    ) -> StoreResult<()> {
+        if late.is_empty() {
+            return Ok(());
+        }
+        outbox.enqueue(late)
+    }
+
+    /// The owner of email key `key` (correct: an exact match).
+    pub(crate) fn email_owner(
+        self,
+        by_email: &std::collections::HashMap<String, UserId>,
+        key: &str,
+    ) -> Option<UserId> {
+        if self.is(Mutant::EmailLikePattern) {
+            let mut keys: Vec<&String> = by_email.keys().collect();
+            keys.sort();
+            return keys
+                .into_iter()
+                .find(|k| like(k.as_bytes(), key.as_bytes()))
+                .map(|k| by_email[k]);
+        }
+        by_email.get(key).copied()
     }
 
     /// Whether a session or token that expires at `expires_at` is live at `now`.
@@ -210,7 +272,78 @@ pub(crate) async fn erase_unlocked(
         }
     }
     for c in &read {
-        store.outbox.enqueue(events::consent_deleted(c, now));
+        store.outbox.enqueue([events::consent_deleted(c, now)])?;
     }
     Ok(read.len() as u64)
+}
+
+/// SQL `LIKE`: `_` matches one character, `%` any run (bytes here: enough for the bug).
+fn like(text: &[u8], pattern: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'%', rest)) => (0..=text.len()).any(|i| like(&text[i..], rest)),
+        Some((b'_', rest)) => !text.is_empty() && like(&text[1..], rest),
+        Some((c, rest)) => text.first() == Some(c) && like(&text[1..], rest),
+    }
+}
+
+/// `PurgeDoesNothing`: counts what a purge would remove, and removes nothing.
+pub(crate) fn purge_does_nothing(store: &InMemorySessionStore) -> u64 {
+    let now = store.clock.now();
+    let sessions = store
+        .sessions
+        .iter()
+        .filter(|s| !store.mutant.live(s.expires_at, now))
+        .count();
+    let tokens = store
+        .tokens
+        .iter()
+        .filter(|e| !store.mutant.live(*e.value(), now))
+        .count();
+    (sessions + tokens) as u64
+}
+
+/// `UpdateUnlocked`: reads the user, yields, then writes its updated copy back unchecked.
+pub(crate) async fn update_unlocked(
+    store: &InMemoryUserStore,
+    tenant: TenantId,
+    id: UserId,
+    update: UserUpdate,
+    expected_version: Option<u64>,
+) -> StoreResult<User> {
+    update.validate()?;
+    let now = store.clock.now();
+    let current = store
+        .tenants
+        .get(&tenant)
+        .and_then(|t| t.by_id.get(&id).cloned())
+        .ok_or_else(|| StoreError::not_found("user"))?;
+    if let Some(v) = expected_version.filter(|v| *v != current.version) {
+        return Err(StoreError::Conflict(format!(
+            "version mismatch: expected {v}, found {}",
+            current.version
+        )));
+    }
+    tokio::task::yield_now().await;
+    let mut user = current.clone();
+    update.apply(&mut user, now);
+    let mut t = store
+        .tenants
+        .get_mut(&tenant)
+        .ok_or_else(|| StoreError::not_found("user"))?;
+    if let Some(email) = &update.email {
+        let new_key = store.mutant.email_key(email);
+        if t.by_email.get(&new_key).is_some_and(|owner| *owner != id) {
+            return Err(StoreError::Conflict(
+                "email already registered in this tenant".into(),
+            ));
+        }
+        t.by_email.remove(&store.mutant.email_key(&current.email));
+        t.by_email.insert(new_key, id);
+    }
+    store
+        .outbox
+        .enqueue([events::user_updated(&user, &update.changed_fields(), now)])?;
+    t.by_id.insert(id, user.clone());
+    Ok(user)
 }

@@ -9,6 +9,7 @@ use credo_ports::{
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 struct Row {
@@ -63,6 +64,9 @@ pub struct InMemoryOutbox {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     mutant: Switch,
+    /// Set by [`InMemoryOutbox::fail_writes`]: every write fails, as a full disk or a lost
+    /// database would make it fail.
+    failing: AtomicBool,
 }
 
 impl InMemoryOutbox {
@@ -71,18 +75,50 @@ impl InMemoryOutbox {
             clock,
             state: Mutex::new(State::default()),
             mutant,
+            failing: AtomicBool::new(false),
         }
     }
 
-    /// Encodes `event` (once, here) and enqueues it unless a row with its id exists already
-    /// (idempotent record).
-    pub(crate) fn enqueue(&self, event: AuditEvent) {
-        let _ = self.insert(EncodedEvent::encode(&event));
+    /// Encodes `events` (once, here) and enqueues them, all or none, skipping ids already
+    /// enqueued. Stores call it after every check and before they write their change, under
+    /// the record's lock: if it fails, nothing of the change is written.
+    pub(crate) fn enqueue(&self, events: impl IntoIterator<Item = AuditEvent>) -> StoreResult<()> {
+        let messages: Vec<EncodedEvent> = events
+            .into_iter()
+            .map(|e| EncodedEvent::encode(&e))
+            .collect();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.check_writable()?;
+        for m in messages {
+            // A fresh UUIDv7 of the store's own is never another tenant's.
+            let _ = self.insert(m);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> StoreResult<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "outbox writes are failing (injected fault)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// While `on`, every write into the outbox fails with `Unavailable`, and so does every
+    /// change that would record an event. For the conformance case that proves a change and
+    /// its event are written together or not at all.
+    #[doc(hidden)]
+    pub fn fail_writes(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
     }
 
     /// Enqueues an event given by a caller (`record`): idempotent for an id this tenant
     /// enqueued already, `Conflict` for an id another tenant's row holds.
     pub(crate) fn enqueue_recorded(&self, event: AuditEvent) -> StoreResult<()> {
+        self.check_writable()?;
         self.insert(EncodedEvent::encode(&event))
     }
 

@@ -217,6 +217,9 @@ impl SessionStore for InMemorySessionStore {
         if self.mutant.is(mutants::Mutant::PurgeWithoutRecheck) {
             return mutants::purge_without_recheck(self).await;
         }
+        if self.mutant.is(mutants::Mutant::PurgeDoesNothing) {
+            return Ok(mutants::purge_does_nothing(self));
+        }
         let now = self.clock.now();
         let mut gone = Vec::new();
         // Exclusive: a session created under a purged id between the two steps below would

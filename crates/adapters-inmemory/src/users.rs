@@ -1,5 +1,5 @@
 use crate::InMemoryOutbox;
-use crate::mutants::Switch;
+use crate::mutants::{self, Switch};
 use async_trait::async_trait;
 use credo_ports::audit::events;
 use credo_ports::page::{Page, PageRequest};
@@ -14,20 +14,20 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 #[derive(Default)]
-struct TenantUsers {
-    by_id: HashMap<UserId, User>,
-    by_email: HashMap<String, UserId>,
+pub(crate) struct TenantUsers {
+    pub(crate) by_id: HashMap<UserId, User>,
+    pub(crate) by_email: HashMap<String, UserId>,
     order: BTreeSet<(Timestamp, UserId)>,
 }
 
 /// In-memory [`UserStore`]. One lock per tenant makes the email check and the insert (and the
 /// outbox enqueue) one atomic step; a global id index keeps ids unique across tenants.
 pub struct InMemoryUserStore {
-    clock: Arc<dyn Clock>,
-    outbox: Arc<InMemoryOutbox>,
-    tenants: DashMap<TenantId, TenantUsers>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) outbox: Arc<InMemoryOutbox>,
+    pub(crate) tenants: DashMap<TenantId, TenantUsers>,
     owners: DashMap<UserId, TenantId>,
-    mutant: Switch,
+    pub(crate) mutant: Switch,
 }
 
 enum Mode {
@@ -57,9 +57,9 @@ impl InMemoryUserStore {
         // Lock order: owners entry, then the tenant; never the reverse while nested.
         let owner = self.owners.entry(new.id);
         let mut tenant = self.tenants.entry(new.tenant_id).or_default();
-        if let Some(existing) = tenant.by_email.get(&key) {
+        if let Some(existing) = self.mutant.email_owner(&tenant.by_email, &key) {
             return match mode {
-                Mode::FindOrCreate => Ok((tenant.by_id[existing].clone(), false)),
+                Mode::FindOrCreate => Ok((tenant.by_id[&existing].clone(), false)),
                 Mode::Create => Err(StoreError::Conflict(
                     "email already registered in this tenant".into(),
                 )),
@@ -72,10 +72,13 @@ impl InMemoryUserStore {
             )));
         };
         let user = new.into_user(now);
+        let late = self
+            .mutant
+            .record(&self.outbox, vec![events::user_created(&user, now)])?;
         tenant.by_email.insert(key, user.id);
         tenant.order.insert((user.created_at, user.id));
         tenant.by_id.insert(user.id, user.clone());
-        self.outbox.enqueue(events::user_created(&user, now));
+        self.mutant.record_late(&self.outbox, late)?;
         owner.insert(user.tenant_id);
         Ok((user, true))
     }
@@ -97,10 +100,11 @@ impl UserStore for InMemoryUserStore {
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>> {
         validate::email(email)?;
         let key = self.key(email);
-        Ok(self
-            .tenants
-            .get(&tenant)
-            .and_then(|t| t.by_email.get(&key).map(|id| t.by_id[id].clone())))
+        Ok(self.tenants.get(&tenant).and_then(|t| {
+            self.mutant
+                .email_owner(&t.by_email, &key)
+                .map(|id| t.by_id[&id].clone())
+        }))
     }
 
     async fn find_or_create(&self, user: NewUser) -> StoreResult<(User, bool)> {
@@ -114,6 +118,9 @@ impl UserStore for InMemoryUserStore {
         update: UserUpdate,
         expected_version: Option<u64>,
     ) -> StoreResult<User> {
+        if self.mutant.is(mutants::Mutant::UpdateUnlocked) {
+            return mutants::update_unlocked(self, tenant, id, update, expected_version).await;
+        }
         update.validate()?;
         let now = self.clock.now();
         let Some(mut t) = self.tenants.get_mut(&tenant) else {
@@ -132,21 +139,24 @@ impl UserStore for InMemoryUserStore {
         let old_key = self.key(&current.email);
         let new_key = update.email.as_deref().map(|e| self.key(e));
         if let Some(k) = &new_key
-            && t.by_email.get(k).is_some_and(|owner| *owner != id)
+            && self
+                .mutant
+                .email_owner(&t.by_email, k)
+                .is_some_and(|owner| owner != id)
         {
             return Err(StoreError::Conflict(
                 "email already registered in this tenant".into(),
             ));
         }
-        let user = t.by_id.get_mut(&id).expect("checked above");
-        update.apply(user, now);
-        let user = user.clone();
+        let mut user = current.clone();
+        update.apply(&mut user, now);
+        self.outbox
+            .enqueue([events::user_updated(&user, &update.changed_fields(), now)])?;
+        t.by_id.insert(id, user.clone());
         if let Some(k) = new_key {
             t.by_email.remove(&old_key);
             t.by_email.insert(k, id);
         }
-        self.outbox
-            .enqueue(events::user_updated(&user, &update.changed_fields(), now));
         Ok(user)
     }
 
@@ -165,13 +175,15 @@ impl UserStore for InMemoryUserStore {
             let Some(mut t) = self.tenants.get_mut(&tenant) else {
                 return Err(StoreError::not_found("user"));
             };
-            let Some(user) = t.by_id.remove(&id) else {
+            if !t.by_id.contains_key(&id) {
                 return Err(StoreError::not_found("user"));
-            };
+            }
+            self.outbox
+                .enqueue([events::user_deleted(tenant, id, now)])?;
+            let user = t.by_id.remove(&id).expect("checked above");
             let key = self.key(&user.email);
             t.by_email.remove(&key);
             t.order.remove(&(user.created_at, id));
-            self.outbox.enqueue(events::user_deleted(tenant, id, now));
         }
         owner.remove();
         Ok(())

@@ -420,6 +420,33 @@ impl PgStores {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         outbox::insert(&mut conn, message, self.clock.now()).await
     }
+    /// While `on`, every insert into the outbox fails (a trigger raising SQLSTATE 53100,
+    /// `disk_full`), and with it every change that records an event. For the conformance case
+    /// that proves a change and its event commit together or not at all.
+    #[doc(hidden)]
+    pub async fn fail_outbox_writes(&self, on: bool) -> StoreResult<()> {
+        let statements: &[&'static str] = if on {
+            &[
+                "CREATE OR REPLACE FUNCTION credo_test_fail_outbox() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION \
+                 'outbox writes are failing (injected fault)' USING ERRCODE = '53100'; END $$",
+                "DROP TRIGGER IF EXISTS credo_test_fail_outbox ON outbox",
+                "CREATE TRIGGER credo_test_fail_outbox BEFORE INSERT ON outbox \
+                 FOR EACH ROW EXECUTE FUNCTION credo_test_fail_outbox()",
+            ]
+        } else {
+            &["DROP TRIGGER IF EXISTS credo_test_fail_outbox ON outbox"]
+        };
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        for &sql in statements {
+            sqlx::query(sql)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
     /// The rate limiter.
     pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
         Arc::new(PgRateLimitStore::new(self.pool.clone(), self.clock.clone()))

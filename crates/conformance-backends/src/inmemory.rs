@@ -25,6 +25,13 @@ pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
                 Box::pin(async { Ok(()) })
             })
         }),
+        outbox_faults: Some({
+            let outbox = m.outbox_inner();
+            Arc::new(move |on| {
+                outbox.fail_writes(on);
+                Box::pin(async { Ok(()) })
+            })
+        }),
         rate_limits: Some(m.rate_limits()),
         lease: None,
     }

@@ -160,6 +160,10 @@ impl Harness for PostgresHarness {
                 s.clear_all_tables()
                     .await
                     .map_err(|e| format!("clearing schema: {e}"))?;
+                // A case that failed half-way may have left its injected fault on.
+                s.fail_outbox_writes(false)
+                    .await
+                    .map_err(|e| format!("clearing faults: {e}"))?;
                 s
             }
             None => self.new_schema(&url).await?,
@@ -183,6 +187,13 @@ impl Harness for PostgresHarness {
                 Arc::new(move |message| {
                     let pg = pg.clone();
                     Box::pin(async move { pg.enqueue_raw(&message).await })
+                })
+            }),
+            outbox_faults: Some({
+                let pg = pg.clone();
+                Arc::new(move |on| {
+                    let pg = pg.clone();
+                    Box::pin(async move { pg.fail_outbox_writes(on).await })
                 })
             }),
             rate_limits: Some(pg.rate_limits()),

@@ -127,6 +127,7 @@ impl Harness for RedisHarness {
             outbox: None,
             sink: None,
             raw_outbox: None,
+            outbox_faults: None,
             rate_limits: Some(r.rate_limits()),
             lease: None,
         })

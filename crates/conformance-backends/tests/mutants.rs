@@ -29,7 +29,7 @@ impl Harness for MutantHarness {
     }
 }
 
-const MUTANTS: [Mutant; 11] = [
+const MUTANTS: [Mutant; 16] = [
     Mutant::CaseSensitiveEmail,
     Mutant::ExpiryInclusive,
     Mutant::DeniedConsumes,
@@ -41,6 +41,11 @@ const MUTANTS: [Mutant; 11] = [
     Mutant::NeverSetAside,
     Mutant::EraseUnlocked,
     Mutant::PurgeWithoutRecheck,
+    Mutant::EventOutsideChange,
+    Mutant::PurgeDoesNothing,
+    Mutant::UpdateUnlocked,
+    Mutant::AsciiOnlyEmailFold,
+    Mutant::EmailLikePattern,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

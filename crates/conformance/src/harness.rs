@@ -34,6 +34,10 @@ pub enum Port {
 /// watches what arrives, in which order).
 pub type SinkFactory = Arc<dyn Fn(Arc<dyn AuditLog>) -> Arc<dyn EventSink> + Send + Sync>;
 
+/// Switches an injected fault on or off: while on, every write into the outbox fails (as a
+/// full disk would make it), so every change that records an event must fail whole.
+pub type OutboxFaults = Arc<dyn Fn(bool) -> BoxFuture<'static, StoreResult<()>> + Send + Sync>;
+
 /// Writes an outbox row as given, as another program (an older or newer version, or damage)
 /// could have left it.
 pub type RawEnqueue =
@@ -102,6 +106,8 @@ pub struct Stores {
     pub sink: Option<SinkFactory>,
     /// Writes raw outbox rows.
     pub raw_outbox: Option<RawEnqueue>,
+    /// Makes outbox writes fail.
+    pub outbox_faults: Option<OutboxFaults>,
     /// Rate limiter.
     pub rate_limits: Option<Arc<dyn RateLimitStore>>,
     /// Held until the last clone of these stores is dropped: a backend hangs the release of
@@ -145,6 +151,7 @@ impl Stores {
     accessor!(audit_log, Arc<dyn AuditLog>);
     accessor!(outbox, Arc<dyn Outbox>);
     accessor!(raw_outbox, RawEnqueue);
+    accessor!(outbox_faults, OutboxFaults);
     accessor!(rate_limits, Arc<dyn RateLimitStore>);
 }
 

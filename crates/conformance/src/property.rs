@@ -53,6 +53,7 @@ pub fn model_stores(clock: Arc<credo_ports::ManualClock>) -> Stores {
                 Box::pin(async { Ok(()) })
             })
         }),
+        outbox_faults: None,
         rate_limits: Some(m.rate_limits()),
         lease: None,
     }

@@ -2,7 +2,7 @@ use super::{cases, consent_id, drain, ensure, eq, err_kind, ok, tenant, user_id}
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
-use credo_ports::{ConsentFilter, ConsentStatus, ConsentStore, GrantConsent, Timestamp};
+use credo_ports::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
@@ -18,6 +18,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         revoke_all_counts_active_only,
         delete_all_erases_every_record,
         every_change_records_one_audit_event,
+        a_failed_event_write_writes_nothing,
         list_filters_by_purpose_and_status,
         cross_tenant_isolation,
         bad_input_is_rejected_before_any_write,
@@ -566,4 +567,88 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
         0,
     )?;
     eq("no events", ok("depth", s.outbox()?.depth().await)?, 0)
+}
+
+/// A consent change and its audit event(s) are written together or not at all: with every
+/// outbox write failing (an injected fault), each change fails `Unavailable` and leaves the
+/// consents, their ids and the outbox as they were.
+async fn a_failed_event_write_writes_nothing(ctx: &Ctx) -> Result<(), String> {
+    let (s, cs) = consents(ctx).await?;
+    let outbox = s.outbox()?;
+    let faults = s.outbox_faults()?;
+    ok(
+        "grant",
+        cs.grant(grant(&s, 1, 0, 0, "marketing", None)).await,
+    )?;
+    ok(
+        "grant",
+        cs.grant(grant(&s, 2, 0, 0, "analytics:v2", Some(3600)))
+            .await,
+    )?;
+    let all = ConsentFilter::default();
+    let before = ok(
+        "list",
+        cs.list_for_user(tenant(0), user_id(0), all.clone()).await,
+    )?;
+    let depth = ok("depth", outbox.depth().await)?;
+    s.clock.advance(Duration::from_secs(1));
+    ok("fault on", faults(true).await)?;
+    let results = [
+        (
+            "grant of a new purpose",
+            cs.grant(grant(&s, 3, 0, 0, "registry.check", None))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "renewal",
+            cs.grant(grant(&s, 4, 0, 0, "marketing", Some(60)))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "revoke",
+            cs.revoke(tenant(0), user_id(0), "marketing")
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "revoke all",
+            cs.revoke_all_for_user(tenant(0), user_id(0))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "delete all",
+            cs.delete_all_for_user(tenant(0), user_id(0))
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    ok("fault off", faults(false).await)?;
+    for (what, r) in results {
+        err_kind(what, r, "Unavailable")?;
+    }
+    let after = ok("list", cs.list_for_user(tenant(0), user_id(0), all).await)?;
+    eq("consents as they were", sorted(after), sorted(before))?;
+    eq("outbox depth", ok("depth", outbox.depth().await)?, depth)?;
+    // The ids the failed grants tried are still free.
+    ok(
+        "grant with the id a failed grant tried",
+        cs.grant(grant(&s, 3, 0, 1, "registry.check", None)).await,
+    )?;
+    ok(
+        "grant with the id a failed renewal tried",
+        cs.grant(grant(&s, 4, 0, 1, "marketing", None)).await,
+    )?;
+    eq(
+        "outbox depth",
+        ok("depth", outbox.depth().await)?,
+        depth + 2,
+    )
+}
+
+fn sorted(mut v: Vec<Consent>) -> Vec<Consent> {
+    v.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+    v
 }

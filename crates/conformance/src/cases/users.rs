@@ -16,6 +16,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         email_collision_is_case_folded_and_trimmed,
         look_alike_emails_are_one_user_and_invisible_characters_are_refused,
         concurrent_creates_of_one_email_have_one_winner,
+        concurrent_updates_of_one_version_have_one_winner,
         find_or_create_is_atomic_under_concurrency,
         update_checks_expected_version,
         update_to_a_taken_email_conflicts,
@@ -23,17 +24,31 @@ pub(super) fn cases() -> Vec<super::Case> {
         pagination_is_stable_under_inserts,
         bad_input_is_rejected_before_any_write,
         mutations_record_audit_events_atomically,
+        a_failed_event_write_writes_nothing,
         timestamps_round_trip_in_microseconds,
         delete_of_absent_user_is_not_found,
     ]
 }
 
-const EMAILS: [&str; 5] = [
+/// Emails the sequences draw from, each also rendered upper-cased, padded and capitalized.
+/// Beyond plain ASCII: case that only Unicode folds (`É`, final `Σ`, `ß` whose upper case is
+/// `SS`), `LIKE` wildcards that must stay literal (`_` and `%` beside an address they would
+/// match), a fullwidth look-alike that NFKC makes one with `alice`, and invisible characters
+/// the policy refuses.
+const EMAILS: [&str; 13] = [
     "alice@example.com",
     "bob@example.org",
     "carol@sub.example.net",
     "x@y.co",
     "not-an-email",
+    "émile@exämple.fr",
+    "ΟΔΥΣΣΕΥΣ@example.gr",
+    "straße@example.de",
+    "a_b@example.com",
+    "axb@example.com",
+    "a%b@example.com",
+    "\u{ff41}lice@example.com",
+    "ali\u{200b}ce@example.com",
 ];
 const NAMES: [&str; 5] = [
     "Ada",
@@ -64,7 +79,7 @@ impl Email {
 }
 
 fn email() -> impl Strategy<Value = Email> {
-    (0u8..5, 0u8..4).prop_map(|(b, s)| Email(b, s))
+    (0..EMAILS.len() as u8, 0u8..4).prop_map(|(b, s)| Email(b, s))
 }
 
 fn new_user(id: u8, t: u8, e: &Email, verified: bool, name: u8) -> NewUser {
@@ -372,6 +387,40 @@ async fn concurrent_creates_of_one_email_have_one_winner(ctx: &Ctx) -> Result<()
     }
     eq("winners among concurrent creates", wins, 1)?;
     eq("count", ok("count", users.count(tenant(0)).await)?, 1)
+}
+
+/// Optimistic concurrency holds under contention: of N updates that all expect version 1,
+/// exactly one wins, the others conflict, and the record shows the winner's change at
+/// version 2 (a read-then-write without a row lock lets several win).
+async fn concurrent_updates_of_one_version_have_one_winner(ctx: &Ctx) -> Result<(), String> {
+    const N: usize = 16;
+    let (_s, users) = users(ctx).await?;
+    let u = ok("create", users.create(person(0, "occ@example.com")).await)?;
+    let results = race(N, |i| {
+        let users = users.clone();
+        let update = UserUpdate {
+            first_name: Some(format!("Name{i}")),
+            ..Default::default()
+        };
+        async move { users.update(tenant(0), u.id, update, Some(u.version)).await }
+    })
+    .await?;
+    let mut winners = Vec::new();
+    for r in results {
+        match r {
+            Ok(user) => winners.push(user),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(format!("unexpected error {e:?}")),
+        }
+    }
+    eq("winners among concurrent updates", winners.len(), 1)?;
+    let stored = ok("get", users.get(tenant(0), u.id).await)?;
+    eq(
+        "stored record is the winner's",
+        stored.as_ref(),
+        winners.first(),
+    )?;
+    eq("version", stored.map(|s| s.version), Some(u.version + 1))
 }
 
 async fn find_or_create_is_atomic_under_concurrency(ctx: &Ctx) -> Result<(), String> {
@@ -756,5 +805,78 @@ async fn delete_of_absent_user_is_not_found(ctx: &Ctx) -> Result<(), String> {
             users.find_by_email(tenant(0), "d@example.com").await,
         )?,
         None,
+    )
+}
+
+/// A change and its audit event are written together or not at all: with every outbox write
+/// failing (an injected fault), each mutation fails `Unavailable` and leaves the users and
+/// the outbox as they were. An adapter that wrote the event after committing the change (or
+/// ignored the event's failure) leaves a change behind here.
+async fn a_failed_event_write_writes_nothing(ctx: &Ctx) -> Result<(), String> {
+    let (s, users) = users(ctx).await?;
+    let outbox = s.outbox()?;
+    let faults = s.outbox_faults()?;
+    let alice = ok("create", users.create(person(0, "alice@example.com")).await)?;
+    let depth = ok("depth", outbox.depth().await)?;
+    let bob = person(0, "bob@example.com");
+    let update = UserUpdate {
+        email: Some("alicia@example.com".into()),
+        first_name: Some("Alicia".into()),
+        ..Default::default()
+    };
+    ok("fault on", faults(true).await)?;
+    let results = [
+        ("create", users.create(bob.clone()).await.map(|_| ())),
+        (
+            "find_or_create of a new email",
+            users.find_or_create(bob.clone()).await.map(|_| ()),
+        ),
+        (
+            "update",
+            users
+                .update(tenant(0), alice.id, update, None)
+                .await
+                .map(|_| ()),
+        ),
+        ("delete", users.delete(tenant(0), alice.id).await),
+    ];
+    // Off before any verdict, so that a failing case leaves the stores usable.
+    ok("fault off", faults(false).await)?;
+    for (what, r) in results {
+        err_kind(what, r, "Unavailable")?;
+    }
+    eq(
+        "alice as she was",
+        ok("get", users.get(tenant(0), alice.id).await)?,
+        Some(alice.clone()),
+    )?;
+    eq(
+        "no bob",
+        ok(
+            "find",
+            users.find_by_email(tenant(0), "bob@example.com").await,
+        )?,
+        None,
+    )?;
+    eq(
+        "no bob by id",
+        ok("get", users.get(tenant(0), bob.id).await)?,
+        None,
+    )?;
+    eq(
+        "the new email still free",
+        ok(
+            "find",
+            users.find_by_email(tenant(0), "alicia@example.com").await,
+        )?,
+        None,
+    )?;
+    eq("outbox depth", ok("depth", outbox.depth().await)?, depth)?;
+    // And everything works again once the outbox does.
+    ok("create after the fault", users.create(bob).await)?;
+    eq(
+        "outbox depth",
+        ok("depth", outbox.depth().await)?,
+        depth + 1,
     )
 }
