@@ -26,9 +26,12 @@ pub mod scripts {
 }
 
 mod lua;
+mod mutants;
 mod rate_limits;
 mod sessions;
 
+#[doc(hidden)]
+pub use mutants::Mutant;
 pub use rate_limits::RedisRateLimitStore;
 pub use sessions::RedisSessionStore;
 
@@ -246,6 +249,7 @@ pub struct RedisStores {
     pub(crate) grace_ms: i64,
     /// The URL's secrets, scrubbed from health check errors.
     secrets: Arc<[String]>,
+    pub(crate) mutant: mutants::Switch,
 }
 
 impl RedisStores {
@@ -287,6 +291,7 @@ impl RedisStores {
             rate_limit_time: config.rate_limit_time,
             grace_ms: config.expiry_grace.as_millis() as i64,
             secrets,
+            mutant: mutants::Switch::default(),
         })
     }
 

@@ -107,7 +107,11 @@ impl RedisRateLimitStore {
         ];
         let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) = self
             .r
-            .eval(&GCRA, vec![self.r.key(tenant, "rl", key)], args)
+            .eval(
+                self.r.mutant.gcra(&GCRA),
+                vec![self.r.key(tenant, "rl", key)],
+                args,
+            )
             .await?;
         let us = |v: i64| Duration::from_micros(v.max(0) as u64);
         Ok(Decision {

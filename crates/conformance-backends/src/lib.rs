@@ -56,6 +56,7 @@ pub fn all() -> Vec<Arc<dyn Harness>> {
         Arc::new(InMemoryHarness),
         Arc::new(PostgresHarness::from_env()),
         Arc::new(RedisHarness::from_env()),
+        Arc::new(RedisHarness::server_time_from_env()),
         Arc::new(KafkaHarness::from_env()),
     ]
 }

@@ -15,9 +15,11 @@ type Container =
 
 /// Redis from `CREDO_TEST_REDIS_URL`, else (feature `testcontainers`) a container when a Docker
 /// engine answers, else skipped with the reason. Every set of fresh stores gets a key prefix of
-/// its own (`credo_t_<pid>_<n>`); keys expire by themselves. The rate limiter reads the
-/// injected clock here so results compare with the model; the server-`TIME` mode has its own
-/// tests.
+/// its own (`credo_t_<pid>_<n>`); keys expire by themselves.
+///
+/// Two columns: `redis`, whose rate limiter reads the injected clock so results compare with
+/// the model, and `redis-server-time`, the production default (the script reads Redis
+/// `TIME`), which runs the rate-limit cases written for real time.
 pub struct RedisHarness {
     url: Option<String>,
     base: tokio::sync::OnceCell<Result<RedisStores, String>>,
@@ -25,9 +27,18 @@ pub struct RedisHarness {
     #[cfg(feature = "testcontainers")]
     container: parking_lot::Mutex<Option<Container>>,
     next: AtomicU32,
+    time: TimeSource,
 }
 
 impl RedisHarness {
+    /// The `redis-server-time` column: the rate limiter reads Redis `TIME`.
+    pub fn server_time_from_env() -> Self {
+        Self {
+            time: TimeSource::Server,
+            ..Self::from_env()
+        }
+    }
+
     /// A harness for the server named by `CREDO_TEST_REDIS_URL`, if set.
     pub fn from_env() -> Self {
         Self::new(std::env::var(URL_VAR).ok().filter(|u| !u.is_empty()))
@@ -41,6 +52,7 @@ impl RedisHarness {
             #[cfg(feature = "testcontainers")]
             container: parking_lot::Mutex::new(None),
             next: AtomicU32::new(0),
+            time: TimeSource::Clock,
         }
     }
 
@@ -71,7 +83,7 @@ impl RedisHarness {
                 let url = crate::server_url(self.url.as_ref(), URL_VAR, || self.start_container())
                     .await?;
                 let mut config = RedisConfig::new(url);
-                config.rate_limit_time = TimeSource::Clock;
+                config.rate_limit_time = self.time;
                 // Keys outlive their expiry by the clock long enough that Redis never drops
                 // one during a case: purges then count exactly what the model counts.
                 config.expiry_grace = Duration::from_secs(3600);
@@ -87,7 +99,14 @@ impl RedisHarness {
 #[async_trait]
 impl Harness for RedisHarness {
     fn name(&self) -> &'static str {
-        "redis"
+        match self.time {
+            TimeSource::Clock => "redis",
+            TimeSource::Server => "redis-server-time",
+        }
+    }
+
+    fn reads_real_time(&self) -> bool {
+        self.time == TimeSource::Server
     }
 
     async fn available(&self) -> Result<(), String> {
@@ -99,6 +118,9 @@ impl Harness for RedisHarness {
     }
 
     fn supports(&self, port: Port) -> Support {
+        if self.time == TimeSource::Server && port != Port::RateLimits {
+            return Support::No("the server-time column is the rate limiter's");
+        }
         match port {
             Port::Sessions | Port::RateLimits => Support::Yes,
             Port::Users => Support::No("Redis is not a user store: not a cache (DESIGN §3)"),

@@ -188,4 +188,9 @@ pub trait Harness: Send + Sync {
     fn supports(&self, port: Port) -> Support;
     /// Fresh, isolated stores reading `clock`.
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String>;
+    /// Whether the stores read real time (a server's `TIME`) instead of the injected clock.
+    /// Only cases written for real time run then; the others are not applicable.
+    fn reads_real_time(&self) -> bool {
+        false
+    }
 }

@@ -48,6 +48,16 @@ impl Ctx {
     pub async fn fresh(&self) -> Result<Stores, String> {
         self.harness.fresh(Stores::new_clock()).await
     }
+
+    /// Lets `d` pass for the stores: the injected clock moves, or (where the stores read real
+    /// time) the case sleeps.
+    pub async fn wait(&self, stores: &Stores, d: std::time::Duration) {
+        if self.harness.reads_real_time() {
+            tokio::time::sleep(d).await;
+        } else {
+            stores.clock.advance(d);
+        }
+    }
 }
 
 /// Runs the suite (or the cases matching `options.filter`) against `harness`.
@@ -83,6 +93,14 @@ pub async fn run_suite(harness: Arc<dyn Harness>, options: RunOptions) -> Vec<Ca
             out.push(report(
                 Outcome::NotApplicable,
                 Some(why.to_string()),
+                Duration::ZERO,
+            ));
+            continue;
+        }
+        if harness.reads_real_time() && !case.real_time {
+            out.push(report(
+                Outcome::NotApplicable,
+                Some("moves the injected clock; this column reads the server's time".into()),
                 Duration::ZERO,
             ));
             continue;

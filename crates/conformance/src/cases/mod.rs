@@ -31,14 +31,26 @@ pub struct Case {
     pub name: &'static str,
     /// The test; `Err` is a failure with its reason.
     pub run: fn(Ctx) -> BoxFuture<'static, Result<(), String>>,
+    /// Whether the case also holds when the stores read real time (it never moves the clock
+    /// by hand, waits with [`Ctx::wait`], and bounds elapsed time instead of assuming none).
+    pub real_time: bool,
 }
 
+/// `cases![Port::X; a, b]`: cases that move the injected clock; `cases![real_time Port::X;
+/// a, b]`: cases that also run where the stores read real time.
 macro_rules! cases {
     ($port:expr; $($f:ident),* $(,)?) => {
+        cases!(@ false; $port; $($f),*)
+    };
+    (real_time $port:expr; $($f:ident),* $(,)?) => {
+        cases!(@ true; $port; $($f),*)
+    };
+    (@ $rt:expr; $port:expr; $($f:ident),*) => {
         vec![$($crate::cases::Case {
             port: $port,
             name: stringify!($f),
             run: |ctx| Box::pin(async move { $f(&ctx).await }),
+            real_time: $rt,
         }),*]
     };
 }

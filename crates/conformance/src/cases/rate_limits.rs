@@ -10,18 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) fn cases() -> Vec<super::Case> {
-    cases![Port::RateLimits;
+    let mut v = cases![Port::RateLimits;
         model_based_sequences,
         burst_then_one_per_interval_at_exact_edges,
         denied_requests_consume_nothing,
-        concurrent_checks_at_one_instant_never_exceed_the_policy,
         sustained_rate_never_exceeds_limit_per_period,
+        idle_keys_are_purged,
+    ];
+    // These also run where the limiter reads the server's clock (the production default of
+    // the Redis adapter): slow policies, so the time that passes while a case runs changes
+    // nothing it asserts.
+    v.extend(cases![real_time Port::RateLimits;
+        concurrent_checks_at_one_instant_never_exceed_the_policy,
         peek_and_reset,
         large_limits_are_enforced,
         cross_tenant_isolation,
-        idle_keys_are_purged,
         absurd_policies_are_rejected,
-    ]
+        capacity_returns_on_the_clock_the_limiter_reads,
+    ]);
+    v
 }
 
 /// 10 per second, burst 3: emission interval 100 ms.
@@ -30,6 +37,15 @@ const P0: RateLimitPolicy = RateLimitPolicy {
     period: Duration::from_secs(1),
     burst: 3,
 };
+/// 3 per hour, burst 3: emission interval 20 min, so nothing refills while a case runs.
+const SLOW: RateLimitPolicy = RateLimitPolicy {
+    limit: 3,
+    period: Duration::from_secs(3600),
+    burst: 3,
+};
+/// Bound on the real time a case may take between two calls it compares.
+const SLACK: Duration = Duration::from_secs(60);
+
 const POLICIES: [RateLimitPolicy; 4] = [
     P0,
     RateLimitPolicy {
@@ -221,7 +237,7 @@ async fn concurrent_checks_at_one_instant_never_exceed_the_policy(ctx: &Ctx) -> 
     const TASKS: usize = 64;
     let policy = RateLimitPolicy {
         limit: 100,
-        period: Duration::from_secs(60),
+        period: Duration::from_secs(86_400),
         burst: 10,
     };
     for round in 0..5 {
@@ -281,22 +297,28 @@ async fn sustained_rate_never_exceeds_limit_per_period(ctx: &Ctx) -> Result<(), 
 
 async fn peek_and_reset(ctx: &Ctx) -> Result<(), String> {
     let (_s, rl) = limiter(ctx).await?;
-    let fresh = ok("peek fresh", rl.peek(tenant(0), "k", P0).await)?;
+    let fresh = ok("peek fresh", rl.peek(tenant(0), "k", SLOW).await)?;
     eq("peek fresh", (fresh.allowed, fresh.remaining), (true, 2))?;
     for _ in 0..5 {
-        ok("peek", rl.peek(tenant(0), "k", P0).await)?;
+        ok("peek", rl.peek(tenant(0), "k", SLOW).await)?;
     }
-    ok("check", rl.check(tenant(0), "k", P0, 3).await)?;
-    let d = ok("peek", rl.peek(tenant(0), "k", P0).await)?;
-    eq(
-        "peek after burst",
-        (d.allowed, d.retry_after),
-        (false, Duration::from_millis(100)),
+    ok("check", rl.check(tenant(0), "k", SLOW, 3).await)?;
+    let d = ok("peek", rl.peek(tenant(0), "k", SLOW).await)?;
+    eq("peek after burst: denied", d.allowed, false)?;
+    let interval = Duration::from_secs(1200);
+    ensure(
+        d.retry_after <= interval && d.retry_after + SLACK > interval,
+        || {
+            format!(
+                "retry_after {:?}, expected one interval (20 min)",
+                d.retry_after
+            )
+        },
     )?;
     ok("reset", rl.reset(tenant(0), "k").await)?;
     eq(
         "full again",
-        ok("check", rl.check(tenant(0), "k", P0, 3).await)?.allowed,
+        ok("check", rl.check(tenant(0), "k", SLOW, 3).await)?.allowed,
         true,
     )?;
     ok("reset unknown key", rl.reset(tenant(0), "never-seen").await)
@@ -306,7 +328,7 @@ async fn large_limits_are_enforced(ctx: &Ctx) -> Result<(), String> {
     let (_s, rl) = limiter(ctx).await?;
     let policy = RateLimitPolicy {
         limit: 1000,
-        period: Duration::from_secs(60),
+        period: Duration::from_secs(86_400),
         burst: 1000,
     };
     let mut admitted = 0;
@@ -322,22 +344,73 @@ async fn large_limits_are_enforced(ctx: &Ctx) -> Result<(), String> {
 
 async fn cross_tenant_isolation(ctx: &Ctx) -> Result<(), String> {
     let (_s, rl) = limiter(ctx).await?;
-    ok("drain t0", rl.check(tenant(0), "shared-key", P0, 3).await)?;
+    ok("drain t0", rl.check(tenant(0), "shared-key", SLOW, 3).await)?;
     eq(
         "t0 exhausted",
-        ok("check", rl.check(tenant(0), "shared-key", P0, 1).await)?.allowed,
+        ok("check", rl.check(tenant(0), "shared-key", SLOW, 1).await)?.allowed,
         false,
     )?;
     eq(
         "t1 unaffected",
-        ok("check", rl.check(tenant(1), "shared-key", P0, 3).await)?.allowed,
+        ok("check", rl.check(tenant(1), "shared-key", SLOW, 3).await)?.allowed,
         true,
     )?;
     ok("reset t1", rl.reset(tenant(1), "shared-key").await)?;
     eq(
         "t0 still exhausted",
-        ok("check", rl.check(tenant(0), "shared-key", P0, 1).await)?.allowed,
+        ok("check", rl.check(tenant(0), "shared-key", SLOW, 1).await)?.allowed,
         false,
+    )
+}
+
+/// The unit and scale of the time the limiter reads: at 10 per second (burst 1), a denied key
+/// is still denied 40 ms later and admitted again once its retry_after has passed, with
+/// retry_after shrinking by what passed. Where the limiter reads the server's clock, a script
+/// that read it in the wrong unit (milliseconds taken for microseconds, seconds without
+/// their fraction, a scale off by ten) fails one of the three.
+async fn capacity_returns_on_the_clock_the_limiter_reads(ctx: &Ctx) -> Result<(), String> {
+    let (s, rl) = limiter(ctx).await?;
+    let policy = RateLimitPolicy {
+        limit: 10,
+        period: Duration::from_secs(1),
+        burst: 1,
+    };
+    let interval = Duration::from_millis(100);
+    let k = "unit";
+    eq(
+        "first admitted",
+        ok("check", rl.check(tenant(0), k, policy, 1).await)?.allowed,
+        true,
+    )?;
+    let d = ok("check", rl.check(tenant(0), k, policy, 1).await)?;
+    eq("second denied", d.allowed, false)?;
+    ensure(
+        d.retry_after <= interval && d.retry_after > interval / 2,
+        || {
+            format!(
+                "retry_after {:?} right after an admission, expected about 100 ms",
+                d.retry_after
+            )
+        },
+    )?;
+    ctx.wait(&s, Duration::from_millis(40)).await;
+    let later = ok("peek", rl.peek(tenant(0), k, policy).await)?;
+    eq("still denied 40 ms later", later.allowed, false)?;
+    ensure(
+        later.retry_after + Duration::from_millis(40) <= d.retry_after,
+        || {
+            format!(
+                "retry_after went from {:?} to {:?} in 40 ms",
+                d.retry_after, later.retry_after
+            )
+        },
+    )?;
+    ctx.wait(&s, later.retry_after + Duration::from_millis(5))
+        .await;
+    eq(
+        "admitted once retry_after has passed",
+        ok("check", rl.check(tenant(0), k, policy, 1).await)?.allowed,
+        true,
     )
 }
 
