@@ -27,7 +27,7 @@ static GCRA_MILLIS: LazyLock<Script> = LazyLock::new(|| {
 
 impl Switch {
     /// The GCRA script to run (correct: `correct`).
-    pub(crate) fn gcra<'a>(self, correct: &'a Script) -> &'a Script {
+    pub(crate) fn gcra(self, correct: &Script) -> &Script {
         match self.0 {
             Some(Mutant::ServerTimeInMillis) => &GCRA_MILLIS,
             None => correct,
