@@ -592,7 +592,12 @@ impl Services {
             .map_err(|e| format!("writing {}: {e}", conf.display()))
     }
 
-    /// Creates the `credo` database if it does not exist (over the Unix socket, trusted).
+    /// Creates the `credo` database if it does not exist (over the Unix socket, trusted), with
+    /// the ICU `en-US` collation many production databases have: text then sorts
+    /// linguistically (`a_b` before `a-b` before `ab`), so an adapter that lets the database's
+    /// collation decide an order or a comparison diverges from the model here. A database left
+    /// by an earlier version of this script (libc `C.UTF-8`) is recreated: it holds test data
+    /// only.
     fn pg_ensure_database(&self, layout: &PgLayout) -> Result<(), String> {
         let bin = find_pg_bin(&layout.data).ok_or("no PostgreSQL binaries (psql)")?;
         let psql = |sql: &str| {
@@ -605,10 +610,23 @@ impl Services {
                 "psql",
             )
         };
-        let out = psql("SELECT 1 FROM pg_database WHERE datname = 'credo'")?;
-        if String::from_utf8_lossy(&out.stdout).trim() != "1" {
-            psql("CREATE DATABASE credo OWNER credo")?;
+        let out = psql("SELECT datlocprovider FROM pg_database WHERE datname = 'credo'")?;
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "i" => return Ok(()),
+            "" => {}
+            _ => {
+                eprintln!(
+                    "services: postgres: recreating the test database credo with the ICU en-US \
+                     collation"
+                );
+                psql("DROP DATABASE credo WITH (FORCE)")?;
+            }
         }
+        psql(
+            "CREATE DATABASE credo OWNER credo TEMPLATE template0 \
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+        )
+        .map_err(|e| format!("creating the test database with the ICU en-US collation: {e}"))?;
         Ok(())
     }
 

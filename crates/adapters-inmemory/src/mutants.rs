@@ -70,12 +70,12 @@ use std::time::Duration;
 impl crate::InMemoryStores {
     /// Stores with one deliberate bug switched on; only for proving the conformance suite.
     #[doc(hidden)]
-    pub fn with_mutant(clock: std::sync::Arc<dyn Clock>, mutant: Mutant) -> Self {
-        Self::build(
-            clock,
-            crate::InMemoryConfig::default(),
-            Switch(Some(mutant)),
-        )
+    pub fn with_mutant(
+        clock: std::sync::Arc<dyn Clock>,
+        config: crate::InMemoryConfig,
+        mutant: Mutant,
+    ) -> Self {
+        Self::build(clock, config, Switch(Some(mutant)))
     }
 }
 

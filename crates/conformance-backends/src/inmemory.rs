@@ -1,11 +1,21 @@
 use async_trait::async_trait;
-use credo_adapters_inmemory::InMemoryStores;
+use credo_adapters_inmemory::{InMemoryConfig, InMemoryStores};
 use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_ports::ManualClock;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The embedded in-memory backend: always available, every port.
 pub struct InMemoryHarness;
+
+/// The settings the suite runs with: the rate limiter's idle-key sweep (a memory safety net,
+/// tested on its own in the adapter) never runs during a case, so purges count exactly what
+/// the model counts.
+pub fn config() -> InMemoryConfig {
+    InMemoryConfig {
+        rate_limit_sweep_interval: Duration::from_secs(100 * 366 * 86_400),
+    }
+}
 
 /// Wraps a set of in-memory stores (possibly a mutant) as [`Stores`].
 pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
@@ -52,6 +62,9 @@ impl Harness for InMemoryHarness {
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
-        Ok(stores(clock.clone(), InMemoryStores::new(clock)))
+        Ok(stores(
+            clock.clone(),
+            InMemoryStores::with_config(clock, config()),
+        ))
     }
 }

@@ -10,7 +10,7 @@ mod kafka;
 mod postgres;
 mod redis;
 
-pub use inmemory::{InMemoryHarness, stores as inmemory_stores};
+pub use inmemory::{InMemoryHarness, config as inmemory_config, stores as inmemory_stores};
 pub use kafka::KafkaHarness;
 pub use postgres::PostgresHarness;
 pub use redis::RedisHarness;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use credo_adapters_inmemory::{InMemoryStores, Mutant};
 use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
 use credo_conformance::{Harness, Outcome, Port, RunOptions, Stores, Support, run_suite};
-use credo_conformance_backends::inmemory_stores;
+use credo_conformance_backends::{inmemory_config, inmemory_stores};
 use credo_ports::ManualClock;
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ impl Harness for MutantHarness {
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
         Ok(inmemory_stores(
             clock.clone(),
-            InMemoryStores::with_mutant(clock, self.0),
+            InMemoryStores::with_mutant(clock, inmemory_config(), self.0),
         ))
     }
 }

@@ -6,6 +6,7 @@ use crate::model::ModelStores;
 use crate::runner::Ctx;
 use credo_ports::StoreResult;
 use futures_util::future::BoxFuture;
+use proptest::prelude::prop_oneof;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 use std::fmt::Debug;
@@ -19,6 +20,9 @@ pub struct Pair {
     pub model: Stores,
     /// State a property keeps for the length of one generated sequence (e.g. recording sinks).
     pub scratch: parking_lot::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The last claim each side handed out (model, backend), for the operations that act on
+    /// claimed rows (ack, release, reject).
+    pub claims: parking_lot::Mutex<Option<(credo_ports::Claim, credo_ports::Claim)>>,
 }
 
 impl Pair {
@@ -30,6 +34,7 @@ impl Pair {
             backend,
             model,
             scratch: parking_lot::Mutex::new(None),
+            claims: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -99,6 +104,17 @@ where
         }
     }
     Err(format!("{what:?}: listing did not end after 50 pages"))
+}
+
+/// Operation sequences: mostly short (1 to 39 operations), one in eight long (100 to 249), so
+/// that state builds up as in a service that has run for a while.
+pub(crate) fn sequence<Op: Clone + Debug, S: Strategy<Value = Op>>(
+    op: fn() -> S,
+) -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        7 => proptest::collection::vec(op(), 1..40),
+        1 => proptest::collection::vec(op(), 100..250),
+    ]
 }
 
 /// Where the ids of drained events come from.

@@ -3,6 +3,7 @@ use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
 use credo_ports::audit::MAX_METADATA_BYTES;
+use credo_ports::outbox::Disposition;
 use credo_ports::{
     AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, EncodedEvent, PageRequest,
     Timestamp,
@@ -61,12 +62,53 @@ fn pool_event(i: u16, t: u8) -> AuditEvent {
     e
 }
 
+/// Metadata shapes beyond the pool's `{"n", "note"}`: JSON numbers at their edges (which a
+/// `jsonb` column or a float parser may change), nesting at the depth limit and one past it,
+/// and a NUL character (refused).
+const METADATA_SHAPES: u8 = 7;
+
+fn metadata(shape: u8) -> serde_json::Map<String, serde_json::Value> {
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(json!({}), |inner, _| json!({ "d": inner }))
+    }
+    let v = match shape {
+        1 => json!({
+            "largest": f64::MAX,
+            "negative_zero": -0.0,
+            "above_2_53": 9_007_199_254_740_993u64,
+            "i64_min": i64::MIN,
+            "u64_max": u64::MAX,
+        }),
+        2 => json!({
+            "smallest": 5e-324,
+            "exponent": 1.5e300,
+            "tenth": 0.1,
+            "third": 1.0 / 3.0,
+            "hundred_float": 100.0,
+            "minus_one": -1,
+        }),
+        3 => json!({ "deep": nested(credo_ports::audit::MAX_METADATA_DEPTH - 1) }),
+        4 => json!({ "deep": nested(credo_ports::audit::MAX_METADATA_DEPTH) }),
+        5 => json!({
+            "mixed": [1, -1, 0.5, null, true, "x", [], {}],
+            "empty": {},
+            "unicode": "\u{1F600} é\u{301} \u{202e}",
+        }),
+        _ => json!({ "nul": "a\u{0}b" }),
+    };
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("every shape is an object"),
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Record {
         i: u16,
         t: u8,
         bad: bool,
+        meta: u8,
     },
     Append {
         from: u16,
@@ -93,6 +135,9 @@ enum Op {
     Count {
         t: u8,
         subject: Option<u8>,
+        action: Option<u8>,
+        category: Option<u8>,
+        window: Option<(i64, i64)>,
     },
     Purge {
         offset_secs: i64,
@@ -101,12 +146,37 @@ enum Op {
     Advance {
         secs: u64,
     },
+    /// Acks the first `n` rows of the last claim.
+    Ack {
+        n: usize,
+    },
+    /// Releases the first `n` rows of the last claim.
+    Release {
+        n: usize,
+    },
+    /// Rejects row `i` of the last claim: retried after `retry_secs`, or set aside.
+    Reject {
+        i: usize,
+        set_aside: bool,
+        retry_secs: u64,
+    },
+    DeadLetters {
+        limit: usize,
+    },
+    /// Requeues the dead letters among the first `n` rows of the last claim.
+    Requeue {
+        n: usize,
+    },
+    PurgePublished {
+        offset_secs: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let (i, t) = (0u16..12, 0u8..2);
+    let (i, t) = (0u16..12, 0u8..8);
     prop_oneof![
-        4 => (i.clone(), t.clone(), prop::bool::weighted(0.05)).prop_map(|(i, t, bad)| Op::Record { i, t, bad }),
+        4 => (i.clone(), t.clone(), prop::bool::weighted(0.05), prop_oneof![4 => Just(0u8), 1 => 1..METADATA_SHAPES])
+            .prop_map(|(i, t, bad, meta)| Op::Record { i, t, bad, meta }),
         2 => (i.clone(), 0u16..5, t.clone()).prop_map(|(from, len, t)| Op::Append { from, len, t }),
         2 => Just(Op::Drain),
         1 => (0usize..4, 0u64..3).prop_map(|(batch, lease_secs)| Op::Claim { batch, lease_secs }),
@@ -114,10 +184,18 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (t.clone(), proptest::option::of(0u8..3), proptest::option::of(0u8..4), proptest::option::of(0u8..3),
               proptest::option::of((0i64..5, 0i64..5)), 1usize..5)
             .prop_map(|(t, subject, action, category, window, limit)| Op::Query { t, subject, action, category, window, limit }),
-        1 => (t.clone(), proptest::option::of(0u8..3)).prop_map(|(t, subject)| Op::Count { t, subject }),
+        2 => (t.clone(), proptest::option::of(0u8..3), proptest::option::of(0u8..4), proptest::option::of(0u8..3),
+              proptest::option::of((0i64..5, 0i64..5)))
+            .prop_map(|(t, subject, action, category, window)| Op::Count { t, subject, action, category, window }),
         1 => (0i64..6).prop_map(|offset_secs| Op::Purge { offset_secs }),
         1 => Just(Op::Depth),
         1 => (0u64..3).prop_map(|secs| Op::Advance { secs }),
+        2 => (0usize..4).prop_map(|n| Op::Ack { n }),
+        1 => (0usize..4).prop_map(|n| Op::Release { n }),
+        1 => (0usize..3, any::<bool>(), 0u64..3).prop_map(|(i, set_aside, retry_secs)| Op::Reject { i, set_aside, retry_secs }),
+        1 => (1usize..4).prop_map(|limit| Op::DeadLetters { limit }),
+        1 => (0usize..4).prop_map(|n| Op::Requeue { n }),
+        1 => (-1i64..6).prop_map(|offset_secs| Op::PurgePublished { offset_secs }),
     ]
 }
 
@@ -147,10 +225,13 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
     async move {
         let (m, b) = (p.model.audit_log()?, p.backend.audit_log()?);
         match op.clone() {
-            Op::Record { i, t, bad } => {
+            Op::Record { i, t, bad, meta } => {
                 let mut e = pool_event(i, t);
                 if bad {
                     e.action = "Not An Action".into();
+                }
+                if meta > 0 {
+                    e.metadata = metadata(meta);
                 }
                 let (mr, br) = (p.model.audit()?, p.backend.audit()?);
                 same(op, mr.record(e.clone()).await, br.record(e).await)
@@ -171,12 +252,17 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
             Op::Claim { batch, lease_secs } => {
                 let lease = Duration::from_secs(lease_secs);
                 let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
-                // Tokens are random: compare what was handed out.
+                // Tokens are random: compare what was handed out, keep both for later acts.
+                let (mc, bc) = (mo.claim(batch, lease).await, bo.claim(batch, lease).await);
                 same(
                     op,
-                    mo.claim(batch, lease).await.map(|c| c.records),
-                    bo.claim(batch, lease).await.map(|c| c.records),
-                )
+                    mc.clone().map(|c| c.records),
+                    bc.clone().map(|c| c.records),
+                )?;
+                if let (Ok(mc), Ok(bc)) = (mc, bc) {
+                    *p.claims.lock() = Some((mc, bc));
+                }
+                Ok(())
             }
             Op::Get { t, i } => same(
                 op,
@@ -200,8 +286,14 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 )
                 .await
             }
-            Op::Count { t, subject } => {
-                let q = query(subject, None, None, None);
+            Op::Count {
+                t,
+                subject,
+                action,
+                category,
+                window,
+            } => {
+                let q = query(subject, action, category, window);
                 same(
                     op,
                     m.count(tenant(t), q.clone()).await,
@@ -230,19 +322,76 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 p.backend.clock.advance(Duration::from_secs(secs));
                 Ok(())
             }
+            Op::Ack { n } | Op::Release { n } | Op::Requeue { n } => {
+                let Some((mc, bc)) = p.claims.lock().clone() else {
+                    return Ok(());
+                };
+                let ids: Vec<_> = mc.records.iter().take(n).map(|r| r.message.id).collect();
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                match op {
+                    Op::Ack { .. } => same(
+                        op,
+                        mo.ack(mc.token, &ids).await,
+                        bo.ack(bc.token, &ids).await,
+                    ),
+                    Op::Release { .. } => same(
+                        op,
+                        mo.release(mc.token, &ids).await,
+                        bo.release(bc.token, &ids).await,
+                    ),
+                    _ => same(op, mo.requeue(&ids).await, bo.requeue(&ids).await),
+                }
+            }
+            Op::Reject {
+                i,
+                set_aside,
+                retry_secs,
+            } => {
+                let Some((mc, bc)) = p.claims.lock().clone() else {
+                    return Ok(());
+                };
+                let Some(id) = mc.records.get(i).map(|r| r.message.id) else {
+                    return Ok(());
+                };
+                let then = if set_aside {
+                    Disposition::SetAside
+                } else {
+                    Disposition::RetryAfter(Duration::from_secs(retry_secs))
+                };
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                same(
+                    op,
+                    mo.reject(mc.token, id, "rejected by the sink", then).await,
+                    bo.reject(bc.token, id, "rejected by the sink", then).await,
+                )
+            }
+            Op::DeadLetters { limit } => {
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                property::same_pages(
+                    op,
+                    limit,
+                    |pg| mo.dead_letters(pg),
+                    |pg| bo.dead_letters(pg),
+                )
+                .await
+            }
+            Op::PurgePublished { offset_secs } => {
+                let before =
+                    Timestamp::from_micros(p.backend.now().as_micros() + offset_secs * 1_000_000);
+                let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
+                same(
+                    op,
+                    mo.purge_published(before).await,
+                    bo.purge_published(before).await,
+                )
+            }
         }
     }
     .boxed()
 }
 
 async fn model_based_sequences(ctx: &Ctx) -> Result<(), String> {
-    property::check(
-        ctx,
-        "audit",
-        || proptest::collection::vec(op(), 1..40),
-        apply,
-    )
-    .await
+    property::check(ctx, "audit", || property::sequence(op), apply).await
 }
 
 async fn audit(ctx: &Ctx) -> Result<(Stores, Arc<dyn AuditLog>), String> {

@@ -46,8 +46,20 @@ const SLOW: RateLimitPolicy = RateLimitPolicy {
 /// Bound on the real time a case may take between two calls it compares.
 const SLACK: Duration = Duration::from_secs(60);
 
-const POLICIES: [RateLimitPolicy; 4] = [
+const POLICIES: [RateLimitPolicy; 6] = [
     P0,
+    // Burst above the limit: a client may save up more than one period's worth.
+    RateLimitPolicy {
+        limit: 2,
+        period: Duration::from_secs(1),
+        burst: 10,
+    },
+    // At the bounds: the highest rate over the longest period, the largest burst.
+    RateLimitPolicy {
+        limit: credo_ports::rate_limit::MAX_RATE,
+        period: credo_ports::rate_limit::MAX_PERIOD,
+        burst: credo_ports::rate_limit::MAX_RATE,
+    },
     RateLimitPolicy {
         limit: 3,
         period: Duration::from_secs(7),
@@ -89,20 +101,44 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let (t, key, policy) = (0u8..2, 0u8..3, prop_oneof![8 => 0u8..3, 1 => Just(3u8)]);
+    let (t, key, policy) = (
+        0u8..8,
+        0..KEYS.len() as u8,
+        prop_oneof![8 => 0u8..5, 1 => Just(5u8)],
+    );
     prop_oneof![
         8 => (t.clone(), key.clone(), policy.clone(), prop_oneof![6 => Just(1u32), 2 => 2u32..4, 1 => Just(0u32), 1 => Just(51u32)])
             .prop_map(|(t, key, policy, cost)| Op::Check { t, key, policy, cost }),
         2 => (t.clone(), key.clone(), policy).prop_map(|(t, key, policy)| Op::Peek { t, key, policy }),
         1 => (t, key).prop_map(|(t, key)| Op::Reset { t, key }),
         1 => Just(Op::PurgeIdle),
-        4 => prop_oneof![Just(0i64), Just(1), Just(99_999), Just(100_000), Just(1_000_000), Just(2_333_334), Just(-1)]
+        4 => prop_oneof![
+            8 => prop_oneof![Just(0i64), Just(1), Just(99_999), Just(100_000), Just(1_000_000), Just(2_333_334), Just(-1)],
+            // Days and years, forwards and back (clocks are stepped by operators and NTP).
+            1 => prop_oneof![Just(86_400_000_000i64), Just(366 * 86_400_000_000), Just(-86_400_000_000), Just(-5 * 366 * 86_400_000_000)],
+        ]
             .prop_map(|micros| Op::Advance { micros }),
     ]
 }
 
+/// Keys are opaque: ones that differ only by case, by a combining accent (NFC against NFD),
+/// by a `LIKE` wildcard, by trailing space or by punctuation a linguistic collation skips are
+/// all distinct keys.
+const KEYS: [&str; 10] = [
+    "ip:203.0.113.7:auth",
+    "user:42:read",
+    "client:web:/token",
+    "User:42:Read",
+    "caf\u{e9}",
+    "cafe\u{301}",
+    "user_42:read",
+    "user%42:read",
+    "user:42:read ",
+    "user-42-read",
+];
+
 fn key(k: u8) -> String {
-    ["ip:203.0.113.7:auth", "user:42:read", "client:web:/token"][usize::from(k)].to_string()
+    KEYS[usize::from(k)].to_string()
 }
 
 fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
@@ -147,13 +183,7 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
 }
 
 async fn model_based_sequences(ctx: &Ctx) -> Result<(), String> {
-    property::check(
-        ctx,
-        "rate_limits",
-        || proptest::collection::vec(op(), 1..60),
-        apply,
-    )
-    .await
+    property::check(ctx, "rate_limits", || property::sequence(op), apply).await
 }
 
 async fn limiter(ctx: &Ctx) -> Result<(Stores, Arc<dyn RateLimitStore>), String> {

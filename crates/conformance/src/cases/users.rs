@@ -144,7 +144,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let id = 0u8..6;
-    let t = 0u8..2;
+    let t = 0u8..8;
     prop_oneof![
         4 => (id.clone(), t.clone(), email(), any::<bool>(), 0u8..5)
             .prop_map(|(id, t, email, verified, name)| Op::Create { id, t, email, verified, name }),
@@ -259,13 +259,7 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
 }
 
 async fn model_based_sequences(ctx: &Ctx) -> Result<(), String> {
-    property::check(
-        ctx,
-        "users",
-        || proptest::collection::vec(op(), 1..40),
-        apply,
-    )
-    .await
+    property::check(ctx, "users", || property::sequence(op), apply).await
 }
 
 async fn users(ctx: &Ctx) -> Result<(crate::harness::Stores, Arc<dyn UserStore>), String> {
