@@ -160,3 +160,19 @@ impl HealthCheck for MemoryHealth {
         HealthStatus::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credo_ports::ManualClock;
+
+    /// The component name is part of the `/health` contract (PRD-020 FR-1): dashboards and
+    /// alerts select on it.
+    #[tokio::test]
+    async fn health_is_named_memory_and_ok() {
+        let clock = Arc::new(ManualClock::new(credo_ports::Timestamp::from_secs(0)));
+        let health = InMemoryStores::new(clock).health();
+        assert_eq!(health.name(), "memory");
+        assert_eq!(health.check().await, HealthStatus::Ok);
+    }
+}
