@@ -2,13 +2,12 @@
 //! and the other stores enqueue into `World::outbox`; `append_batch` and the sink materialize
 //! into `World::log`.
 
-use super::{Inner, OutboxRow, World};
-use credo_ports::audit::prepare_batch;
+use super::{Inner, OutboxRow, World, page_of, rules};
 use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Delivery, EncodedEvent,
+    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Cursor, Delivery, EncodedEvent,
     EventId, EventSink, Outbox, OutboxRecord, Page, PageRequest, StoreError, StoreResult, TenantId,
-    Timestamp, envelope, validate,
+    Timestamp, UserId, envelope,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +21,18 @@ pub(crate) struct ModelOutbox(pub(crate) Arc<Inner>);
 /// A sink that decodes and appends one message at a time into a log.
 pub(crate) struct ModelSink(pub(crate) Arc<dyn AuditLog>);
 
-/// Materializes `events` into the log: validates the whole batch first, then skips every
-/// `(tenant, id)` already present or repeated within the batch.
+/// Materializes `events` into the log: validates the whole batch first (one bad event writes
+/// nothing), then takes the events in order, skipping every one whose `(tenant, id)` the log
+/// already holds, from before or from earlier in this batch (the first occurrence wins).
 fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
-    let (unique, repeats) = prepare_batch(events)?;
+    for e in events {
+        rules::audit_event(e)?;
+    }
     let mut out = AppendOutcome {
         inserted: 0,
-        duplicates: repeats,
+        duplicates: 0,
     };
-    for e in unique {
+    for e in events {
         if w.log
             .iter()
             .any(|x| x.tenant_id == e.tenant_id && x.id == e.id)
@@ -47,16 +49,68 @@ fn append(w: &mut World, events: &[AuditEvent]) -> StoreResult<AppendOutcome> {
 /// Rejects a malformed action filter.
 fn validate_query(q: &AuditQuery) -> StoreResult<()> {
     if let Some(a) = &q.action {
-        validate::action(a)?;
+        rules::action(a)?;
     }
     Ok(())
+}
+
+/// True when `e` meets every criterion `q` sets: its subject, its action, its category, and
+/// `from <= occurred_at < until`.
+fn matches(e: &AuditEvent, q: &AuditQuery) -> bool {
+    if let Some(subject) = q.subject_user_id
+        && e.subject_user_id != Some(subject)
+    {
+        return false;
+    }
+    if let Some(action) = &q.action
+        && &e.action != action
+    {
+        return false;
+    }
+    if let Some(category) = q.category
+        && e.category != category
+    {
+        return false;
+    }
+    if let Some(from) = q.from
+        && e.occurred_at < from
+    {
+        return false;
+    }
+    if let Some(until) = q.until
+        && e.occurred_at >= until
+    {
+        return false;
+    }
+    true
+}
+
+/// An event's position in queries: `(occurred_at, id)`.
+fn position(e: &AuditEvent) -> Cursor {
+    Cursor {
+        at: e.occurred_at,
+        id: e.id.0,
+    }
+}
+
+/// A dead letter's position: `(enqueued_at, id)`.
+fn dead_position(d: &DeadLetter) -> Cursor {
+    Cursor {
+        at: d.enqueued_at,
+        id: d.message.id.0,
+    }
+}
+
+/// The order key of a message: its tenant and subject. Rows of one key leave in enqueue order.
+fn order_key(m: &EncodedEvent) -> (TenantId, Option<UserId>) {
+    (m.tenant_id, m.subject)
 }
 
 #[async_trait::async_trait]
 impl AuditRecorder for ModelAudit {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
         let now = self.0.now();
-        event.validate()?;
+        rules::audit_event(&event)?;
         let mut w = self.0.world.lock();
         // Idempotent: a row of this tenant with this id means it is already durable. Another
         // tenant's row with this id is a conflict, never a silent drop.
@@ -93,19 +147,18 @@ impl AuditLog for ModelAudit {
         query: AuditQuery,
         page: PageRequest,
     ) -> StoreResult<Page<AuditEvent>> {
-        page.validate()?;
+        rules::page(&page)?;
         validate_query(&query)?;
         let w = self.0.world.lock();
         let mut events: Vec<AuditEvent> = w
             .log
             .iter()
-            .filter(|e| e.tenant_id == tenant && e.matches(&query))
-            .filter(|e| page.after.is_none_or(|after| e.cursor() > after))
+            .filter(|e| e.tenant_id == tenant && matches(e, &query))
+            .filter(|e| page.after.is_none_or(|after| position(e) > after))
             .cloned()
             .collect();
-        events.sort_by_key(AuditEvent::cursor);
-        events.truncate(page.limit + 1);
-        Ok(Page::from_overfetch(events, page.limit, AuditEvent::cursor))
+        events.sort_by_key(position);
+        Ok(page_of(events, page.limit, position))
     }
 
     async fn count(&self, tenant: TenantId, query: AuditQuery) -> StoreResult<u64> {
@@ -113,7 +166,7 @@ impl AuditLog for ModelAudit {
         let w = self.0.world.lock();
         Ok(w.log
             .iter()
-            .filter(|e| e.tenant_id == tenant && e.matches(&query))
+            .filter(|e| e.tenant_id == tenant && matches(e, &query))
             .count() as u64)
     }
 
@@ -168,14 +221,10 @@ impl Outbox for ModelOutbox {
             .iter()
             .copied()
             .filter(|&seq| {
-                let key = pending
-                    .iter()
-                    .find(|r| r.seq == seq)
-                    .unwrap()
-                    .message
-                    .order_key();
+                let row = pending.iter().find(|r| r.seq == seq).unwrap();
+                let key = order_key(&row.message);
                 !pending.iter().any(|o| {
-                    o.seq < seq && o.message.order_key() == key && !candidates.contains(&o.seq)
+                    o.seq < seq && order_key(&o.message) == key && !candidates.contains(&o.seq)
                 })
             })
             .collect();
@@ -261,7 +310,7 @@ impl Outbox for ModelOutbox {
     }
 
     async fn dead_letters(&self, page: PageRequest) -> StoreResult<Page<DeadLetter>> {
-        page.validate()?;
+        rules::page(&page)?;
         let w = self.0.world.lock();
         let mut dead: Vec<DeadLetter> = w
             .outbox
@@ -275,11 +324,10 @@ impl Outbox for ModelOutbox {
                     reason: r.last_error.clone().unwrap_or_default(),
                 })
             })
-            .filter(|d| page.after.is_none_or(|after| d.cursor() > after))
+            .filter(|d| page.after.is_none_or(|after| dead_position(d) > after))
             .collect();
-        dead.sort_by_key(DeadLetter::cursor);
-        dead.truncate(page.limit + 1);
-        Ok(Page::from_overfetch(dead, page.limit, DeadLetter::cursor))
+        dead.sort_by_key(dead_position);
+        Ok(page_of(dead, page.limit, dead_position))
     }
 
     async fn dead_letter_count(&self) -> StoreResult<u64> {
@@ -318,7 +366,7 @@ impl EventSink for ModelSink {
         let mut out = Vec::with_capacity(batch.len());
         let mut stopped = Vec::new();
         for m in batch {
-            if stopped.contains(&m.order_key()) {
+            if stopped.contains(&order_key(m)) {
                 out.push(Delivery::Held);
                 continue;
             }
@@ -329,14 +377,15 @@ impl EventSink for ModelSink {
                     Err("payload and row disagree".to_string())
                 }
                 Ok(e) => match self.0.append_batch(&[e]).await {
-                    Err(e) if e.is_retryable() => return Err(e),
+                    // Unavailable is the one retryable error: the whole batch is in doubt.
+                    Err(e @ StoreError::Unavailable(_)) => return Err(e),
                     other => other.map(|_| ()).map_err(|e| e.to_string()),
                 },
             };
             match written {
                 Ok(()) => out.push(Delivery::Published),
                 Err(reason) => {
-                    stopped.push(m.order_key());
+                    stopped.push(order_key(m));
                     out.push(Delivery::Rejected(reason));
                 }
             }

@@ -1,15 +1,26 @@
 //! The model's [`ConsentStore`].
 
-use super::{Inner, World};
-use credo_ports::audit::events;
+use super::{Inner, World, events, rules};
 use credo_ports::{
     Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent, StoreError, StoreResult,
-    TenantId, Timestamp, UserId, validate,
+    TenantId, Timestamp, UserId,
 };
 use std::sync::Arc;
 
 /// Consents kept in `World::consents`, one per (tenant, user, purpose).
 pub(crate) struct ModelConsents(pub(crate) Arc<Inner>);
+
+/// The status of `c` at `now`: revoked if it was revoked (whatever its expiry), else expired
+/// once `expires_at <= now`, else active.
+fn status_at(c: &Consent, now: Timestamp) -> ConsentStatus {
+    if c.revoked_at.is_some() {
+        return ConsentStatus::Revoked;
+    }
+    match c.expires_at {
+        Some(expires_at) if expires_at <= now => ConsentStatus::Expired,
+        _ => ConsentStatus::Active,
+    }
+}
 
 /// Index of the record for (tenant, user, purpose), if any.
 fn position(w: &World, tenant: TenantId, user: UserId, purpose: &str) -> Option<usize> {
@@ -45,14 +56,18 @@ fn revoke_at(w: &mut World, idx: usize, now: Timestamp) -> Consent {
 impl ConsentStore for ModelConsents {
     async fn grant(&self, grant: GrantConsent) -> StoreResult<Consent> {
         let now = self.0.now();
-        grant.validate(now)?;
+        rules::grant(&grant, now)?;
         let mut w = self.0.world.lock();
         let consent = match position(&w, grant.tenant_id, grant.user_id, &grant.purpose) {
-            // Renewal: the grant's id is ignored, the record keeps its own.
+            // Renewal: the grant's id is ignored, the record keeps its own; granted now with
+            // the grant's expiry, the revocation cleared, version + 1.
             Some(idx) => {
-                let renewed = grant.apply(Some(w.consents[idx].clone()), now);
-                w.consents[idx] = renewed.clone();
-                renewed
+                let c = &mut w.consents[idx];
+                c.granted_at = now;
+                c.expires_at = grant.expires_at;
+                c.revoked_at = None;
+                c.version += 1;
+                c.clone()
             }
             None => {
                 // Consent ids are global: a new record may not reuse another record's id.
@@ -62,7 +77,16 @@ impl ConsentStore for ModelConsents {
                         grant.id
                     )));
                 }
-                let created = grant.apply(None, now);
+                let created = Consent {
+                    id: grant.id,
+                    tenant_id: grant.tenant_id,
+                    user_id: grant.user_id,
+                    purpose: grant.purpose,
+                    granted_at: now,
+                    expires_at: grant.expires_at,
+                    revoked_at: None,
+                    version: 1,
+                };
                 w.consents.push(created.clone());
                 created
             }
@@ -73,12 +97,12 @@ impl ConsentStore for ModelConsents {
 
     async fn revoke(&self, tenant: TenantId, user: UserId, purpose: &str) -> StoreResult<Consent> {
         let now = self.0.now();
-        validate::purpose(purpose)?;
+        rules::purpose(purpose)?;
         let mut w = self.0.world.lock();
         let Some(idx) = position(&w, tenant, user, purpose) else {
             return Err(StoreError::not_found("consent"));
         };
-        let status = w.consents[idx].status(now);
+        let status = status_at(&w.consents[idx], now);
         if status != ConsentStatus::Active {
             return Err(StoreError::InvalidState(format!(
                 "consent is {status:?}, not active"
@@ -93,7 +117,7 @@ impl ConsentStore for ModelConsents {
         user: UserId,
         purpose: &str,
     ) -> StoreResult<Option<Consent>> {
-        validate::purpose(purpose)?;
+        rules::purpose(purpose)?;
         let w = self.0.world.lock();
         Ok(position(&w, tenant, user, purpose).map(|i| w.consents[i].clone()))
     }
@@ -106,13 +130,13 @@ impl ConsentStore for ModelConsents {
     ) -> StoreResult<Vec<Consent>> {
         let now = self.0.now();
         if let Some(p) = &filter.purpose {
-            validate::purpose(p)?;
+            rules::purpose(p)?;
         }
         let w = self.0.world.lock();
         Ok(of_user(&w, tenant, user)
             .into_iter()
             .filter(|c| filter.purpose.as_ref().is_none_or(|p| &c.purpose == p))
-            .filter(|c| filter.status.is_none_or(|s| c.status(now) == s))
+            .filter(|c| filter.status.is_none_or(|s| status_at(c, now) == s))
             .collect())
     }
 
@@ -121,7 +145,7 @@ impl ConsentStore for ModelConsents {
         let mut w = self.0.world.lock();
         let mut n = 0;
         for c in of_user(&w, tenant, user) {
-            if c.status(now) == ConsentStatus::Active {
+            if status_at(&c, now) == ConsentStatus::Active {
                 let idx = position(&w, tenant, user, &c.purpose).expect("listed just now");
                 revoke_at(&mut w, idx, now);
                 n += 1;

@@ -2,10 +2,18 @@
 //! oracle that each backend is compared against, operation by operation.
 //!
 //! Everything lives in one `World` of plain `Vec`s behind one mutex. Every method reads the
-//! clock once, validates its input with the shared validators of `credo_ports`, then takes the
-//! lock once and does all its work under it, so every operation is trivially atomic. Lookups
-//! are linear scans and listings sort on read: clarity over speed, so that the model is
-//! obviously correct and any disagreement points at the backend.
+//! clock once, validates its input with the model's own rules (`rules`), then takes the lock
+//! once and does all its work under it, so every operation is trivially atomic. Lookups are
+//! linear scans and listings sort on read: clarity over speed, so that the model is obviously
+//! correct and any disagreement points at the backend.
+//!
+//! The model is an independent oracle: it shares no decision logic with the code it checks.
+//! Input rules and the email identity policy (`rules`), the records a change produces, the
+//! audit events stores record (`events`), consent status, query matching, batch
+//! deduplication, pagination and GCRA (`rate_limit`) are all written here, from DESIGN.md
+//! and the port docs. From `credo_ports` it takes only the types, the trait definitions, the
+//! documented limits (constants), and the outbox's wire encoding (`EncodedEvent::encode`,
+//! `envelope::decode`), which is a data format the model must produce and read exactly.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -25,13 +33,15 @@
 
 mod audit;
 mod consents;
+mod events;
 mod rate_limit;
+mod rules;
 mod sessions;
 mod users;
 
 use credo_ports::{
-    AuditEvent, AuditLog, AuditRecorder, Clock, Consent, ConsentStore, EncodedEvent, Outbox,
-    RateLimitStore, Session, SessionStore, TenantId, Timestamp, User, UserStore,
+    AuditEvent, AuditLog, AuditRecorder, Clock, Consent, ConsentStore, Cursor, EncodedEvent,
+    Outbox, Page, RateLimitStore, Session, SessionStore, TenantId, Timestamp, User, UserStore,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -124,6 +134,24 @@ impl World {
             failures: 0,
         });
     }
+}
+
+/// One page of a listing: `items` are every item after the requested position, already in
+/// listing order; the page holds the first `limit` of them, and `next` is the position of the
+/// last one returned when more remain (none when the page ends the listing, even exactly).
+pub(crate) fn page_of<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    position: impl Fn(&T) -> Cursor,
+) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more {
+        items.last().map(position)
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 /// What every model store handle shares: the clock and the one locked world.

@@ -1,7 +1,6 @@
 //! The model's [`SessionStore`] and token revocation list.
 
-use super::{Inner, RevokedToken};
-use credo_ports::sessions::validate_jti;
+use super::{Inner, RevokedToken, rules};
 use credo_ports::{
     NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult, TenantId,
     Timestamp, UserId,
@@ -46,7 +45,7 @@ impl ModelSessions {
 impl SessionStore for ModelSessions {
     async fn create(&self, session: NewSession) -> StoreResult<Session> {
         let now = self.0.now();
-        session.validate(now)?;
+        rules::new_session(&session, now)?;
         let mut w = self.0.world.lock();
         // Ids are global; an expired session no longer holds its id (it is replaced).
         w.sessions
@@ -57,7 +56,22 @@ impl SessionStore for ModelSessions {
                 session.id
             )));
         }
-        let s = session.into_session(now);
+        // Created now, seen now, never refreshed nor revoked, version 1.
+        let s = Session {
+            id: session.id,
+            tenant_id: session.tenant_id,
+            user_id: session.user_id,
+            client_id: session.client_id,
+            scopes: session.scopes,
+            status: session.status,
+            device: session.device,
+            created_at: now,
+            expires_at: session.expires_at,
+            last_seen_at: now,
+            last_refreshed_at: None,
+            revoked_at: None,
+            version: 1,
+        };
         w.sessions.push(s.clone());
         Ok(s)
     }
@@ -131,7 +145,7 @@ impl SessionStore for ModelSessions {
         for s in w.sessions.iter_mut().filter(|s| {
             s.tenant_id == tenant
                 && s.user_id == user
-                && s.is_live(now)
+                && now < s.expires_at
                 && s.status != SessionStatus::Revoked
         }) {
             revoke_at(s, now);
@@ -149,7 +163,7 @@ impl SessionStore for ModelSessions {
             .filter(|s| {
                 s.tenant_id == tenant
                     && s.user_id == user
-                    && s.is_live(now)
+                    && now < s.expires_at
                     && s.status != SessionStatus::Revoked
             })
             .cloned()
@@ -175,16 +189,7 @@ impl SessionStore for ModelSessions {
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         let now = self.0.now();
-        validate_jti(jti)?;
-        if !(Timestamp::MIN..=Timestamp::MAX).contains(&expires_at) {
-            return Err(StoreError::invalid(
-                "expires_at",
-                "outside the storable range",
-            ));
-        }
-        if expires_at <= now {
-            return Err(StoreError::invalid("expires_at", "must be later than now"));
-        }
+        rules::token_revocation(jti, expires_at, now)?;
         let mut w = self.0.world.lock();
         match w
             .revoked_tokens
@@ -205,7 +210,7 @@ impl SessionStore for ModelSessions {
 
     async fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> StoreResult<bool> {
         let now = self.0.now();
-        validate_jti(jti)?;
+        rules::jti(jti)?;
         let w = self.0.world.lock();
         Ok(w.revoked_tokens
             .iter()

@@ -1,22 +1,30 @@
 //! The model's [`UserStore`].
 
-use super::{Inner, World};
-use credo_ports::audit::events;
+use super::{Inner, World, events, page_of, rules};
 use credo_ports::{
-    NewUser, Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp, User, UserId,
-    UserStore, UserUpdate, validate,
+    Cursor, NewUser, Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp, User, UserId,
+    UserStore, UserUpdate,
 };
 use std::sync::Arc;
 
-/// Users kept in `World::users`; ids are global, emails unique per tenant by `email_key`.
+/// Users kept in `World::users`; ids are global, emails unique per tenant by their key
+/// (`rules::email_key`).
 pub(crate) struct ModelUsers(pub(crate) Arc<Inner>);
+
+/// A user's position in listings: `(created_at, id)`.
+fn position(u: &User) -> Cursor {
+    Cursor {
+        at: u.created_at,
+        id: u.id.0,
+    }
+}
 
 impl World {
     fn user_by_email(&self, tenant: TenantId, email: &str) -> Option<&User> {
-        let key = validate::email_key(email);
+        let key = rules::email_key(email);
         self.users
             .iter()
-            .find(|u| u.tenant_id == tenant && validate::email_key(&u.email) == key)
+            .find(|u| u.tenant_id == tenant && rules::email_key(&u.email) == key)
     }
 
     /// Inserts a validated new user: `Conflict` on an id taken in any tenant or an email taken
@@ -28,7 +36,19 @@ impl World {
         if self.user_by_email(new.tenant_id, &new.email).is_some() {
             return Err(StoreError::Conflict("email already taken in tenant".into()));
         }
-        let user = new.into_user(now);
+        // Stored as given but for the email's stored form; version 1.
+        let user = User {
+            id: new.id,
+            tenant_id: new.tenant_id,
+            email: rules::stored_email(&new.email),
+            email_verified: new.email_verified,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            status: new.status,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
         self.users.push(user.clone());
         self.enqueue(events::user_created(&user, now), now);
         Ok(user)
@@ -39,7 +59,7 @@ impl World {
 impl UserStore for ModelUsers {
     async fn create(&self, user: NewUser) -> StoreResult<User> {
         let now = self.0.now();
-        user.validate()?;
+        rules::new_user(&user)?;
         self.0.world.lock().insert_user(user, now)
     }
 
@@ -52,14 +72,14 @@ impl UserStore for ModelUsers {
     }
 
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> StoreResult<Option<User>> {
-        validate::email(email)?;
+        rules::email(email)?;
         let w = self.0.world.lock();
         Ok(w.user_by_email(tenant, email).cloned())
     }
 
     async fn find_or_create(&self, user: NewUser) -> StoreResult<(User, bool)> {
         let now = self.0.now();
-        user.validate()?;
+        rules::new_user(&user)?;
         let mut w = self.0.world.lock();
         if let Some(existing) = w.user_by_email(user.tenant_id, &user.email) {
             return Ok((existing.clone(), false));
@@ -75,7 +95,7 @@ impl UserStore for ModelUsers {
         expected_version: Option<u64>,
     ) -> StoreResult<User> {
         let now = self.0.now();
-        update.validate()?;
+        rules::user_update(&update)?;
         let mut w = self.0.world.lock();
         let Some(idx) = w
             .users
@@ -97,10 +117,29 @@ impl UserStore for ModelUsers {
         {
             return Err(StoreError::Conflict("email already taken in tenant".into()));
         }
-        update.apply(&mut w.users[idx], now);
-        let user = w.users[idx].clone();
+        // Every field the update sets is replaced (the email in its stored form); every
+        // accepted update is a change: `updated_at` is now and the version goes up by one.
+        let user = &mut w.users[idx];
+        if let Some(email) = &update.email {
+            user.email = rules::stored_email(email);
+        }
+        if let Some(verified) = update.email_verified {
+            user.email_verified = verified;
+        }
+        if let Some(first) = &update.first_name {
+            user.first_name = first.clone();
+        }
+        if let Some(last) = &update.last_name {
+            user.last_name = last.clone();
+        }
+        if let Some(status) = update.status {
+            user.status = status;
+        }
+        user.updated_at = now;
+        user.version += 1;
+        let user = user.clone();
         w.enqueue(
-            events::user_updated(&user, &update.changed_fields(), now),
+            events::user_updated(&user, &rules::changed_fields(&update), now),
             now,
         );
         Ok(user)
@@ -119,18 +158,17 @@ impl UserStore for ModelUsers {
     }
 
     async fn list(&self, tenant: TenantId, page: PageRequest) -> StoreResult<Page<User>> {
-        page.validate()?;
+        rules::page(&page)?;
         let w = self.0.world.lock();
         let mut users: Vec<User> = w
             .users
             .iter()
             .filter(|u| u.tenant_id == tenant)
-            .filter(|u| page.after.is_none_or(|after| u.cursor() > after))
+            .filter(|u| page.after.is_none_or(|after| position(u) > after))
             .cloned()
             .collect();
-        users.sort_by_key(User::cursor);
-        users.truncate(page.limit + 1);
-        Ok(Page::from_overfetch(users, page.limit, User::cursor))
+        users.sort_by_key(position);
+        Ok(page_of(users, page.limit, position))
     }
 
     async fn count(&self, tenant: TenantId) -> StoreResult<u64> {
