@@ -1,5 +1,6 @@
 use super::{cases, consent_id, drain, ensure, eq, err_kind, ok, tenant, user_id};
 use crate::harness::{Port, Stores};
+use crate::model::consent_status;
 use crate::property::{self, Pair, same};
 use crate::runner::Ctx;
 use credo_ports::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent, Timestamp};
@@ -219,7 +220,11 @@ async fn regrant_after_revoke_keeps_the_record(ctx: &Ctx) -> Result<(), String> 
     eq("new granted_at", again.granted_at, s.now())?;
     eq("new expiry", again.expires_at, None)?;
     eq("version", again.version, 3)?;
-    eq("status", again.status(s.now()), ConsentStatus::Active)?;
+    eq(
+        "status",
+        consent_status(&again, s.now()),
+        ConsentStatus::Active,
+    )?;
     let renewed = ok(
         "renew active",
         cs.grant(grant(&s, 3, 0, 0, "marketing", Some(5))).await,
@@ -241,7 +246,7 @@ async fn expiry_is_exact_at_now(ctx: &Ctx) -> Result<(), String> {
         .set(Timestamp::from_micros(s.now().as_micros() + 10 * SEC - 1));
     eq(
         "active 1 µs before",
-        c.status(s.now()),
+        consent_status(&c, s.now()),
         ConsentStatus::Active,
     )?;
     let active = ConsentFilter {
@@ -350,7 +355,7 @@ async fn revoke_all_counts_active_only(ctx: &Ctx) -> Result<(), String> {
     let other = ok("get", cs.get(tenant(0), user_id(1), "marketing").await)?;
     eq(
         "other user untouched",
-        other.map(|c| c.status(s.now())),
+        other.map(|c| consent_status(&c, s.now())),
         Some(ConsentStatus::Active),
     )
 }

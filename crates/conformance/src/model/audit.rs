@@ -56,7 +56,7 @@ fn validate_query(q: &AuditQuery) -> StoreResult<()> {
 
 /// True when `e` meets every criterion `q` sets: its subject, its action, its category, and
 /// `from <= occurred_at < until`.
-fn matches(e: &AuditEvent, q: &AuditQuery) -> bool {
+pub(crate) fn matches(e: &AuditEvent, q: &AuditQuery) -> bool {
     if let Some(subject) = q.subject_user_id
         && e.subject_user_id != Some(subject)
     {

@@ -12,7 +12,7 @@ pub(crate) struct ModelConsents(pub(crate) Arc<Inner>);
 
 /// The status of `c` at `now`: revoked if it was revoked (whatever its expiry), else expired
 /// once `expires_at <= now`, else active.
-fn status_at(c: &Consent, now: Timestamp) -> ConsentStatus {
+pub(crate) fn status_at(c: &Consent, now: Timestamp) -> ConsentStatus {
     if c.revoked_at.is_some() {
         return ConsentStatus::Revoked;
     }

@@ -39,6 +39,11 @@ mod rules;
 mod sessions;
 mod users;
 
+/// The model's own rules, for cases that compute an expected value (so that they, too, share
+/// nothing with the code under test).
+pub(crate) use audit::matches as audit_query_matches;
+pub(crate) use consents::status_at as consent_status;
+
 use credo_ports::{
     AuditEvent, AuditLog, AuditRecorder, Clock, Consent, ConsentStore, Cursor, EncodedEvent,
     Outbox, Page, RateLimitStore, Session, SessionStore, TenantId, Timestamp, User, UserStore,
