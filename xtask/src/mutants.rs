@@ -194,10 +194,15 @@ fn run_target(
     args: &Args,
     env: &[(String, String)],
 ) -> Result<bool, String> {
-    let out_dir = target_dir().join("mutation").join(match args.shard {
-        Some((k, n)) => format!("{}-{k}-of-{n}", target.name),
-        None => target.name.to_string(),
-    });
+    // A shard or a subset writes beside the full run's report, never over it.
+    let mut dir_name = target.name.to_string();
+    if let Some((k, n)) = args.shard {
+        dir_name += &format!("-{k}-of-{n}");
+    }
+    if !args.files.is_empty() || args.re.is_some() {
+        dir_name += "-subset";
+    }
+    let out_dir = target_dir().join("mutation").join(dir_name);
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let mut cmd = Command::new(tool);
     cmd.current_dir(workspace_root()).arg("mutants");

@@ -176,3 +176,37 @@ impl RateLimitStore for InMemoryRateLimitStore {
         Ok(self.sweep(self.clock.now()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{InMemoryConfig, InMemoryStores};
+    use credo_ports::{ManualClock, RateLimitPolicy, RateLimitStore, TenantId, Timestamp};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The idle-key sweep runs from checks, once per interval of store clock, and only then:
+    /// rotating keys cannot grow memory without bound, and a busy limiter does not sweep on
+    /// every call. (The conformance harness moves it out of the way; this is its test.)
+    #[tokio::test]
+    async fn checks_sweep_idle_keys_once_per_interval() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
+        let config = InMemoryConfig {
+            rate_limit_sweep_interval: Duration::from_secs(60),
+        };
+        let stores = InMemoryStores::with_config(clock.clone(), config);
+        let rl = stores.rate_limits_inner();
+        let fast = RateLimitPolicy::per(10, Duration::from_secs(1));
+        let slow = RateLimitPolicy::per(1, Duration::from_secs(3600));
+        let t = TenantId::new();
+        for i in 0..100 {
+            rl.check(t, &format!("k{i}"), fast, 1).await.unwrap();
+        }
+        assert_eq!(rl.key_count(), 100);
+        clock.advance(Duration::from_secs(59));
+        rl.check(t, "busy", slow, 1).await.unwrap();
+        assert_eq!(rl.key_count(), 101, "no sweep before the interval");
+        clock.advance(Duration::from_secs(1));
+        rl.check(t, "new", slow, 1).await.unwrap();
+        assert_eq!(rl.key_count(), 2, "idle keys swept, busy and new kept");
+    }
+}
