@@ -563,6 +563,93 @@ mod tests {
         }
     }
 
+    /// Every limit is inclusive, exactly where its documentation puts it (found by the
+    /// mutation run: no test sat on a boundary).
+    #[test]
+    fn limits_are_inclusive_at_their_documented_values() {
+        type Change = Box<dyn Fn(&mut RedisConfig)>;
+        let ok = RedisConfig::new("redis://h:6379");
+        let at_limit: Vec<Change> = vec![
+            Box::new(|c| c.pool_size = MAX_POOL_SIZE),
+            Box::new(|c| c.pool_size = 1),
+            Box::new(|c| c.command_timeout = MAX_TIMEOUT),
+            Box::new(|c| c.command_timeout = Duration::from_millis(1)),
+            Box::new(|c| {
+                c.reconnect_min = Duration::from_secs(3);
+                c.reconnect_max = Duration::from_secs(3);
+            }),
+            Box::new(|c| c.expiry_grace = MAX_EXPIRY_GRACE),
+            Box::new(|c| c.key_prefix = "a".repeat(64)),
+            Box::new(|c| c.key_prefix = "A-z_0".into()),
+        ];
+        for change in &at_limit {
+            let mut c = ok.clone();
+            change(&mut c);
+            c.validate().unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        }
+        assert_eq!(MAX_EXPIRY_GRACE, Duration::from_secs(2_592_000), "30 days");
+        let past_limit: Vec<(&str, Change)> = vec![
+            ("pool_size", Box::new(|c| c.pool_size = MAX_POOL_SIZE + 1)),
+            (
+                "command_timeout",
+                Box::new(|c| c.command_timeout = MAX_TIMEOUT + Duration::from_millis(1)),
+            ),
+            (
+                "reconnect_min",
+                Box::new(|c| {
+                    c.reconnect_min = Duration::from_millis(3001);
+                    c.reconnect_max = Duration::from_secs(3);
+                }),
+            ),
+            (
+                "expiry_grace",
+                Box::new(|c| c.expiry_grace = MAX_EXPIRY_GRACE + Duration::from_millis(1)),
+            ),
+            ("key_prefix", Box::new(|c| c.key_prefix = "a".repeat(65))),
+            ("key_prefix", Box::new(|c| c.key_prefix = String::new())),
+        ];
+        for (field, change) in &past_limit {
+            let mut c = ok.clone();
+            change(&mut c);
+            match c.validate() {
+                Err(StoreError::InvalidInput { field: f, .. }) => assert_eq!(f, *field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    /// `Debug` shows the settings an operator needs, with the URL's secrets hidden.
+    #[test]
+    fn debug_shows_settings_without_secrets() {
+        let shown = format!("{:?}", RedisConfig::new("redis://user:s3cret@h:6379/0"));
+        for part in [
+            "redis://user:***@h:6379/0",
+            "pool_size",
+            "command_timeout",
+            "key_prefix",
+        ] {
+            assert!(shown.contains(part), "{part} missing from {shown}");
+        }
+        assert!(!shown.contains("s3cret"));
+    }
+
+    /// A reply the adapter cannot read is `Corrupt`; a bad URL or client setting is bad input;
+    /// everything else (connections, timeouts, server errors) is `Unavailable`.
+    #[test]
+    fn client_errors_map_to_actionable_kinds() {
+        use fred::error::{Error, ErrorKind as K};
+        let kind = |k: K| map_err(Error::new(k, "x")).kind();
+        for k in [K::Parse, K::NotFound, K::InvalidArgument] {
+            assert_eq!(kind(k), "Corrupt");
+        }
+        for k in [K::Config, K::Url] {
+            assert_eq!(kind(k), "InvalidInput");
+        }
+        for k in [K::IO, K::Timeout, K::Unknown] {
+            assert_eq!(kind(k), "Unavailable");
+        }
+    }
+
     #[test]
     fn config_get_answers_in_both_protocols() {
         let resp2 = Value::Array(vec!["maxmemory-policy".into(), "allkeys-lru".into()]);
