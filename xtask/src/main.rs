@@ -83,19 +83,20 @@ fn parse_conformance(args: &[String]) -> Result<ConformanceArgs, String> {
         };
         match a.as_str() {
             "--backend" => out.backends.push(value("--backend")?),
-            "--cases" => {
-                let v = value("--cases")?;
-                out.options.proptest_cases = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--cases: not a positive number: {v}"))?;
-            }
+            "--cases" => out.options.proptest_cases = cases(&value("--cases")?)?,
             "--filter" => out.options.filter = Some(value("--filter")?),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
     Ok(out)
+}
+
+/// The value of `--cases`: sequences per property test, at least 1.
+fn cases(v: &str) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("--cases: not a positive number: {v}"))
 }
 
 fn conformance(args: &[String]) -> Result<bool, String> {

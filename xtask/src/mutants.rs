@@ -113,14 +113,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--file" | "-f" => out.files.push(value("--file")?),
             "--re" => out.re = Some(value("--re")?),
-            "--cases" => {
-                let v = value("--cases")?;
-                out.cases = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--cases: not a positive number: {v}"))?;
-            }
+            "--cases" => out.cases = crate::cases(&value("--cases")?)?,
             "--list" => out.list = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),

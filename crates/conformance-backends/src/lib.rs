@@ -13,7 +13,7 @@ mod redis;
 pub use inmemory::{InMemoryHarness, config as inmemory_config, stores as inmemory_stores};
 pub use kafka::KafkaHarness;
 pub use postgres::PostgresHarness;
-pub use redis::RedisHarness;
+pub use redis::{RedisHarness, stores as redis_stores};
 
 use credo_conformance::Harness;
 use std::future::Future;

@@ -139,19 +139,24 @@ impl Harness for RedisHarness {
             .with_prefix(&format!("credo_t_{}_{n}", std::process::id()))
             .map_err(|e| e.to_string())?
             .with_clock(clock.clone());
-        Ok(Stores {
-            clock,
-            users: None,
-            sessions: Some(r.sessions()),
-            consents: None,
-            audit: None,
-            audit_log: None,
-            outbox: None,
-            sink: None,
-            raw_outbox: None,
-            outbox_faults: None,
-            rate_limits: Some(r.rate_limits()),
-            lease: None,
-        })
+        Ok(stores(clock, r))
+    }
+}
+
+/// Wraps Redis stores (possibly a mutant) as [`Stores`]: sessions and rate limits.
+pub fn stores(clock: Arc<ManualClock>, r: RedisStores) -> Stores {
+    Stores {
+        clock,
+        users: None,
+        sessions: Some(r.sessions()),
+        consents: None,
+        audit: None,
+        audit_log: None,
+        outbox: None,
+        sink: None,
+        raw_outbox: None,
+        outbox_faults: None,
+        rate_limits: Some(r.rate_limits()),
+        lease: None,
     }
 }

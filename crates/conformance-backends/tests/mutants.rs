@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use credo_adapters_inmemory::{InMemoryStores, Mutant};
 use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
 use credo_conformance::{Harness, Outcome, Port, RunOptions, Stores, Support, run_suite};
-use credo_conformance_backends::{inmemory_config, inmemory_stores};
+use credo_conformance_backends::{inmemory_config, inmemory_stores, redis_stores};
 use credo_ports::ManualClock;
 use std::sync::Arc;
 
@@ -113,20 +113,7 @@ impl Harness for RedisMutantHarness {
             .map_err(|e| e.to_string())?
             .with_clock(clock.clone())
             .with_mutant(self.mutant);
-        Ok(Stores {
-            clock,
-            users: None,
-            sessions: None,
-            consents: None,
-            audit: None,
-            audit_log: None,
-            outbox: None,
-            sink: None,
-            raw_outbox: None,
-            outbox_faults: None,
-            rate_limits: Some(r.rate_limits()),
-            lease: None,
-        })
+        Ok(redis_stores(clock, r))
     }
 }
 
