@@ -165,3 +165,83 @@ async fn without_config_the_policy_comes_from_info_and_without_both_it_is_unveri
     }
     stores.close().await;
 }
+
+/// Everything the subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines `RedisStores::connect` writes to `url` (the test runs on one thread, so the
+/// thread-local subscriber sees every event of the connection).
+async fn connect_logs(url: &str) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let stores = RedisStores::connect(&RedisConfig::new(url), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    stores.close().await;
+    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+}
+
+/// An operator learns at start-up, not at the first probe, that Redis may evict revoked tokens.
+#[tokio::test(flavor = "current_thread")]
+async fn connecting_warns_under_an_evicting_policy_and_not_under_noeviction() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let _restore = Restore {
+        addr: addr.clone(),
+        policy: policy(&addr),
+        users: vec![],
+    };
+    raw(
+        &addr,
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
+    );
+    let logs = connect_logs(&url).await;
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("volatile-lru"), "{logs}");
+    raw(&addr, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let logs = connect_logs(&url).await;
+    assert!(logs.is_empty(), "noeviction must connect silently: {logs}");
+}
+
+/// The health check's own timeout governs its probe, not the (shorter) command timeout: a
+/// server that answers after 1.5 s is up for a 3 s probe even when commands time out at 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_waits_its_own_timeout_not_the_command_timeout() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let _restore = Restore {
+        addr: addr.clone(),
+        policy: policy(&addr),
+        users: vec![],
+    };
+    raw(&addr, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let mut config = RedisConfig::new(&url);
+    config.command_timeout = Duration::from_secs(1);
+    let stores = RedisStores::connect(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let health = stores.health(Duration::from_secs(3));
+    assert!(raw(&addr, &["CLIENT", "PAUSE", "1500", "ALL"]).starts_with("+OK"));
+    let status = health.check().await;
+    assert_eq!(status, HealthStatus::Ok);
+    stores.close().await;
+}

@@ -306,10 +306,18 @@ async fn stopping_redis_mid_run_yields_unavailable_then_recovers() {
         first_error < Duration::from_secs(3),
         "call took {first_error:?} with a 1 s command timeout"
     );
-    assert!(matches!(
-        health.check().await,
-        credo_ports::HealthStatus::Failed(_)
-    ));
+    // A readiness probe against a Redis that is down answers within its timeout.
+    let probed = Instant::now();
+    let status = health.check().await;
+    assert!(
+        matches!(status, credo_ports::HealthStatus::Failed(_)),
+        "{status:?}"
+    );
+    assert!(
+        probed.elapsed() < Duration::from_millis(750),
+        "the probe of a Redis that is down took {:?} (timeout 500 ms)",
+        probed.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = unavailable.load(Ordering::Relaxed);
     assert!(during > 0, "no Unavailable while Redis was down");
