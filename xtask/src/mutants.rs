@@ -26,6 +26,9 @@ struct Target {
     services: &'static [Service],
     /// Test targets beyond the conformance suite and the package's unit tests.
     extra_tests: &'static [&'static str],
+    /// The `credo-conformance-backends` feature that builds this backend's harness; the others
+    /// stay out of the build, so a mutant rebuilds no driver its verdict does not run.
+    harness_feature: Option<&'static str>,
 }
 
 const TARGETS: [Target; 5] = [
@@ -35,6 +38,7 @@ const TARGETS: [Target; 5] = [
         backend: "inmemory",
         services: &[],
         extra_tests: &[],
+        harness_feature: None,
     },
     Target {
         name: "postgres",
@@ -42,6 +46,7 @@ const TARGETS: [Target; 5] = [
         backend: "postgres",
         services: &[Service::Postgres],
         extra_tests: &[],
+        harness_feature: Some("postgres"),
     },
     Target {
         name: "redis",
@@ -50,6 +55,7 @@ const TARGETS: [Target; 5] = [
         services: &[Service::Redis],
         // Start-up warnings, health probe options and outages: nothing in the suite sees them.
         extra_tests: &["eviction", "redis"],
+        harness_feature: Some("redis"),
     },
     Target {
         name: "kafka",
@@ -57,6 +63,7 @@ const TARGETS: [Target; 5] = [
         backend: "kafka",
         services: &[Service::Postgres, Service::Kafka],
         extra_tests: &[],
+        harness_feature: Some("kafka"),
     },
     Target {
         name: "ports",
@@ -64,6 +71,7 @@ const TARGETS: [Target; 5] = [
         backend: "inmemory",
         services: &[],
         extra_tests: &["fuzz"],
+        harness_feature: None,
     },
 ];
 
@@ -172,6 +180,19 @@ pub fn mutants(args: &[String]) -> Result<bool, String> {
     Ok(all_passed)
 }
 
+/// Cargo's feature arguments for the verdict's build (the same for cargo-mutants, whose own
+/// flags of these names reach every cargo invocation it makes).
+fn feature_args(target: &Target) -> Vec<String> {
+    let mut v = vec!["--no-default-features".to_string()];
+    if let Some(f) = target.harness_feature {
+        v.extend([
+            "--features".into(),
+            format!("credo-conformance-backends/{f}"),
+        ]);
+    }
+    v
+}
+
 /// `cargo test` arguments that select the verdict: the package's unit tests and the
 /// conformance suite of its backend.
 fn test_selection(target: &Target) -> Vec<String> {
@@ -219,7 +240,9 @@ fn run_target(
         let mut cmd = Command::new(&cargo);
         cmd.args(["test", "--profile", "mutants", "-p", target.package]);
         cmd.args(["-p", "credo-conformance-backends"]);
-        cmd.args(test_selection(target)).args(extra);
+        cmd.args(test_selection(target))
+            .args(feature_args(target))
+            .args(extra);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -245,6 +268,7 @@ fn run_target(
     for a in test_selection(target) {
         cmd.arg(format!("--cargo-test-arg={a}"));
     }
+    cmd.args(feature_args(target));
     cmd.args(["--profile", "mutants", "--baseline", "skip"]);
     cmd.args(["--timeout", &test_timeout.to_string()]);
     // The first build in cargo-mutants' scratch copy compiles every dependency.

@@ -6,29 +6,35 @@
 //! one mutant's build in `cargo xtask mutants` short.
 
 mod inmemory;
+#[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
 mod redis;
 
 pub use inmemory::{InMemoryHarness, config as inmemory_config, stores as inmemory_stores};
+#[cfg(feature = "kafka")]
 pub use kafka::KafkaHarness;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresHarness;
+#[cfg(feature = "redis")]
 pub use redis::{RedisHarness, stores as redis_stores};
 
 use credo_conformance::Harness;
-use std::future::Future;
 use std::sync::Arc;
 
 /// The URL of a backend's test server: the one configured in `var`, else one from
 /// `start_container` when a Docker engine answers, else the reason there is none (reported as
 /// the skip reason).
+#[cfg(any(feature = "postgres", feature = "redis"))]
 async fn server_url<F>(
     configured: Option<&String>,
     var: &str,
     start_container: impl FnOnce() -> F,
 ) -> Result<String, String>
 where
-    F: Future<Output = Result<String, String>>,
+    F: std::future::Future<Output = Result<String, String>>,
 {
     if let Some(url) = configured {
         return Ok(url.clone());
@@ -50,15 +56,21 @@ where
     start_container().await
 }
 
-/// Every implemented backend, in report order.
+/// Every backend built into this crate (all of them with the default features), in report
+/// order.
 pub fn all() -> Vec<Arc<dyn Harness>> {
-    vec![
-        Arc::new(InMemoryHarness),
-        Arc::new(PostgresHarness::from_env()),
-        Arc::new(RedisHarness::from_env()),
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut all: Vec<Arc<dyn Harness>> = vec![Arc::new(InMemoryHarness)];
+    #[cfg(feature = "postgres")]
+    all.push(Arc::new(PostgresHarness::from_env()));
+    #[cfg(feature = "redis")]
+    all.extend([
+        Arc::new(RedisHarness::from_env()) as Arc<dyn Harness>,
         Arc::new(RedisHarness::server_time_from_env()),
-        Arc::new(KafkaHarness::from_env()),
-    ]
+    ]);
+    #[cfg(feature = "kafka")]
+    all.push(Arc::new(KafkaHarness::from_env()));
+    all
 }
 
 /// Backends of DESIGN §2 that are not implemented yet, with the issue that brings them.

@@ -5,9 +5,8 @@
 
 use async_trait::async_trait;
 use credo_adapters_inmemory::{InMemoryStores, Mutant};
-use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
 use credo_conformance::{Harness, Outcome, Port, RunOptions, Stores, Support, run_suite};
-use credo_conformance_backends::{inmemory_config, inmemory_stores, redis_stores};
+use credo_conformance_backends::{inmemory_config, inmemory_stores};
 use credo_ports::ManualClock;
 use std::sync::Arc;
 
@@ -80,96 +79,102 @@ async fn every_mutant_fails_the_suite() {
         "mutants that passed the whole suite: {survivors:?}"
     );
 }
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
+    use credo_conformance_backends::redis_stores;
 
-/// The Redis rate limiter reading server `TIME`, with a deliberate bug.
-struct RedisMutantHarness {
-    base: RedisStores,
-    mutant: credo_adapters_redis::Mutant,
-    next: std::sync::atomic::AtomicU32,
-}
+    /// The Redis rate limiter reading server `TIME`, with a deliberate bug.
+    struct RedisMutantHarness {
+        base: RedisStores,
+        mutant: credo_adapters_redis::Mutant,
+        next: std::sync::atomic::AtomicU32,
+    }
 
-#[async_trait]
-impl Harness for RedisMutantHarness {
-    fn name(&self) -> &'static str {
-        "redis-server-time-mutant"
-    }
-    async fn available(&self) -> Result<(), String> {
-        Ok(())
-    }
-    fn supports(&self, port: Port) -> Support {
-        match port {
-            Port::RateLimits => Support::Yes,
-            _ => Support::No("the rate limiter only"),
+    #[async_trait]
+    impl Harness for RedisMutantHarness {
+        fn name(&self) -> &'static str {
+            "redis-server-time-mutant"
+        }
+        async fn available(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn supports(&self, port: Port) -> Support {
+            match port {
+                Port::RateLimits => Support::Yes,
+                _ => Support::No("the rate limiter only"),
+            }
+        }
+        fn reads_real_time(&self) -> bool {
+            true
+        }
+        async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let r = self
+                .base
+                .with_prefix(&format!("credo_m_{}_{n}", std::process::id()))
+                .map_err(|e| e.to_string())?
+                .with_clock(clock.clone())
+                .with_mutant(self.mutant);
+            Ok(redis_stores(clock, r))
         }
     }
-    fn reads_real_time(&self) -> bool {
-        true
-    }
-    async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let r = self
-            .base
-            .with_prefix(&format!("credo_m_{}_{n}", std::process::id()))
-            .map_err(|e| e.to_string())?
-            .with_clock(clock.clone())
-            .with_mutant(self.mutant);
-        Ok(redis_stores(clock, r))
-    }
-}
 
-const REDIS_MUTANTS: [credo_adapters_redis::Mutant; 1] =
-    [credo_adapters_redis::Mutant::ServerTimeInMillis];
+    const REDIS_MUTANTS: [credo_adapters_redis::Mutant; 1] =
+        [credo_adapters_redis::Mutant::ServerTimeInMillis];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_redis_mutant_fails_the_suite() {
-    let Some(url) = std::env::var("CREDO_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let required = std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all");
-        assert!(!required, "CREDO_TEST_REDIS_URL is not set");
-        println!("skipped: CREDO_TEST_REDIS_URL is not set");
-        return;
-    };
-    let mut config = RedisConfig::new(url);
-    config.rate_limit_time = TimeSource::Server;
-    let base = RedisStores::connect(&config, Stores::new_clock())
-        .await
-        .expect("connect to the test Redis");
-    let mut survivors = Vec::new();
-    for mutant in REDIS_MUTANTS {
-        let options = RunOptions {
-            persist_failures: false,
-            ..RunOptions::default()
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_redis_mutant_fails_the_suite() {
+        let Some(url) = std::env::var("CREDO_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            let required = std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all");
+            assert!(!required, "CREDO_TEST_REDIS_URL is not set");
+            println!("skipped: CREDO_TEST_REDIS_URL is not set");
+            return;
         };
-        let harness = RedisMutantHarness {
-            base: base.clone(),
-            mutant,
-            next: Default::default(),
-        };
-        let results = run_suite(Arc::new(harness), options).await;
-        let caught: Vec<String> = results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Fail)
-            .map(|r| format!("{}/{}", r.port, r.case))
-            .collect();
-        let ran = results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Pass)
-            .count()
-            + caught.len();
-        println!(
-            "{mutant:?}: {ran} case(s) ran, caught by {}: {}",
-            caught.len(),
-            caught.join(", ")
+        let mut config = RedisConfig::new(url);
+        config.rate_limit_time = TimeSource::Server;
+        let base = RedisStores::connect(&config, Stores::new_clock())
+            .await
+            .expect("connect to the test Redis");
+        let mut survivors = Vec::new();
+        for mutant in REDIS_MUTANTS {
+            let options = RunOptions {
+                persist_failures: false,
+                ..RunOptions::default()
+            };
+            let harness = RedisMutantHarness {
+                base: base.clone(),
+                mutant,
+                next: Default::default(),
+            };
+            let results = run_suite(Arc::new(harness), options).await;
+            let caught: Vec<String> = results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Fail)
+                .map(|r| format!("{}/{}", r.port, r.case))
+                .collect();
+            let ran = results
+                .iter()
+                .filter(|r| r.outcome == Outcome::Pass)
+                .count()
+                + caught.len();
+            println!(
+                "{mutant:?}: {ran} case(s) ran, caught by {}: {}",
+                caught.len(),
+                caught.join(", ")
+            );
+            assert!(ran > 0, "no case ran against the Redis mutant harness");
+            if caught.is_empty() {
+                survivors.push(mutant);
+            }
+        }
+        assert!(
+            survivors.is_empty(),
+            "Redis mutants that passed the whole suite: {survivors:?}"
         );
-        assert!(ran > 0, "no case ran against the Redis mutant harness");
-        if caught.is_empty() {
-            survivors.push(mutant);
-        }
     }
-    assert!(
-        survivors.is_empty(),
-        "Redis mutants that passed the whole suite: {survivors:?}"
-    );
 }
