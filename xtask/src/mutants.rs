@@ -54,7 +54,7 @@ const TARGETS: [Target; 5] = [
         backend: "redis",
         services: &[Service::Redis],
         // Start-up warnings, health probe options and outages: nothing in the suite sees them.
-        extra_tests: &["eviction", "redis"],
+        extra_tests: &["server", "redis"],
         harness_feature: Some("redis"),
     },
     Target {

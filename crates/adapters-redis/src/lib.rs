@@ -202,9 +202,18 @@ pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
     use fred::error::ErrorKind as K;
     match e.kind() {
         K::Parse | K::NotFound | K::InvalidArgument => StoreError::Corrupt(format!("redis: {e}")),
+        // A key of the wrong type, or a value a script cannot read: retrying cannot help.
+        _ if is_bad_stored_value(e.details()) => StoreError::Corrupt(format!("redis: {e}")),
         K::Config | K::Url => StoreError::invalid("url", e.to_string()),
         _ => StoreError::Unavailable(format!("redis: {e}")),
     }
+}
+
+/// A server error caused by what a key holds rather than by the server: `WRONGTYPE`, or a
+/// script that failed on a stored value (`ERR user_script:<line>: ...`; the adapter's scripts
+/// raise no error of their own).
+fn is_bad_stored_value(details: &str) -> bool {
+    details.starts_with("WRONGTYPE") || details.starts_with("ERR user_script:")
 }
 
 /// The fred client settings behind every pool of this adapter: timeouts, no fail-fast, one
@@ -650,6 +659,20 @@ mod tests {
         for k in [K::IO, K::Timeout, K::Unknown] {
             assert_eq!(kind(k), "Unavailable");
         }
+        let server = |details: &str| map_err(Error::new(K::Unknown, details.to_string())).kind();
+        assert_eq!(
+            server("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            "Corrupt"
+        );
+        assert_eq!(
+            server("ERR user_script:16: bad argument #1 to 'max' (number expected, got nil)"),
+            "Corrupt"
+        );
+        assert_eq!(server("ERR max number of clients reached"), "Unavailable");
+        assert_eq!(
+            server("LOADING Redis is loading the dataset"),
+            "Unavailable"
+        );
     }
 
     #[test]
@@ -657,5 +680,11 @@ mod tests {
         let resp2 = Value::Array(vec!["maxmemory-policy".into(), "allkeys-lru".into()]);
         assert_eq!(policy_of_config_get(resp2).as_deref(), Some("allkeys-lru"));
         assert_eq!(policy_of_config_get(Value::Array(vec![])), None);
+        let resp3 = fred::types::Map::try_from(vec![("maxmemory-policy", "volatile-ttl")]).unwrap();
+        assert_eq!(
+            policy_of_config_get(Value::Map(resp3)).as_deref(),
+            Some("volatile-ttl")
+        );
+        assert_eq!(policy_of_config_get(Value::Null), None);
     }
 }

@@ -1,13 +1,16 @@
+//! Behaviour that depends on server-wide state: the eviction policy, ACLs, the script cache,
+//! connections.
+//!
 //! Eviction is visible: under any `maxmemory-policy` but `noeviction`, Redis may drop revoked
 //! tokens (which then become valid again) and rate-limit state, so the health check reports
 //! `degraded` naming the policy; where `CONFIG` is denied it falls back to `INFO memory`, and
 //! where that is denied too it says the policy cannot be verified.
 //!
-//! Runs against the shared test server (`CREDO_TEST_REDIS_URL`); every server setting it
-//! changes is restored by a guard, also when an assertion fails.
+//! Runs against the shared test server (`CREDO_TEST_REDIS_URL`), one test at a time; every
+//! server setting a test changes is restored by a guard, also when an assertion fails.
 
 use credo_adapters_redis::{RedisConfig, RedisStores};
-use credo_ports::{HealthStatus, SystemClock};
+use credo_ports::{HealthStatus, RateLimitPolicy, StoreError, SystemClock, TenantId};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -83,8 +86,9 @@ async fn check(url: &str) -> (HealthStatus, RedisStores) {
     let stores = RedisStores::connect(&config, Arc::new(SystemClock))
         .await
         .unwrap();
-    let status = stores.health(Duration::from_secs(2)).check().await;
-    (status, stores)
+    let health = stores.health(Duration::from_secs(2));
+    assert_eq!(health.name(), "redis");
+    (health.check().await, stores)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,4 +248,123 @@ async fn the_health_check_waits_its_own_timeout_not_the_command_timeout() {
     let status = health.check().await;
     assert_eq!(status, HealthStatus::Ok);
     stores.close().await;
+}
+
+/// How many times the server has run `SCRIPT LOAD` (Redis 7 names it `script|load`).
+fn script_loads(addr: &str) -> u64 {
+    let stats = raw(addr, &["INFO", "commandstats"]);
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_script|load:") || l.starts_with("cmdstat_script:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// One bad key fails the calls on that key, at once and as `Corrupt`, without reloading the
+/// script (a reload is for `NOSCRIPT` only) and without touching other keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holding_garbage_fails_its_calls_as_corrupt_without_reloading_the_script() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let prefix = format!("credo_bad_{}", std::process::id());
+    let mut config = RedisConfig::new(&url);
+    config.key_prefix = prefix.clone();
+    let stores = RedisStores::connect(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let limiter = stores.rate_limits();
+    let (tenant, policy) = (
+        TenantId::new(),
+        RateLimitPolicy::per(5, Duration::from_secs(1)),
+    );
+    limiter.check(tenant, "good", policy, 1).await.unwrap();
+    let key = format!("{prefix}:{{t:{tenant}}}:rl:bad");
+    for (kind, write) in [
+        ("a string that is no number", vec!["SET", &key, "garbage"]),
+        ("a list", vec!["RPUSH", &key, "x"]),
+    ] {
+        raw(&addr, &["DEL", &key]);
+        raw(&addr, &write);
+        let loads = script_loads(&addr);
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            limiter.check(tenant, "bad", policy, 1),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{kind}: the call did not return within 5 s"));
+        assert!(
+            matches!(result, Err(StoreError::Corrupt(_))),
+            "{kind}: expected Corrupt, got {result:?}"
+        );
+        assert_eq!(
+            script_loads(&addr),
+            loads,
+            "{kind}: the script was reloaded"
+        );
+        limiter.check(tenant, "good", policy, 1).await.unwrap();
+    }
+    raw(&addr, &["DEL", &key]);
+    stores.close().await;
+}
+
+/// `close` ends the pool's connections: later calls fail as `Unavailable` instead of
+/// reconnecting, and the server sees the connections go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_every_connection() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    // One connection for every probe: a connection per probe would itself be counted, and
+    // linger after it closes.
+    let probe = std::cell::RefCell::new(TcpStream::connect(&addr).unwrap());
+    let connected = || -> u64 {
+        let mut conn = probe.borrow_mut();
+        conn.write_all(b"*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO clients")
+    };
+    let before = connected();
+    let mut config = RedisConfig::new(&url);
+    config.pool_size = 3;
+    // After `close` a call waits out the command timeout before it fails.
+    config.command_timeout = Duration::from_millis(300);
+    let stores = RedisStores::connect(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let limiter = stores.rate_limits();
+    let policy = RateLimitPolicy::per(5, Duration::from_secs(1));
+    limiter
+        .check(TenantId::new(), "k", policy, 1)
+        .await
+        .unwrap();
+    // The server notices connections come and go a moment later.
+    let settles_at = |want: u64| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while connected() != want && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        connected()
+    };
+    assert_eq!(settles_at(before + 3).await, before + 3);
+    stores.close().await;
+    let result = limiter.check(TenantId::new(), "k", policy, 1).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "after close: {result:?}"
+    );
+    assert_eq!(settles_at(before).await, before);
 }
