@@ -295,11 +295,31 @@ fn run_target(
             out_dir.join("mutants.out").display()
         ));
     }
+    let seconds = started.elapsed().as_secs();
     let report = Report::read(&out_dir.join("mutants.out"), &equivalents()?)?;
-    let md = report.markdown(target, args.cases, started.elapsed().as_secs());
+    let mut md = report.markdown(target, args.cases, seconds);
+    // A server left in a bad state half-way (a test killed before it restored a setting, a
+    // shared server changed by hand) fails every later verdict, and each would count as a
+    // caught mutant: the unmutated tree must still pass at the end, or the run is void.
+    let still_sound = baseline(&[])?;
+    if !still_sound {
+        md = format!(
+            "# VOID: the unmutated tree failed its verdict after the run
+
+             Some verdicts may have failed for a reason other than their mutant (a test              server left in a bad state?). Fix the cause and run again.
+
+{md}"
+        );
+    }
     std::fs::write(out_dir.join("report.md"), &md)
         .map_err(|e| format!("{}: {e}", out_dir.display()))?;
     println!("{md}");
+    if !still_sound {
+        return Err(format!(
+            "{}: the unmutated tree failed its verdict after the run; the report is void",
+            target.name
+        ));
+    }
     Ok(report.survivors().next().is_none())
 }
 
@@ -390,8 +410,9 @@ impl Report {
         };
         let mut md = format!(
             "# Mutation report: {} ({})\n\n\
-             Verdict: the conformance suite on `{}` ({} sequences per property test) and \
-             the package's unit tests; cargo-mutants {CARGO_MUTANTS_VERSION}; {seconds} s.\n\n\
+             Verdict: the conformance suite on `{}` ({} sequences per property test), \
+             the package's unit tests{}; cargo-mutants {CARGO_MUTANTS_VERSION}; {seconds} s; \
+             the unmutated tree passed its verdict before and after the run.\n\n\
              | caught | timeouts | missed | of which equivalent | unviable | score |\n\
              |---|---|---|---|---|---|\n\
              | {} | {} | {} | {equivalent} | {} | {score:.1} % |\n\n\
@@ -400,6 +421,11 @@ impl Report {
             target.package,
             target.backend,
             cases,
+            target
+                .extra_tests
+                .iter()
+                .map(|t| format!(", tests/{t}.rs"))
+                .collect::<String>(),
             self.caught.len(),
             self.timeout.len(),
             self.missed.len(),
