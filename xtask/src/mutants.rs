@@ -220,7 +220,6 @@ fn run_target(
         dir_name += "-subset";
     }
     let out_dir = target_dir().join("mutation").join(dir_name);
-    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let mut cmd = Command::new(tool);
     cmd.current_dir(workspace_root()).arg("mutants");
     cmd.args(["--package", target.package]);
@@ -234,6 +233,7 @@ fn run_target(
         cmd.arg("--list");
         return crate::run(&mut cmd);
     }
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     // cargo-mutants 27 runs its baseline on the mutated package's tests only, which lack the
     // conformance suite; so the baseline runs here, in the source tree, and also sets the
     // timeout.
