@@ -586,6 +586,74 @@ mod tests {
         assert!(!dbg.contains("hunter2"), "{dbg}");
     }
 
+    /// Every documented bound is accepted, one past it refused.
+    #[test]
+    fn limits_are_inclusive_at_their_documented_values() {
+        let ok = PgConfig::new("postgres://u@h/db");
+        type Change = Box<dyn Fn(&mut PgConfig, bool)>;
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "max_connections",
+                Box::new(|c, past| c.max_connections = MAX_CONNECTIONS + u32::from(past)),
+            ),
+            (
+                "outbox_connections",
+                Box::new(|c, past| c.outbox_connections = MAX_CONNECTIONS + u32::from(past)),
+            ),
+            (
+                "acquire_timeout",
+                Box::new(|c, past| {
+                    c.acquire_timeout = MAX_TIMEOUT + Duration::from_millis(u64::from(past))
+                }),
+            ),
+            (
+                "statement_timeout",
+                Box::new(|c, past| {
+                    c.statement_timeout = Duration::from_millis(i32::MAX as u64 + u64::from(past))
+                }),
+            ),
+        ];
+        for (field, change) in cases {
+            let mut at = ok.clone();
+            change(&mut at, false);
+            assert!(at.validate().is_ok(), "{field} at its bound: {at:?}");
+            let mut past = ok.clone();
+            change(&mut past, true);
+            assert!(
+                matches!(past.validate(), Err(StoreError::InvalidInput { field: f, .. }) if f == field),
+                "{field} past its bound: {past:?}"
+            );
+        }
+        let mut smallest = ok.clone();
+        smallest.max_connections = 1;
+        smallest.outbox_connections = 1;
+        smallest.acquire_timeout = Duration::from_millis(1);
+        smallest.statement_timeout = Duration::from_millis(1);
+        smallest.validate().unwrap();
+    }
+
+    /// Logs and errors show every setting and where the server is, never a secret.
+    #[test]
+    fn the_redacted_url_and_debug_keep_everything_but_secrets() {
+        let c = PgConfig::new("postgres://app:s3cret@db.internal:5433/credo?sslmode=require");
+        let shown = "postgres://app:***@db.internal:5433/credo?sslmode=require";
+        assert_eq!(c.redacted_url(), shown);
+        let dbg = format!("{c:?}");
+        for part in [
+            shown,
+            "max_connections: 20",
+            "outbox_connections: 2",
+            "acquire_timeout: 5s",
+            "statement_timeout: 5s",
+            "schema: None",
+            "migrations_table: \"_credo_storage_migrations\"",
+            "lease_clock: Database",
+        ] {
+            assert!(dbg.contains(part), "{part} missing from {dbg}");
+        }
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+    }
+
     #[test]
     fn every_duration_and_size_is_validated_by_field() {
         let ok = PgConfig::new("postgres://u@h/db");
