@@ -349,6 +349,116 @@ mod tests {
         assert_eq!(c.consumer_config().get("session.timeout.ms"), Some("6000"));
     }
 
+    /// Every documented bound is accepted, one millisecond (or one unit) past it refused.
+    #[test]
+    fn limits_are_inclusive_at_their_documented_values() {
+        let ok = KafkaConfig::new("b:9092");
+        let ms = Duration::from_millis;
+        type Set = fn(&mut KafkaConfig, Duration);
+        let durations: [(&str, Set, Duration, Duration); 7] = [
+            (
+                "kafka.delivery_timeout",
+                |c, v| c.delivery_timeout = v,
+                ms(1),
+                ms(i32::MAX as u64),
+            ),
+            (
+                "kafka.linger",
+                |c, v| c.linger = v,
+                Duration::ZERO,
+                ms(900_000),
+            ),
+            (
+                "kafka.fetch_wait_max",
+                |c, v| c.fetch_wait_max = v,
+                ms(1),
+                ms(300_000),
+            ),
+            (
+                "kafka.health_timeout",
+                |c, v| c.health_timeout = v,
+                ms(1),
+                ms(86_400_000),
+            ),
+            (
+                "kafka.session_timeout",
+                |c, v| c.session_timeout = Some(v),
+                ms(1),
+                ms(3_600_000),
+            ),
+            (
+                "kafka.heartbeat_interval",
+                |c, v| c.heartbeat_interval = Some(v),
+                ms(1),
+                ms(3_600_000),
+            ),
+            (
+                "kafka.max_poll_interval",
+                |c, v| c.max_poll_interval = Some(v),
+                ms(1),
+                ms(86_400_000),
+            ),
+        ];
+        let refused = |c: &KafkaConfig, field: &str| matches!(c.validate(), Err(StoreError::InvalidInput { field: f, .. }) if f == field);
+        for (field, set, min, max) in durations {
+            for at in [min, max] {
+                let mut c = ok.clone();
+                set(&mut c, at);
+                assert!(c.validate().is_ok(), "{field} = {at:?} must be accepted");
+            }
+            let mut c = ok.clone();
+            set(&mut c, max + ms(1));
+            assert!(refused(&c, field), "{field} past its maximum");
+            if let Some(below) = min.checked_sub(Duration::from_micros(1)) {
+                let mut c = ok.clone();
+                set(&mut c, below);
+                assert!(refused(&c, field), "{field} under its minimum");
+            }
+        }
+        type SetN = fn(&mut KafkaConfig, i32);
+        let counts: [(&str, SetN, i32); 2] = [
+            ("kafka.partitions", |c, v| c.partitions = v, 1_000_000),
+            ("kafka.replication", |c, v| c.replication = v, 1_000),
+        ];
+        for (field, set, max) in counts {
+            for at in [1, max] {
+                let mut c = ok.clone();
+                set(&mut c, at);
+                assert!(c.validate().is_ok(), "{field} = {at} must be accepted");
+            }
+            for past in [0, max + 1] {
+                let mut c = ok.clone();
+                set(&mut c, past);
+                assert!(refused(&c, field), "{field} = {past} must be refused");
+            }
+        }
+    }
+
+    /// Logs show every setting.
+    #[test]
+    fn debug_shows_every_setting() {
+        let dbg = format!("{:?}", KafkaConfig::new("b1:9092,b2:9092"));
+        for part in [
+            "brokers: \"b1:9092,b2:9092\"",
+            "topic: \"credo.audit.events\"",
+            "dlq_topic:",
+            "client_id:",
+            "delivery_timeout:",
+            "linger:",
+            "group_id:",
+            "session_timeout:",
+            "heartbeat_interval:",
+            "max_poll_interval:",
+            "fetch_wait_max:",
+            "health_timeout:",
+            "partitions:",
+            "replication:",
+            "properties:",
+        ] {
+            assert!(dbg.contains(part), "{part} missing from {dbg}");
+        }
+    }
+
     #[test]
     fn every_duration_and_size_is_validated_by_name() {
         let ok = KafkaConfig::new("b:9092");
