@@ -42,3 +42,106 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// A server error with a given SQLSTATE, as the driver hands it over.
+    #[derive(Debug)]
+    struct Server(&'static str);
+
+    impl std::fmt::Display for Server {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "server error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Server {}
+
+    impl sqlx::error::DatabaseError for Server {
+        fn message(&self) -> &str {
+            "the server says no"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn constraint(&self) -> Option<&str> {
+            Some("users_email_key")
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn mapped(code: &'static str) -> StoreError {
+        map_err(sqlx::Error::Database(Box::new(Server(code))))
+    }
+
+    /// Every SQLSTATE class the adapter distinguishes lands on the kind a caller acts on: a
+    /// duplicate is a conflict naming its constraint, bad data is the caller's input, and
+    /// anything transient (connection, resources, operator intervention such as
+    /// `statement_timeout`, serialization failure, deadlock) is worth a retry.
+    #[test]
+    fn server_errors_map_to_actionable_kinds() {
+        match mapped("23505") {
+            StoreError::Conflict(why) => assert!(why.contains("users_email_key"), "{why}"),
+            other => panic!("23505: {other:?}"),
+        }
+        for code in ["22001", "22P02", "22003"] {
+            match mapped(code) {
+                StoreError::InvalidInput { field, reason } => {
+                    assert_eq!(field, "value");
+                    assert_eq!(reason, "the server says no");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        for code in ["08006", "53300", "57014", "57P01", "40001", "40P01"] {
+            match mapped(code) {
+                StoreError::Unavailable(why) => {
+                    assert!(why.starts_with(&format!("postgres {code}:")), "{why}")
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        for code in ["42P01", "XX000", "40002"] {
+            match mapped(code) {
+                StoreError::Unavailable(why) => {
+                    assert!(why.starts_with(&format!("postgres error {code}:")), "{why}")
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    /// A value the adapter cannot read back is corrupt; an empty pool is a retry.
+    #[test]
+    fn client_errors_map_to_actionable_kinds() {
+        let decode = sqlx::Error::Decode("bad bytes".into());
+        assert!(matches!(map_err(decode), StoreError::Corrupt(_)));
+        let missing = sqlx::Error::ColumnNotFound("status".into());
+        assert!(matches!(map_err(missing), StoreError::Corrupt(_)));
+        match map_err(sqlx::Error::PoolTimedOut) {
+            StoreError::Unavailable(why) => assert!(why.contains("acquire timeout"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            map_err(sqlx::Error::PoolClosed),
+            StoreError::Unavailable(_)
+        ));
+        assert!(
+            matches!(corrupt("metadata", "eof"), StoreError::Corrupt(w) if w == "metadata: eof")
+        );
+    }
+}
