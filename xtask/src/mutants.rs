@@ -45,8 +45,8 @@ const TARGETS: [Target; 5] = [
         package: "credo-adapters-postgres",
         backend: "postgres",
         services: &[Service::Postgres],
-        // Closing, migrations and the outbox's lease clock. (`faults`, an outage on a private cluster,
-        // would add 9 s to every verdict.)
+        // Closing, migrations and the outbox's lease clock. (`faults`, an outage on a private
+        // cluster, would add 9 s to every verdict.)
         extra_tests: &["lifecycle", "migrations", "outbox"],
         harness_feature: Some("postgres"),
     },
