@@ -1,9 +1,9 @@
 //! The stores' lifecycle against a real server: `close` ends the connections of both pools (a
-//! service that shuts down leaves nothing open on the database), and calls made afterwards fail
-//! as `Unavailable`. Needs `CREDO_TEST_POSTGRES_URL` (`cargo xtask services env`).
+//! service that shuts down leaves nothing open on the database), and calls and health checks
+//! made afterwards fail. Needs `CREDO_TEST_POSTGRES_URL` (`cargo xtask services env`).
 
 use credo_adapters_postgres::{PgConfig, PgStores};
-use credo_ports::{RateLimitPolicy, StoreError, SystemClock, TenantId};
+use credo_ports::{HealthStatus, RateLimitPolicy, StoreError, SystemClock, TenantId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
