@@ -51,8 +51,12 @@ async fn close_ends_the_connections_of_both_pools() {
         connections(&admin, &name).await >= 2,
         "one per pool at least"
     );
+    let health = stores.health(Duration::from_secs(2));
+    assert_eq!(health.name(), "database");
+    assert_eq!(health.check().await, HealthStatus::Ok);
 
     stores.close().await;
+    assert!(matches!(health.check().await, HealthStatus::Failed(_)));
     let result = limiter.check(TenantId::new(), "k", policy, 1).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
