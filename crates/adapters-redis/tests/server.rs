@@ -10,7 +10,10 @@
 //! server setting a test changes is restored by a guard, also when an assertion fails.
 
 use credo_adapters_redis::{RedisConfig, RedisStores};
-use credo_ports::{HealthStatus, RateLimitPolicy, StoreError, SystemClock, TenantId};
+use credo_ports::{
+    Device, HealthStatus, ManualClock, NewSession, RateLimitPolicy, SessionId, SessionStatus,
+    StoreError, SystemClock, TenantId, Timestamp, UserId,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -250,12 +253,13 @@ async fn the_health_check_waits_its_own_timeout_not_the_command_timeout() {
     stores.close().await;
 }
 
-/// How many times the server has run `SCRIPT LOAD` (Redis 7 names it `script|load`).
-fn script_loads(addr: &str) -> u64 {
+/// How many times the server has run `command` (`INFO commandstats`).
+fn calls(addr: &str, command: &str) -> u64 {
     let stats = raw(addr, &["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:");
     stats
         .lines()
-        .filter(|l| l.starts_with("cmdstat_script|load:") || l.starts_with("cmdstat_script:"))
+        .filter(|l| l.starts_with(&prefix))
         .filter_map(|l| {
             l.split("calls=")
                 .nth(1)?
@@ -265,6 +269,105 @@ fn script_loads(addr: &str) -> u64 {
                 .ok()
         })
         .sum()
+}
+
+/// How many times the server has run `SCRIPT LOAD` (Redis 7 names it `script|load`).
+fn script_loads(addr: &str) -> u64 {
+    calls(addr, "script|load") + calls(addr, "script")
+}
+
+/// Stores under a prefix of their own, on a clock that stands still.
+async fn prefixed(url: &str, name: &str, grace: Duration) -> (RedisStores, String, Timestamp) {
+    let prefix = format!("credo_{name}_{}", std::process::id());
+    let mut config = RedisConfig::new(url);
+    config.key_prefix = prefix.clone();
+    config.expiry_grace = grace;
+    let now = Timestamp::from_secs(1_800_000_000);
+    let stores = RedisStores::connect(&config, Arc::new(ManualClock::new(now)))
+        .await
+        .unwrap();
+    (stores, prefix, now)
+}
+
+fn session(tenant: TenantId, now: Timestamp, lifetime: Duration) -> NewSession {
+    NewSession {
+        id: SessionId::new(),
+        tenant_id: tenant,
+        user_id: UserId::new(),
+        client_id: "web".into(),
+        scopes: vec!["openid".into()],
+        status: SessionStatus::Active,
+        device: Device::default(),
+        expires_at: now.saturating_add(lifetime),
+    }
+}
+
+/// Every key under `prefix` (a test server holds few).
+fn keys(addr: &str, prefix: &str) -> Vec<String> {
+    let reply = raw(addr, &["KEYS", &format!("{prefix}:*")]);
+    reply
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every key a session writes expires with it, plus the grace (and never lives forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_of_a_session_lives_until_its_expiry_plus_the_grace() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let (stores, prefix, now) = prefixed(&url, "ttl", Duration::from_secs(1)).await;
+    let lifetime = Duration::from_secs(600);
+    stores
+        .sessions()
+        .create(session(TenantId::new(), now, lifetime))
+        .await
+        .unwrap();
+    let written = keys(&addr, &prefix);
+    assert!(written.len() >= 2, "{written:?}");
+    for key in &written {
+        let pttl: i64 = raw(&addr, &["PTTL", key])
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        assert!(
+            (595_000..=601_000).contains(&pttl),
+            "{key}: PTTL {pttl} ms, expected the 600 s lifetime plus the 1 s grace"
+        );
+        raw(&addr, &["DEL", key]);
+    }
+    stores.close().await;
+}
+
+/// A create whose id belongs to a live session (of another tenant) is refused after one look
+/// at that session, not after the wait meant for a create still in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_id_of_a_live_session_is_refused_after_one_look() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let (stores, prefix, now) = prefixed(&url, "dup", Duration::from_secs(60)).await;
+    let sessions = stores.sessions();
+    let lifetime = Duration::from_secs(600);
+    let first = sessions
+        .create(session(TenantId::new(), now, lifetime))
+        .await
+        .unwrap();
+    let duplicate = NewSession {
+        id: first.id,
+        ..session(TenantId::new(), now, lifetime)
+    };
+    let looks = calls(&addr, "hget");
+    let result = sessions.create(duplicate).await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(calls(&addr, "hget") - looks, 1, "looks at the live session");
+    for key in keys(&addr, &prefix) {
+        raw(&addr, &["DEL", &key]);
+    }
+    stores.close().await;
 }
 
 /// One bad key fails the calls on that key, at once and as `Corrupt`, without reloading the
