@@ -471,3 +471,32 @@ async fn close_ends_every_connection() {
     );
     assert_eq!(settles_at(before).await, before);
 }
+
+/// A reservation whose session was never written (its creator died between the two steps)
+/// keeps the id taken: a create of that id waits a bounded number of looks for the session to
+/// appear (`CREATE_IN_FLIGHT_CHECKS`, 20), then answers `Conflict`; it never spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
+    let Some(url) = test_url() else { return };
+    let _serial = SERIAL.lock().await;
+    let addr = address(&url);
+    let (stores, prefix, now) = prefixed(&url, "orphan", Duration::from_secs(60)).await;
+    let new = session(TenantId::new(), now, Duration::from_secs(600));
+    let reservation = format!("{prefix}:sid:{{{}}}", new.id);
+    let holder = format!("{}:{}", new.expires_at.as_micros(), TenantId::new());
+    assert!(raw(&addr, &["SET", &reservation, &holder, "EX", "60"]).starts_with("+OK"));
+    let looks = calls(&addr, "hget");
+    let result = tokio::time::timeout(Duration::from_secs(5), stores.sessions().create(new))
+        .await
+        .expect("create did not return within 5 s");
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    assert_eq!(
+        calls(&addr, "hget") - looks,
+        20,
+        "looks at the missing session"
+    );
+    for key in keys(&addr, &prefix) {
+        raw(&addr, &["DEL", &key]);
+    }
+    stores.close().await;
+}
