@@ -1,5 +1,7 @@
-//! Behaviour that depends on server-wide state: the eviction policy, ACLs, the script cache,
-//! connections.
+//! What the conformance suite cannot see: behaviour that depends on server-wide state (the
+//! eviction policy, ACLs, the script cache, connections), what only the server's own
+//! bookkeeping shows (key TTLs, index members, command counts), and instances whose clocks
+//! disagree.
 //!
 //! Eviction is visible: under any `maxmemory-policy` but `noeviction`, Redis may drop revoked
 //! tokens (which then become valid again) and rate-limit state, so the health check reports
@@ -494,6 +496,83 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
         calls(&addr, "hget") - looks,
         20,
         "looks at the missing session"
+    );
+    for key in keys(&addr, &prefix) {
+        raw(&addr, &["DEL", &key]);
+    }
+    stores.close().await;
+}
+
+/// Two instances whose clocks disagree (by less than the grace): the one ahead lists a user's
+/// sessions at the instant one expires, and must not drop it from the user's index, since for
+/// the one behind it is still live and must still be listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
+    let Some(url) = test_url() else { return };
+    let addr = address(&url);
+    let (ahead, prefix, now) = prefixed(&url, "skew", Duration::from_secs(60)).await;
+    let behind = ahead.with_clock(Arc::new(ManualClock::new(
+        now.saturating_sub(Duration::from_secs(1)),
+    )));
+    let (tenant, user) = (TenantId::new(), UserId::new());
+    let new = NewSession {
+        user_id: user,
+        expires_at: now,
+        ..session(tenant, now, Duration::ZERO)
+    };
+    // Created by the instance behind, for which it is live for one more second.
+    let created = behind.sessions().create(new).await.unwrap();
+    assert!(
+        ahead
+            .sessions()
+            .list_for_user(tenant, user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let listed = behind.sessions().list_for_user(tenant, user).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![created.id],
+        "the instance behind lost a session it holds live"
+    );
+    for key in keys(&addr, &prefix) {
+        raw(&addr, &["DEL", &key]);
+    }
+    ahead.close().await;
+}
+
+/// A user's index entry that points to a session of another user (an index written by hand,
+/// or left by a bug) is dropped the next time that user's sessions are listed, and the other
+/// user's session is never shown to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
+    let Some(url) = test_url() else { return };
+    let addr = address(&url);
+    let (stores, prefix, now) = prefixed(&url, "stray", Duration::from_secs(60)).await;
+    let sessions = stores.sessions();
+    let (tenant, owner, other) = (TenantId::new(), UserId::new(), UserId::new());
+    let theirs = sessions
+        .create(NewSession {
+            user_id: owner,
+            ..session(tenant, now, Duration::from_secs(600))
+        })
+        .await
+        .unwrap();
+    let index = format!("{prefix}:{{t:{tenant}}}:u:{other}");
+    let score = theirs.expires_at.as_micros().to_string();
+    raw(&addr, &["ZADD", &index, &score, &theirs.id.to_string()]);
+    assert!(
+        sessions
+            .list_for_user(tenant, other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        raw(&addr, &["ZCARD", &index]).trim(),
+        ":0",
+        "the stray entry stayed"
     );
     for key in keys(&addr, &prefix) {
         raw(&addr, &["DEL", &key]);
