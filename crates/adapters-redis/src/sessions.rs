@@ -510,10 +510,12 @@ impl SessionStore for RedisSessionStore {
                         out.push(s);
                     }
                 }
+                // Expired by at most the grace: still live for an instance whose clock runs
+                // behind (the create script trims by the same rule).
                 Some(s)
                     if s.user_id == user
                         && s.expires_at.as_micros()
-                            > now
+                            >= now
                                 .as_micros()
                                 .saturating_sub(self.r.grace_ms.saturating_mul(1000)) => {}
                 // Gone, long expired, or the id now belongs to another user's session.

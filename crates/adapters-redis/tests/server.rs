@@ -579,3 +579,61 @@ async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
     }
     stores.close().await;
 }
+
+/// The grace's boundary, as documented: an index entry expired by exactly the grace is kept
+/// when its user's sessions are listed; the next session written for the user after the grace
+/// (and the index's score margin) trims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_entry_is_kept_for_exactly_the_grace() {
+    let Some(url) = test_url() else { return };
+    let addr = address(&url);
+    let grace = Duration::from_millis(1);
+    let (stores, prefix, now) = prefixed(&url, "edge", grace).await;
+    let (tenant, user) = (TenantId::new(), UserId::new());
+    let created = stores
+        .sessions()
+        .create(NewSession {
+            user_id: user,
+            ..session(tenant, now, Duration::from_secs(1))
+        })
+        .await
+        .unwrap();
+    let index = format!("{prefix}:{{t:{tenant}}}:u:{user}");
+    let at = |after: Duration| {
+        let then = created.expires_at.saturating_add(after);
+        (stores.with_clock(Arc::new(ManualClock::new(then))), then)
+    };
+    let (later, _) = at(grace);
+    assert!(
+        later
+            .sessions()
+            .list_for_user(tenant, user)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        raw(&addr, &["ZCARD", &index]).trim(),
+        ":1",
+        "dropped within the grace"
+    );
+    let (much_later, then) = at(grace + Duration::from_millis(2));
+    let next = much_later
+        .sessions()
+        .create(NewSession {
+            user_id: user,
+            ..session(tenant, then, Duration::from_secs(1))
+        })
+        .await
+        .unwrap();
+    let members = raw(&addr, &["ZRANGE", &index, "0", "-1"]);
+    assert!(members.contains(&next.id.to_string()), "{members}");
+    assert!(
+        !members.contains(&created.id.to_string()),
+        "not trimmed: {members}"
+    );
+    for key in keys(&addr, &prefix) {
+        raw(&addr, &["DEL", &key]);
+    }
+    stores.close().await;
+}
