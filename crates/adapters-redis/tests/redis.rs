@@ -13,19 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn test_url() -> Option<String> {
-    match std::env::var("CREDO_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        Some(url) => Some(url),
-        None if std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all") => {
-            panic!("CREDO_TEST_REDIS_URL is not set and CREDO_TEST_REQUIRE=all")
-        }
-        None => {
-            eprintln!("SKIPPED: CREDO_TEST_REDIS_URL is not set (cargo xtask services up)");
-            None
-        }
-    }
+    credo_testkit::required("CREDO_TEST_REDIS_URL")
 }
 
 fn prefix(name: &str) -> String {

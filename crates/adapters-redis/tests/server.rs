@@ -22,19 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn test_url() -> Option<String> {
-    match std::env::var("CREDO_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        Some(url) => Some(url),
-        None if std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all") => {
-            panic!("CREDO_TEST_REDIS_URL is not set and CREDO_TEST_REQUIRE=all")
-        }
-        None => {
-            eprintln!("SKIPPED: CREDO_TEST_REDIS_URL is not set (cargo xtask services up)");
-            None
-        }
-    }
+    credo_testkit::required("CREDO_TEST_REDIS_URL")
 }
 
 /// `host:port` of a `redis://host:port[/db]` URL without credentials.
@@ -278,8 +266,27 @@ fn script_loads(addr: &str) -> u64 {
     calls(addr, "script|load") + calls(addr, "script")
 }
 
-/// Stores under a prefix of their own, on a clock that stands still.
-async fn prefixed(url: &str, name: &str, grace: Duration) -> (RedisStores, String, Timestamp) {
+/// Deletes every key under its prefix when dropped, also after a failed assertion.
+struct Cleanup {
+    addr: String,
+    prefix: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for key in keys(&self.addr, &self.prefix) {
+            raw(&self.addr, &["DEL", &key]);
+        }
+    }
+}
+
+/// Stores under a prefix of their own, on a clock that stands still, and the guard that
+/// deletes their keys.
+async fn prefixed(
+    url: &str,
+    name: &str,
+    grace: Duration,
+) -> (RedisStores, String, Timestamp, Cleanup) {
     let prefix = format!("credo_{name}_{}", std::process::id());
     let mut config = RedisConfig::new(url);
     config.key_prefix = prefix.clone();
@@ -288,7 +295,11 @@ async fn prefixed(url: &str, name: &str, grace: Duration) -> (RedisStores, Strin
     let stores = RedisStores::connect(&config, Arc::new(ManualClock::new(now)))
         .await
         .unwrap();
-    (stores, prefix, now)
+    let cleanup = Cleanup {
+        addr: address(url),
+        prefix: prefix.clone(),
+    };
+    (stores, prefix, now, cleanup)
 }
 
 fn session(tenant: TenantId, now: Timestamp, lifetime: Duration) -> NewSession {
@@ -320,7 +331,7 @@ async fn every_key_of_a_session_lives_until_its_expiry_plus_the_grace() {
     let Some(url) = test_url() else { return };
     let _serial = SERIAL.lock().await;
     let addr = address(&url);
-    let (stores, prefix, now) = prefixed(&url, "ttl", Duration::from_secs(1)).await;
+    let (stores, prefix, now, _cleanup) = prefixed(&url, "ttl", Duration::from_secs(1)).await;
     let lifetime = Duration::from_secs(600);
     stores
         .sessions()
@@ -339,7 +350,6 @@ async fn every_key_of_a_session_lives_until_its_expiry_plus_the_grace() {
             (595_000..=601_000).contains(&pttl),
             "{key}: PTTL {pttl} ms, expected the 600 s lifetime plus the 1 s grace"
         );
-        raw(&addr, &["DEL", key]);
     }
     stores.close().await;
 }
@@ -351,7 +361,7 @@ async fn a_duplicate_id_of_a_live_session_is_refused_after_one_look() {
     let Some(url) = test_url() else { return };
     let _serial = SERIAL.lock().await;
     let addr = address(&url);
-    let (stores, prefix, now) = prefixed(&url, "dup", Duration::from_secs(60)).await;
+    let (stores, _, now, _cleanup) = prefixed(&url, "dup", Duration::from_secs(60)).await;
     let sessions = stores.sessions();
     let lifetime = Duration::from_secs(600);
     let first = sessions
@@ -366,9 +376,6 @@ async fn a_duplicate_id_of_a_live_session_is_refused_after_one_look() {
     let result = sessions.create(duplicate).await;
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
     assert_eq!(calls(&addr, "hget") - looks, 1, "looks at the live session");
-    for key in keys(&addr, &prefix) {
-        raw(&addr, &["DEL", &key]);
-    }
     stores.close().await;
 }
 
@@ -482,7 +489,7 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
     let Some(url) = test_url() else { return };
     let _serial = SERIAL.lock().await;
     let addr = address(&url);
-    let (stores, prefix, now) = prefixed(&url, "orphan", Duration::from_secs(60)).await;
+    let (stores, prefix, now, _cleanup) = prefixed(&url, "orphan", Duration::from_secs(60)).await;
     let new = session(TenantId::new(), now, Duration::from_secs(600));
     let reservation = format!("{prefix}:sid:{{{}}}", new.id);
     let holder = format!("{}:{}", new.expires_at.as_micros(), TenantId::new());
@@ -497,9 +504,6 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
         20,
         "looks at the missing session"
     );
-    for key in keys(&addr, &prefix) {
-        raw(&addr, &["DEL", &key]);
-    }
     stores.close().await;
 }
 
@@ -509,8 +513,7 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
     let Some(url) = test_url() else { return };
-    let addr = address(&url);
-    let (ahead, prefix, now) = prefixed(&url, "skew", Duration::from_secs(60)).await;
+    let (ahead, _, now, _cleanup) = prefixed(&url, "skew", Duration::from_secs(60)).await;
     let behind = ahead.with_clock(Arc::new(ManualClock::new(
         now.saturating_sub(Duration::from_secs(1)),
     )));
@@ -536,9 +539,6 @@ async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
         vec![created.id],
         "the instance behind lost a session it holds live"
     );
-    for key in keys(&addr, &prefix) {
-        raw(&addr, &["DEL", &key]);
-    }
     ahead.close().await;
 }
 
@@ -549,7 +549,7 @@ async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
 async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
     let Some(url) = test_url() else { return };
     let addr = address(&url);
-    let (stores, prefix, now) = prefixed(&url, "stray", Duration::from_secs(60)).await;
+    let (stores, prefix, now, _cleanup) = prefixed(&url, "stray", Duration::from_secs(60)).await;
     let sessions = stores.sessions();
     let (tenant, owner, other) = (TenantId::new(), UserId::new(), UserId::new());
     let theirs = sessions
@@ -574,9 +574,6 @@ async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
         ":0",
         "the stray entry stayed"
     );
-    for key in keys(&addr, &prefix) {
-        raw(&addr, &["DEL", &key]);
-    }
     stores.close().await;
 }
 
@@ -588,7 +585,7 @@ async fn an_index_entry_is_kept_for_exactly_the_grace() {
     let Some(url) = test_url() else { return };
     let addr = address(&url);
     let grace = Duration::from_millis(1);
-    let (stores, prefix, now) = prefixed(&url, "edge", grace).await;
+    let (stores, prefix, now, _cleanup) = prefixed(&url, "edge", grace).await;
     let (tenant, user) = (TenantId::new(), UserId::new());
     let created = stores
         .sessions()
@@ -632,8 +629,5 @@ async fn an_index_entry_is_kept_for_exactly_the_grace() {
         !members.contains(&created.id.to_string()),
         "not trimmed: {members}"
     );
-    for key in keys(&addr, &prefix) {
-        raw(&addr, &["DEL", &key]);
-    }
     stores.close().await;
 }
