@@ -302,11 +302,11 @@ async fn prefixed(
     (stores, prefix, now, cleanup)
 }
 
-fn session(tenant: TenantId, now: Timestamp, lifetime: Duration) -> NewSession {
+fn session(tenant: TenantId, user: UserId, now: Timestamp, lifetime: Duration) -> NewSession {
     NewSession {
         id: SessionId::new(),
         tenant_id: tenant,
-        user_id: UserId::new(),
+        user_id: user,
         client_id: "web".into(),
         scopes: vec!["openid".into()],
         status: SessionStatus::Active,
@@ -335,7 +335,7 @@ async fn every_key_of_a_session_lives_until_its_expiry_plus_the_grace() {
     let lifetime = Duration::from_secs(600);
     stores
         .sessions()
-        .create(session(TenantId::new(), now, lifetime))
+        .create(session(TenantId::new(), UserId::new(), now, lifetime))
         .await
         .unwrap();
     let written = keys(&addr, &prefix);
@@ -365,12 +365,12 @@ async fn a_duplicate_id_of_a_live_session_is_refused_after_one_look() {
     let sessions = stores.sessions();
     let lifetime = Duration::from_secs(600);
     let first = sessions
-        .create(session(TenantId::new(), now, lifetime))
+        .create(session(TenantId::new(), UserId::new(), now, lifetime))
         .await
         .unwrap();
     let duplicate = NewSession {
         id: first.id,
-        ..session(TenantId::new(), now, lifetime)
+        ..session(TenantId::new(), UserId::new(), now, lifetime)
     };
     let looks = calls(&addr, "hget");
     let result = sessions.create(duplicate).await;
@@ -490,7 +490,12 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
     let _serial = SERIAL.lock().await;
     let addr = address(&url);
     let (stores, prefix, now, _cleanup) = prefixed(&url, "orphan", Duration::from_secs(60)).await;
-    let new = session(TenantId::new(), now, Duration::from_secs(600));
+    let new = session(
+        TenantId::new(),
+        UserId::new(),
+        now,
+        Duration::from_secs(600),
+    );
     let reservation = format!("{prefix}:sid:{{{}}}", new.id);
     let holder = format!("{}:{}", new.expires_at.as_micros(), TenantId::new());
     assert!(raw(&addr, &["SET", &reservation, &holder, "EX", "60"]).starts_with("+OK"));
@@ -518,11 +523,7 @@ async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
         now.saturating_sub(Duration::from_secs(1)),
     )));
     let (tenant, user) = (TenantId::new(), UserId::new());
-    let new = NewSession {
-        user_id: user,
-        expires_at: now,
-        ..session(tenant, now, Duration::ZERO)
-    };
+    let new = session(tenant, user, now, Duration::ZERO);
     // Created by the instance behind, for which it is live for one more second.
     let created = behind.sessions().create(new).await.unwrap();
     assert!(
@@ -553,10 +554,7 @@ async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
     let sessions = stores.sessions();
     let (tenant, owner, other) = (TenantId::new(), UserId::new(), UserId::new());
     let theirs = sessions
-        .create(NewSession {
-            user_id: owner,
-            ..session(tenant, now, Duration::from_secs(600))
-        })
+        .create(session(tenant, owner, now, Duration::from_secs(600)))
         .await
         .unwrap();
     let index = format!("{prefix}:{{t:{tenant}}}:u:{other}");
@@ -589,10 +587,7 @@ async fn an_index_entry_is_kept_for_exactly_the_grace() {
     let (tenant, user) = (TenantId::new(), UserId::new());
     let created = stores
         .sessions()
-        .create(NewSession {
-            user_id: user,
-            ..session(tenant, now, Duration::from_secs(1))
-        })
+        .create(session(tenant, user, now, Duration::from_secs(1)))
         .await
         .unwrap();
     let index = format!("{prefix}:{{t:{tenant}}}:u:{user}");
@@ -617,10 +612,7 @@ async fn an_index_entry_is_kept_for_exactly_the_grace() {
     let (much_later, then) = at(grace + Duration::from_millis(2));
     let next = much_later
         .sessions()
-        .create(NewSession {
-            user_id: user,
-            ..session(tenant, then, Duration::from_secs(1))
-        })
+        .create(session(tenant, user, then, Duration::from_secs(1)))
         .await
         .unwrap();
     let members = raw(&addr, &["ZRANGE", &index, "0", "-1"]);
