@@ -26,6 +26,8 @@ struct Target {
     services: &'static [Service],
     /// Test targets beyond the conformance suite and the package's unit tests.
     extra_tests: &'static [&'static str],
+    /// Packages whose unit tests join the verdict.
+    extra_packages: &'static [&'static str],
     /// The `credo-conformance-backends` feature that builds this backend's harness; the others
     /// stay out of the build, so a mutant rebuilds no driver its verdict does not run.
     harness_feature: Option<&'static str>,
@@ -38,6 +40,7 @@ const TARGETS: [Target; 5] = [
         backend: "inmemory",
         services: &[],
         extra_tests: &[],
+        extra_packages: &[],
         harness_feature: None,
     },
     Target {
@@ -48,6 +51,7 @@ const TARGETS: [Target; 5] = [
         // Closing, migrations and the outbox's lease clock. (`faults`, an outage on a private
         // cluster, would add 9 s to every verdict.)
         extra_tests: &["lifecycle", "migrations", "outbox"],
+        extra_packages: &[],
         harness_feature: Some("postgres"),
     },
     Target {
@@ -57,6 +61,7 @@ const TARGETS: [Target; 5] = [
         services: &[Service::Redis],
         // Start-up warnings, health probe options and outages: nothing in the suite sees them.
         extra_tests: &["server", "redis"],
+        extra_packages: &[],
         harness_feature: Some("redis"),
     },
     Target {
@@ -64,7 +69,10 @@ const TARGETS: [Target; 5] = [
         package: "credo-adapters-kafka",
         backend: "kafka",
         services: &[Service::Postgres, Service::Kafka],
-        extra_tests: &[],
+        // Headers, dead letters, health and delivery failures (9 s; the fault and figures
+        // tests would add minutes to every verdict).
+        extra_tests: &["kafka"],
+        extra_packages: &[],
         harness_feature: Some("kafka"),
     },
     Target {
@@ -73,6 +81,9 @@ const TARGETS: [Target; 5] = [
         backend: "inmemory",
         services: &[],
         extra_tests: &["fuzz"],
+        // The oracle's cross-checks: properties comparing the model's own rules (validation,
+        // email keys, changed fields, GCRA) with these, over whole value ranges.
+        extra_packages: &["credo-conformance"],
         harness_feature: None,
     },
 ];
@@ -242,6 +253,9 @@ fn run_target(
         let mut cmd = Command::new(&cargo);
         cmd.args(["test", "--profile", "mutants", "-p", target.package]);
         cmd.args(["-p", "credo-conformance-backends"]);
+        for p in target.extra_packages {
+            cmd.args(["-p", p]);
+        }
         cmd.args(test_selection(target))
             .args(feature_args(target))
             .args(extra);
@@ -265,7 +279,11 @@ fn run_target(
     let test_timeout = (started.elapsed().as_secs() * 4 + 30).clamp(60, 1800);
     cmd.args([
         "--test-package",
-        &format!("{},credo-conformance-backends", target.package),
+        &std::iter::once(target.package)
+            .chain(["credo-conformance-backends"])
+            .chain(target.extra_packages.iter().copied())
+            .collect::<Vec<_>>()
+            .join(","),
     ]);
     for a in test_selection(target) {
         cmd.arg(format!("--cargo-test-arg={a}"));
@@ -425,6 +443,12 @@ impl Report {
                 .extra_tests
                 .iter()
                 .map(|t| format!(", tests/{t}.rs"))
+                .chain(
+                    target
+                        .extra_packages
+                        .iter()
+                        .map(|p| format!(", the unit tests of {p}"))
+                )
                 .collect::<String>(),
             self.caught.len(),
             self.timeout.len(),

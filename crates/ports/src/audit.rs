@@ -370,6 +370,60 @@ mod tests {
         assert_eq!(e.validate().unwrap_err().kind(), "InvalidInput");
     }
 
+    fn event() -> AuditEvent {
+        AuditEvent::new(
+            TenantId::new(),
+            Timestamp::EPOCH,
+            AuditCategory::Security,
+            "login.failed",
+        )
+    }
+
+    /// DESIGN's limit is 16 KiB of compact JSON: exactly that is accepted, a byte more is not.
+    #[test]
+    fn metadata_of_exactly_16_kib_is_accepted() {
+        let mut e = event();
+        // `{"k":"` and `"}` add 8 bytes around the string.
+        e.metadata
+            .insert("k".into(), Value::from("x".repeat(16 * 1024 - 8)));
+        assert!(e.validate().is_ok());
+        e.metadata
+            .insert("k".into(), Value::from("x".repeat(16 * 1024 - 7)));
+        assert_eq!(e.validate().unwrap_err().kind(), "InvalidInput");
+    }
+
+    /// The event's own object is level 1: a value 31 objects deep reaches the limit of 32.
+    #[test]
+    fn metadata_nested_exactly_to_the_limit_is_accepted() {
+        let deep = |levels: usize| {
+            (1..levels).fold(
+                Value::Object(Map::new()),
+                |v, _| serde_json::json!({ "d": v }),
+            )
+        };
+        let mut e = event();
+        e.metadata.insert("k".into(), deep(MAX_METADATA_DEPTH - 1));
+        assert!(e.validate().is_ok());
+        e.metadata.insert("k".into(), deep(MAX_METADATA_DEPTH));
+        assert_eq!(e.validate().unwrap_err().kind(), "InvalidInput");
+        e.metadata.insert("k".into(), serde_json::json!([[[]]]));
+        assert_eq!(metadata_depth(&e.metadata), 4);
+    }
+
+    /// The stored spelling is the serialized one: both name the same category in the
+    /// `category` column, the outbox envelope and queries.
+    #[test]
+    fn category_spelling_matches_serde() {
+        for (c, s) in [
+            (AuditCategory::Compliance, "compliance"),
+            (AuditCategory::Security, "security"),
+            (AuditCategory::Operations, "operations"),
+        ] {
+            assert_eq!(c.as_str(), s);
+            assert_eq!(serde_json::to_value(c).unwrap(), Value::from(s));
+        }
+    }
+
     #[test]
     fn prepare_batch_drops_repeated_ids_and_rejects_whole_batch_on_bad_event() {
         let e = AuditEvent::new(

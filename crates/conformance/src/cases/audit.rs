@@ -68,9 +68,12 @@ fn pool_event(i: u16, t: u8) -> AuditEvent {
 const METADATA_SHAPES: u8 = 7;
 
 fn metadata(shape: u8) -> serde_json::Map<String, serde_json::Value> {
+    /// An object `levels` objects deep, counting itself.
     fn nested(levels: usize) -> serde_json::Value {
-        (0..levels).fold(json!({}), |inner, _| json!({ "d": inner }))
+        (1..levels).fold(json!({}), |inner, _| json!({ "d": inner }))
     }
+    // The event's metadata object is level 1, so its value `deep` starts at level 2.
+    let at_limit = credo_ports::audit::MAX_METADATA_DEPTH - 1;
     let v = match shape {
         1 => json!({
             "largest": f64::MAX,
@@ -87,8 +90,8 @@ fn metadata(shape: u8) -> serde_json::Map<String, serde_json::Value> {
             "hundred_float": 100.0,
             "minus_one": -1,
         }),
-        3 => json!({ "deep": nested(credo_ports::audit::MAX_METADATA_DEPTH - 1) }),
-        4 => json!({ "deep": nested(credo_ports::audit::MAX_METADATA_DEPTH) }),
+        3 => json!({ "deep": nested(at_limit) }),
+        4 => json!({ "deep": nested(at_limit + 1) }),
         5 => json!({
             "mixed": [1, -1, 0.5, null, true, "x", [], {}],
             "empty": {},
@@ -729,4 +732,26 @@ async fn event_ids_deduplicate_per_tenant(ctx: &Ctx) -> Result<(), String> {
     )?;
     let published = drain(&s).await?;
     eq("one event published", published.len(), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rules;
+
+    fn event(meta: u8) -> AuditEvent {
+        let mut e = pool_event(0, 0);
+        e.metadata = metadata(meta);
+        e
+    }
+
+    /// Shapes 3 and 4 sit on either side of the depth limit, by both the model's rule and
+    /// `credo_ports`' (once both were one and two past it, so `>` made `>=` went unseen).
+    #[test]
+    fn depth_shapes_straddle_the_limit() {
+        assert!(rules::audit_event(&event(3)).is_ok());
+        assert!(event(3).validate().is_ok());
+        assert!(rules::audit_event(&event(4)).is_err());
+        assert!(event(4).validate().is_err());
+    }
 }

@@ -35,7 +35,7 @@ mod audit;
 mod consents;
 mod events;
 mod rate_limit;
-mod rules;
+pub(crate) mod rules;
 mod sessions;
 mod users;
 
