@@ -13,49 +13,13 @@ use std::time::Duration;
 /// corrected to exact integer quotients.
 /// KEYS: key. ARGV: now ('' = Redis TIME), emission interval, tolerance, cost, consume (1|0),
 /// grace_ms. Returns {allowed, remaining, reset_after, retry_after}.
-pub(crate) const GCRA_LUA: &str = "local now
-         if ARGV[1] == '' then
-           local t = redis.call('TIME')
-           now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-         else
-           now = tonumber(ARGV[1])
-         end
-         local T, tau, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-         local function idiv(a, b)
-           local q = math.floor(a / b)
-           if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-           return q
-         end
-         local stored = redis.call('GET', KEYS[1])
-         local tat = now
-         if stored then tat = math.max(tonumber(stored), now) end
-         local new_tat = tat + T * cost
-         local allow_at = new_tat - tau
-         if now < allow_at then
-           return {0, math.max(0, idiv(tau - (tat - now), T)), tat - now, allow_at - now}
-         end
-         if ARGV[5] == '1' then
-           local ttl = idiv(new_tat - now, 1000) + tonumber(ARGV[6])
-           redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
-         end
-         return {1, math.max(0, idiv(tau - (new_tat - now), T)), new_tat - now, 0}";
+pub(crate) const GCRA_LUA: &str = include_str!("lua/gcra.lua");
 
 static GCRA: LazyLock<Script> = LazyLock::new(|| Script::from_lua(GCRA_LUA));
 
 /// Deletes a rate-limit key whose TAT is not after now. KEYS: key. ARGV: now ('' = TIME).
-static PURGE_IDLE: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local now = ARGV[1]
-         if now == '' then
-           local t = redis.call('TIME')
-           now = t[1] .. string.format('%06d', tonumber(t[2]))
-         end
-         if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
-         local v = redis.call('GET', KEYS[1])
-         if v and tcmp(v, now) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
-         return 0",
-    )
-});
+static PURGE_IDLE: LazyLock<Script> =
+    LazyLock::new(|| with_time_cmp(include_str!("lua/purge_idle.lua")));
 
 /// Redis GCRA [`RateLimitStore`]: one string key per `(tenant, key)` holding the TAT, updated
 /// by one script; the key expires once idle (TAT plus a grace).

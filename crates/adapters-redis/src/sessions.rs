@@ -29,81 +29,20 @@ const CREATE_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_mil
 /// `<expires>:<tenant>`. KEYS: reservation. ARGV: now, expires, tenant, ttl_ms.
 /// Returns 'taken:<tenant of the live reservation>', or the tenant of the expired session it
 /// replaces, or ''.
-static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local cur = redis.call('GET', KEYS[1])
-         local old = ''
-         if cur then
-           local exp, tenant = string.match(cur, '^(-?%d+):(.*)$')
-           if exp and tcmp(exp, ARGV[1]) > 0 then return 'taken:' .. (tenant or '') end
-           old = tenant or ''
-         end
-         redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
-         return old",
-    )
-});
+static RESERVE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/reserve.lua")));
 
 /// Writes a new session and indexes it under its user (a sorted set scored by expiry, trimmed
 /// on every write so it never rots). Members are trimmed only once expired by more than the
 /// grace: an instance whose clock runs behind must still find sessions live by its clock.
 /// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, then field/value pairs.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "redis.call('DEL', KEYS[1])
-         local fields = {}
-         for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-         redis.call('HSET', KEYS[1], unpack(fields))
-         redis.call('PEXPIRE', KEYS[1], ARGV[1])
-         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-         local ttl = redis.call('PTTL', KEYS[2])
-         if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-         return 1",
-    )
-});
+static CREATE: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("lua/create.lua")));
 
 /// One state change of a live session, check and write in one step.
 /// KEYS: session. ARGV: now, op (touch | refresh | activate | revoke).
 /// Returns {'nf'} (absent or expired), {'st', status} (forbidden in this state) or
 /// {'ok', field, value, ...}.
-static CHANGE: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local now = ARGV[1]
-         local exp = redis.call('HGET', KEYS[1], 'expires')
-         if not exp or tcmp(exp, now) <= 0 then return {'nf'} end
-         local st = redis.call('HGET', KEYS[1], 'status')
-         local op = ARGV[2]
-         local function bump() redis.call('HINCRBY', KEYS[1], 'version', 1) end
-         local function seen()
-           if tcmp(now, redis.call('HGET', KEYS[1], 'seen')) > 0 then
-             redis.call('HSET', KEYS[1], 'seen', ARGV[1]) return true
-           end
-           return false
-         end
-         if op == 'touch' then
-           if st == 'revoked' then return {'st', st} end
-           if seen() then bump() end
-         elseif op == 'refresh' then
-           if st ~= 'active' then return {'st', st} end
-           seen()
-           redis.call('HSET', KEYS[1], 'refreshed', ARGV[1])
-           bump()
-         elseif op == 'activate' then
-           if st ~= 'pending_consent' then return {'st', st} end
-           redis.call('HSET', KEYS[1], 'status', 'active')
-           bump()
-         elseif op == 'revoke' then
-           if st == 'revoked' then return {'st', st} end
-           redis.call('HSET', KEYS[1], 'status', 'revoked', 'revoked', ARGV[1])
-           bump()
-         else
-           return redis.error_reply('ERR unknown op ' .. op)
-         end
-         local r = redis.call('HGETALL', KEYS[1])
-         table.insert(r, 1, 'ok')
-         return r",
-    )
-});
+static CHANGE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/change.lua")));
 
 /// Revokes every session of a user that is live, unrevoked and still the user's, in one round
 /// trip: the script reads the user's index itself. Session keys are derived from the index
@@ -111,66 +50,21 @@ static CHANGE: LazyLock<Script> = LazyLock::new(|| {
 /// they live in its cluster slot.
 /// KEYS: user index. ARGV: now, user, session key prefix, lowest index score to read (a
 /// margin below now: scores are doubles, exact only below 2^53 µs). Returns how many.
-static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local now = ARGV[1]
-         local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf')
-         local n = 0
-         for _, id in ipairs(ids) do
-           local key = ARGV[3] .. id
-           local v = redis.call('HMGET', key, 'expires', 'status', 'user')
-           if v[1] and tcmp(v[1], now) > 0 and v[2] ~= 'revoked' and v[3] == ARGV[2] then
-             redis.call('HSET', key, 'status', 'revoked', 'revoked', ARGV[1])
-             redis.call('HINCRBY', key, 'version', 1)
-             n = n + 1
-           end
-         end
-         return n",
-    )
-});
+static REVOKE_ALL: LazyLock<Script> =
+    LazyLock::new(|| with_time_cmp(include_str!("lua/revoke_all.lua")));
 
 /// Deletes the key when the timestamp in `field` (or the string value when `field` is empty)
 /// is not after now. KEYS: key. ARGV: now, field. Returns 1 when deleted.
-static PURGE_ONE: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local v
-         local t = redis.call('TYPE', KEYS[1]).ok
-         if ARGV[2] == '' then
-           if t ~= 'string' then return 0 end
-           v = redis.call('GET', KEYS[1])
-         else
-           if t ~= 'hash' then return 0 end
-           v = redis.call('HGET', KEYS[1], ARGV[2])
-         end
-         if v and tcmp(v, ARGV[1]) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
-         return 0",
-    )
-});
+static PURGE_ONE: LazyLock<Script> =
+    LazyLock::new(|| with_time_cmp(include_str!("lua/purge_one.lua")));
 
 /// Drops an id reservation whose session has expired. KEYS: reservation. ARGV: now.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local cur = redis.call('GET', KEYS[1])
-         if not cur then return 0 end
-         local exp = string.match(cur, '^(-?%d+):')
-         if exp and tcmp(exp, ARGV[1]) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
-         return 0",
-    )
-});
+static RELEASE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/release.lua")));
 
 /// Revokes a token id until the later of its current (live) and new expiry.
 /// KEYS: token. ARGV: now, expires, grace_ms.
-static REVOKE_TOKEN: LazyLock<Script> = LazyLock::new(|| {
-    with_time_cmp(
-        "local now = ARGV[1]
-         local new = ARGV[2]
-         local cur = redis.call('GET', KEYS[1])
-         if cur and tcmp(cur, now) > 0 and tcmp(cur, new) > 0 then new = cur end
-         local ttl = math.floor((tonumber(new) - tonumber(now)) / 1000) + tonumber(ARGV[3])
-         redis.call('SET', KEYS[1], new, 'PX', ttl)
-         return 1",
-    )
-});
+static REVOKE_TOKEN: LazyLock<Script> =
+    LazyLock::new(|| with_time_cmp(include_str!("lua/revoke_token.lua")));
 
 /// Redis [`SessionStore`]: a hash per session, a per-user sorted set scored by expiry, string
 /// keys for revoked token ids; expiry decided by the injected clock, with key TTLs (expiry plus
