@@ -4,7 +4,7 @@
 //! those services with their credentials.
 
 use credo_storage::{AuditSink, Backend, StorageConfig};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -12,7 +12,7 @@ fn root() -> std::path::PathBuf {
 
 fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    serde_norway::from_str(&text).unwrap()
 }
 
 fn env_file() -> Vec<(String, String)> {
