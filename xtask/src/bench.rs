@@ -9,9 +9,28 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
+const USAGE: &str = "usage: cargo xtask bench [--quick] [FILTER]";
+
+/// `--quick` and at most one criterion filter; any other flag is refused, so that a typo
+/// never starts a full run of many minutes.
+fn parse(args: &[String]) -> Result<(bool, Option<&String>), String> {
+    let mut quick = false;
+    let mut filter = None;
+    for a in args {
+        match a.as_str() {
+            "--quick" => quick = true,
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown argument {flag:?}\n{USAGE}"));
+            }
+            _ if filter.is_some() => return Err(format!("more than one filter\n{USAGE}")),
+            _ => filter = Some(a),
+        }
+    }
+    Ok((quick, filter))
+}
+
 pub fn bench(args: &[String]) -> Result<bool, String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let (quick, filter) = parse(args)?;
     let services = services::Services::new()?;
     let mut session = services::ServiceSession::new(&services);
     let mut env: Vec<(&str, String)> = Vec::new();
@@ -150,5 +169,24 @@ fn print_table(rows: &[Value]) {
             human(f("baseline_p50_ns")),
             human(f("baseline_p99_ns")),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_and_one_filter_are_taken_and_typos_refused() {
+        let a = args(&["--quick", "sessions"]);
+        assert_eq!(parse(&a).unwrap(), (true, Some(&a[1])));
+        assert_eq!(parse(&[]).unwrap(), (false, None));
+        assert!(parse(&args(&["--qiuck"])).is_err());
+        assert!(parse(&args(&["-q"])).is_err());
+        assert!(parse(&args(&["a", "b"])).is_err());
     }
 }

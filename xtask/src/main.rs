@@ -31,7 +31,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
-        Some("test") => test(),
+        Some("test") if args.len() == 1 => test(),
+        Some("test") => Err(format!(
+            "test takes no arguments, got {:?}\n{USAGE}",
+            &args[1..]
+        )),
         Some("bench") => bench::bench(&args[1..]),
         Some("mutants") => mutants::mutants(&args[1..]),
         Some("services") => services::cli(&args[1..]),
