@@ -32,9 +32,12 @@ const CREATE_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_mil
 static RESERVE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/reserve.lua")));
 
 /// Writes a new session and indexes it under its user (a sorted set scored by expiry, trimmed
-/// on every write so it never rots). Members are trimmed only once expired by more than the
-/// grace: an instance whose clock runs behind must still find sessions live by its clock.
-/// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, then field/value pairs.
+/// on every write so it never rots). A member is trimmed only once its session key is gone:
+/// no instance's clock alone decides, since one running ahead would otherwise hide live
+/// sessions from `list_for_user` and `revoke_all_for_user` everywhere. Members expired by more
+/// than the grace (by this writer's clock) are the candidates, at most 64 per write.
+/// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, session key prefix (the
+/// index's hash tag), then field/value pairs.
 static CREATE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(include_str!("lua/create.lua")));
 
@@ -313,7 +316,7 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(map_err)?;
         }
-        // Members expired by more than the grace (and the score margin) are dropped.
+        // Members expired by more than the grace (and the score margin) are the candidates.
         let trim_before = now
             .as_micros()
             .saturating_sub(self.r.grace_ms.saturating_mul(1000))
@@ -323,6 +326,7 @@ impl SessionStore for RedisSessionStore {
             trim_before.to_string(),
             s.expires_at.as_micros().to_string(),
             s.id.to_string(),
+            self.r.key(s.tenant_id, "s", ""),
         ];
         args.extend(encode(&s));
         let _: i64 = self
@@ -404,15 +408,11 @@ impl SessionStore for RedisSessionStore {
                         out.push(s);
                     }
                 }
-                // Expired by at most the grace: still live for an instance whose clock runs
-                // behind (the create script trims by the same rule).
-                Some(s)
-                    if s.user_id == user
-                        && s.expires_at.as_micros()
-                            >= now
-                                .as_micros()
-                                .saturating_sub(self.r.grace_ms.saturating_mul(1000)) => {}
-                // Gone, long expired, or the id now belongs to another user's session.
+                // Expired by this clock, but its key is still there: another instance's clock
+                // (or this one's after a step back) may find it live, so the entry stays until
+                // the key is gone (the create script trims by the same rule).
+                Some(s) if s.user_id == user => {}
+                // Gone, or the id now belongs to another user's session.
                 _ => dangling.push(id.clone()),
             }
         }

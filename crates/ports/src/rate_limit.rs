@@ -229,6 +229,22 @@ mod tests {
         assert!(d.allowed, "one interval later one more is admitted");
     }
 
+    /// The tolerance bound is 31 days, inclusive: one request a day with a burst of 31 is
+    /// exactly at it, a burst of 32 a day past it.
+    #[test]
+    fn tolerance_of_exactly_31_days_is_accepted() {
+        let day = Duration::from_secs(86_400);
+        let at = RateLimitPolicy {
+            limit: 1,
+            period: day,
+            burst: 31,
+        };
+        assert_eq!(at.tolerance_us(), 31 * 86_400 * 1_000_000);
+        assert!(at.validate(1).is_ok());
+        let past = RateLimitPolicy { burst: 32, ..at };
+        assert_eq!(past.validate(1).unwrap_err().kind(), "InvalidInput");
+    }
+
     #[test]
     fn rejects_absurd_policies() {
         let ok = RateLimitPolicy::per(100, Duration::from_secs(60));

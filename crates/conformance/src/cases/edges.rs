@@ -645,13 +645,20 @@ fn period() -> BoxedStrategy<Duration> {
 }
 
 fn policy() -> BoxedStrategy<RateLimitPolicy> {
-    (rate_u32(), period(), rate_u32())
-        .prop_map(|(limit, period, burst)| RateLimitPolicy {
+    let any =
+        (rate_u32(), period(), rate_u32()).prop_map(|(limit, period, burst)| RateLimitPolicy {
             limit,
             period,
             burst,
-        })
-        .boxed()
+        });
+    // One a day with a burst of 31: the tolerance (burst x interval) exactly at its 31-day
+    // bound, the largest TAT offset a backend must compute exactly; 32 is one day past it.
+    let tolerance_bound = prop_oneof![Just(31u32), Just(32)].prop_map(|burst| RateLimitPolicy {
+        limit: 1,
+        period: Duration::from_secs(86_400),
+        burst,
+    });
+    prop_oneof![6 => any, 1 => tolerance_bound].boxed()
 }
 
 fn rate_op() -> BoxedStrategy<RateOp> {

@@ -25,6 +25,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         cross_tenant_isolation,
         bad_input_is_rejected_before_any_write,
         ids_are_global_while_live_and_free_once_expired,
+        a_clock_far_ahead_hides_no_live_session,
     ]
 }
 
@@ -717,5 +718,62 @@ async fn ids_are_global_while_live_and_free_once_expired(ctx: &Ctx) -> Result<()
         "new user lists it",
         ok("list", st.list_for_user(tenant(1), user_id(5)).await)?,
         vec![again],
+    )
+}
+
+/// An instance whose clock runs far ahead (or this one, before its clock steps back) must not
+/// drop anyone's sessions from what `list_for_user` and `revoke_all_for_user` see: afterwards,
+/// by the right clock, every live session is listed and revoked ("log out everywhere" must
+/// not miss one because one host's clock was wrong).
+async fn a_clock_far_ahead_hides_no_live_session(ctx: &Ctx) -> Result<(), String> {
+    let (s, st) = sessions(ctx).await?;
+    let start = s.now();
+    ok(
+        "create",
+        st.create(new_session(&s, 1, 0, 1, 60, false)).await,
+    )?;
+    ok(
+        "create",
+        st.create(new_session(&s, 3, 0, 2, 60, false)).await,
+    )?;
+    s.clock.set(Timestamp::from_micros(
+        start.as_micros() + 366 * 86_400 * SEC,
+    ));
+    // A write (user 1) and a read (user 2) a year ahead, when both sessions look long gone.
+    ok(
+        "create a year ahead",
+        st.create(new_session(&s, 2, 0, 1, 60, false)).await,
+    )?;
+    eq(
+        "listed a year ahead",
+        ok("list", st.list_for_user(tenant(0), user_id(2)).await)?.len(),
+        0,
+    )?;
+    s.clock.set(start);
+    eq(
+        "listed (user 1)",
+        ok("list", st.list_for_user(tenant(0), user_id(1)).await)?.len(),
+        2,
+    )?;
+    eq(
+        "listed (user 2)",
+        ok("list", st.list_for_user(tenant(0), user_id(2)).await)?.len(),
+        1,
+    )?;
+    eq(
+        "revoked (user 1)",
+        ok(
+            "revoke all",
+            st.revoke_all_for_user(tenant(0), user_id(1)).await,
+        )?,
+        2,
+    )?;
+    eq(
+        "revoked (user 2)",
+        ok(
+            "revoke all",
+            st.revoke_all_for_user(tenant(0), user_id(2)).await,
+        )?,
+        1,
     )
 }
