@@ -194,3 +194,24 @@ pub trait EventSource: Send + Sync {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Unbounded;
+
+    #[async_trait]
+    impl EventSink for Unbounded {
+        async fn publish(&self, batch: &[EncodedEvent]) -> StoreResult<Vec<Delivery>> {
+            Ok(vec![Delivery::Published; batch.len()])
+        }
+    }
+
+    /// A sink that says nothing about its delivery time declares no bound (`None`), not a
+    /// zero one: relays then accept any lease.
+    #[test]
+    fn a_sink_declares_no_delivery_bound_by_default() {
+        assert_eq!(Unbounded.delivery_timeout(), None);
+    }
+}

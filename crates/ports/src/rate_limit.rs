@@ -156,6 +156,10 @@ pub fn gcra(
 /// same way.
 pub const CLOCK_LIMIT_US: i64 = (1 << 52) - (1 << 43);
 
+// What the bound is for: a stored TAT and a later `now`, each anywhere within it, plus the
+// largest tolerance, stay below 2^53. A build with constants that break it does not compile.
+const _: () = assert!(2 * CLOCK_LIMIT_US + MAX_TOLERANCE_US < 1 << 53);
+
 /// `InvalidInput` on field `clock` when `now` is outside [`CLOCK_LIMIT_US`].
 pub fn validate_clock(now: Timestamp) -> StoreResult<()> {
     if now.as_micros().unsigned_abs() >= CLOCK_LIMIT_US as u64 {
@@ -243,6 +247,17 @@ mod tests {
         assert!(at.validate(1).is_ok());
         let past = RateLimitPolicy { burst: 32, ..at };
         assert_eq!(past.validate(1).unwrap_err().kind(), "InvalidInput");
+    }
+
+    /// The clock bound covers this century, inclusive of its documented edges.
+    #[test]
+    fn the_clock_bound_keeps_every_gcra_value_exact_in_a_double() {
+        let year_2100 = Timestamp::from_secs(4_102_444_800);
+        assert!(validate_clock(year_2100).is_ok());
+        assert!(validate_clock(Timestamp::from_micros(-year_2100.as_micros())).is_ok());
+        assert!(validate_clock(Timestamp::from_micros(CLOCK_LIMIT_US - 1)).is_ok());
+        assert!(validate_clock(Timestamp::from_micros(CLOCK_LIMIT_US)).is_err());
+        assert!(validate_clock(Timestamp::from_micros(-CLOCK_LIMIT_US)).is_err());
     }
 
     #[test]
