@@ -318,6 +318,9 @@ mod tests {
             ("redis://tok@h", "redis://***@h"),
             ("postgres://u@h/db", "postgres://u@h/db"),
             ("postgres://u/x@h/db", "postgres://***@h/db"),
+            // A user name that would need quoting is not shown, with or without a password.
+            ("postgres://u/x:pw@h/db", "postgres://***:***@h/db"),
+            ("redis://us er:pw@h", "redis://***:***@h"),
             ("redis://h:1", "redis://h:1"),
             ("postgres://h1:1,h2:2/db", "postgres://h1:1,h2:2/db"),
             ("redis://[::1]:6379", "redis://[::1]:6379"),
