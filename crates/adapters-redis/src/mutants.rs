@@ -12,6 +12,10 @@ pub enum Mutant {
     /// The rate-limit script reads Redis `TIME` in milliseconds and uses it as microseconds:
     /// time passes a thousand times too slowly for the limiter.
     ServerTimeInMillis,
+    /// The session create script trims the user's index by the writer's clock (entries
+    /// expired by more than the grace), whether or not their sessions still exist: a writer
+    /// whose clock runs ahead hides live sessions from listing and revoke-all.
+    IndexTrimmedByClock,
 }
 
 /// Which deliberate bug, if any, the stores run with.
@@ -25,12 +29,36 @@ static GCRA_MILLIS: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+static CREATE_TRIMMING_BY_CLOCK: LazyLock<Script> = LazyLock::new(|| {
+    let correct = include_str!("lua/create.lua");
+    let start = correct
+        .find("local old = ")
+        .expect("the create script reads its trim candidates");
+    let end = correct[start..]
+        .find("\nend\n")
+        .map(|i| start + i + "\nend\n".len())
+        .expect("the create script's trim loop");
+    Script::from_lua(format!(
+        "{}redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])\n{}",
+        &correct[..start],
+        &correct[end..]
+    ))
+});
+
 impl Switch {
     /// The GCRA script to run (correct: `correct`).
     pub(crate) fn gcra(self, correct: &Script) -> &Script {
         match self.0 {
             Some(Mutant::ServerTimeInMillis) => &GCRA_MILLIS,
-            None => correct,
+            _ => correct,
+        }
+    }
+
+    /// The session create script to run (correct: `correct`).
+    pub(crate) fn create_session(self, correct: &Script) -> &Script {
+        match self.0 {
+            Some(Mutant::IndexTrimmedByClock) => &CREATE_TRIMMING_BY_CLOCK,
+            _ => correct,
         }
     }
 }
@@ -49,6 +77,14 @@ impl crate::RedisStores {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_clock_trimming_create_script_trims_by_range_only() {
+        let lua = super::CREATE_TRIMMING_BY_CLOCK.lua().unwrap().to_string();
+        assert!(lua.contains("ZREMRANGEBYSCORE"), "{lua}");
+        assert!(!lua.contains("EXISTS"), "{lua}");
+        assert!(lua.contains("ZADD"), "{lua}");
+    }
+
     #[test]
     fn the_millisecond_script_differs_from_the_correct_one() {
         assert_ne!(

@@ -332,7 +332,7 @@ impl SessionStore for RedisSessionStore {
         let _: i64 = self
             .r
             .eval(
-                &CREATE,
+                self.r.mutant.create_session(&CREATE),
                 vec![
                     self.session_key(s.tenant_id, s.id),
                     self.index_key(s.tenant_id, s.user_id),

@@ -82,13 +82,14 @@ async fn every_mutant_fails_the_suite() {
 #[cfg(feature = "redis")]
 mod redis {
     use super::*;
-    use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
+    use credo_adapters_redis::{Mutant, RedisConfig, RedisStores, TimeSource};
     use credo_conformance_backends::redis_stores;
 
-    /// The Redis rate limiter reading server `TIME`, with a deliberate bug.
+    /// Redis stores with a deliberate bug, run on the port the bug is in: the rate limiter
+    /// reading server `TIME` (real-time cases), or sessions on the injected clock.
     struct RedisMutantHarness {
         base: RedisStores,
-        mutant: credo_adapters_redis::Mutant,
+        mutant: Mutant,
         next: std::sync::atomic::AtomicU32,
     }
 
@@ -101,13 +102,14 @@ mod redis {
             Ok(())
         }
         fn supports(&self, port: Port) -> Support {
-            match port {
-                Port::RateLimits => Support::Yes,
-                _ => Support::No("the rate limiter only"),
+            match (self.mutant, port) {
+                (Mutant::ServerTimeInMillis, Port::RateLimits)
+                | (Mutant::IndexTrimmedByClock, Port::Sessions) => Support::Yes,
+                _ => Support::No("not the port of this mutant"),
             }
         }
         fn reads_real_time(&self) -> bool {
-            true
+            self.mutant == Mutant::ServerTimeInMillis
         }
         async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {
             let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -121,8 +123,7 @@ mod redis {
         }
     }
 
-    const REDIS_MUTANTS: [credo_adapters_redis::Mutant; 1] =
-        [credo_adapters_redis::Mutant::ServerTimeInMillis];
+    const REDIS_MUTANTS: [Mutant; 2] = [Mutant::ServerTimeInMillis, Mutant::IndexTrimmedByClock];
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_redis_mutant_fails_the_suite() {
@@ -137,6 +138,8 @@ mod redis {
         };
         let mut config = RedisConfig::new(url);
         config.rate_limit_time = TimeSource::Server;
+        // As in the conformance harness: key TTLs never cut a case's sessions short.
+        config.expiry_grace = std::time::Duration::from_secs(3600);
         let base = RedisStores::connect(&config, Stores::new_clock())
             .await
             .expect("connect to the test Redis");
