@@ -389,6 +389,43 @@ mod tests {
         }
     }
 
+    /// Exactly the secrets, nothing more and nothing less: a list holding the whole text
+    /// would scrub all of it, an empty one nothing, and a test that only looks for leaks
+    /// passes both.
+    #[test]
+    fn url_secrets_are_exactly_the_secrets() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(url_secrets("postgres://u@h/db?sslmode=require"), none);
+        assert_eq!(url_secrets("redis://tok@h"), ["tok"]);
+        assert_eq!(url_secrets("postgres://u:pw@h/db"), ["pw"]);
+        assert_eq!(url_secrets("postgres://u/x:pw@h/db"), ["u/x", "pw"]);
+        assert_eq!(
+            url_secrets("postgres://h/db?token&verbose&password=a%2Fb&user=u"),
+            ["a%2Fb", "token", "a/b"]
+        );
+        assert_eq!(url_secrets("postgres://h/db#frag"), ["frag"]);
+        assert_eq!(url_secrets("not a url"), ["not a url"]);
+        // Several `@`: the password of every candidate end of the userinfo.
+        assert_eq!(url_secrets("redis://u:p@q:r@h"), ["p@q:r", "p"]);
+        assert_eq!(url_secrets("postgres://u@x@h"), ["u@x"]);
+    }
+
+    #[test]
+    fn a_bare_query_parameter_is_hidden_only_when_its_name_is_secret() {
+        assert_eq!(
+            redact_url("postgres://h/db?token&verbose"),
+            "postgres://h/db?***&verbose"
+        );
+    }
+
+    /// Scrubbing replaces the secrets, longest first, and leaves every other character.
+    #[test]
+    fn scrub_changes_only_the_secrets() {
+        let secrets = ["abc".to_string(), "ab".to_string(), String::new()];
+        assert_eq!(scrub("x abcd ab y", &secrets), "x ***d *** y");
+        assert_eq!(scrub("nothing here", &secrets), "nothing here");
+    }
+
     #[test]
     fn scrub_replaces_raw_and_decoded_secrets() {
         let url = "postgres://u:a%2Fb@h/db?password=q%20r";
