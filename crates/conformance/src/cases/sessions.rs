@@ -600,6 +600,13 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
             },
         ),
         (
+            "65 scopes",
+            NewSession {
+                scopes: (0..65).map(|i| format!("s{i}")).collect(),
+                ..base.clone()
+            },
+        ),
+        (
             "blank scope",
             NewSession {
                 scopes: vec![" ".into()],
@@ -674,7 +681,19 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
         ok("get", st.get(tenant(0), base.id).await)?,
         None,
     )?;
-    ok("the valid one works", st.create(base).await).map(|_| ())
+    // The most scopes a session may have, kept in order.
+    let most: Vec<String> = (0..64).rev().map(|i| format!("s{i}")).collect();
+    let created = ok(
+        "64 scopes",
+        st.create(NewSession {
+            scopes: most.clone(),
+            ..base
+        })
+        .await,
+    )?;
+    eq("created scopes", &created.scopes, &most)?;
+    let read = ok("get", st.get(tenant(0), created.id).await)?;
+    eq("read scopes", read.map(|r| r.scopes), Some(most))
 }
 
 async fn ids_are_global_while_live_and_free_once_expired(ctx: &Ctx) -> Result<(), String> {
