@@ -228,3 +228,51 @@ pub trait SessionStore: Send + Sync {
     /// True while the token id is revoked (false once its revocation expired).
     async fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> StoreResult<bool>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_session(scopes: usize) -> NewSession {
+        NewSession {
+            id: SessionId::new(),
+            tenant_id: TenantId::new(),
+            user_id: UserId::new(),
+            client_id: "web".into(),
+            scopes: (0..scopes).map(|i| format!("s{i}")).collect(),
+            status: SessionStatus::Active,
+            device: Device::default(),
+            expires_at: Timestamp::from_secs(60),
+        }
+    }
+
+    /// The stored spelling is the serialized one (the `status` column, Redis hashes).
+    #[test]
+    fn status_spelling_matches_serde() {
+        for (s, word) in [
+            (SessionStatus::PendingConsent, "pending_consent"),
+            (SessionStatus::Active, "active"),
+            (SessionStatus::Revoked, "revoked"),
+        ] {
+            assert_eq!(s.as_str(), word);
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(word));
+        }
+    }
+
+    /// Live strictly before `expires_at`, gone at it.
+    #[test]
+    fn a_session_is_live_until_exactly_its_expiry() {
+        let s = new_session(1).into_session(Timestamp::EPOCH);
+        let at = s.expires_at.as_micros();
+        assert!(s.is_live(Timestamp::from_micros(at - 1)));
+        assert!(!s.is_live(Timestamp::from_micros(at)));
+        assert!(!s.is_live(Timestamp::from_micros(at + 1)));
+    }
+
+    #[test]
+    fn at_most_64_scopes() {
+        assert!(new_session(64).validate(Timestamp::EPOCH).is_ok());
+        let err = new_session(65).validate(Timestamp::EPOCH).unwrap_err();
+        assert_eq!(err.kind(), "InvalidInput");
+    }
+}

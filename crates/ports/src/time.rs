@@ -79,14 +79,8 @@ impl Timestamp {
 
     /// This bound moved into `MIN - 1 µs ..= MAX + 1 µs`: against storable values it compares
     /// exactly as the original (with `<`, `<=`, `>` or `>=`), and every backend can hold it.
-    pub const fn clamp_bound(self) -> Self {
-        if self.0 < Self::MIN.0 - 1 {
-            Self(Self::MIN.0 - 1)
-        } else if self.0 > Self::MAX.0 + 1 {
-            Self(Self::MAX.0 + 1)
-        } else {
-            self
-        }
+    pub fn clamp_bound(self) -> Self {
+        Self(self.0.clamp(Self::MIN.0 - 1, Self::MAX.0 + 1))
     }
 
     /// This instant plus `d`, truncated to microseconds and saturating at the `i64` range.
@@ -222,6 +216,32 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 mod tests {
     use super::*;
     use proptest::strategy::Strategy;
+
+    /// Storable bounds stay as they are; anything beyond lands one microsecond outside.
+    #[test]
+    fn clamp_bound_keeps_storable_values_and_stops_one_past_the_range() {
+        let (min, max) = (Timestamp::MIN.0, Timestamp::MAX.0);
+        for t in [min - 1, min, 0, max, max + 1] {
+            assert_eq!(Timestamp(t).clamp_bound(), Timestamp(t), "{t}");
+        }
+        assert_eq!(Timestamp(min - 5).clamp_bound(), Timestamp(min - 1));
+        assert_eq!(Timestamp(i64::MIN).clamp_bound(), Timestamp(min - 1));
+        assert_eq!(Timestamp(max + 5).clamp_bound(), Timestamp(max + 1));
+        assert_eq!(Timestamp(i64::MAX).clamp_bound(), Timestamp(max + 1));
+    }
+
+    #[test]
+    fn saturating_sub_subtracts_and_saturates() {
+        let t = Timestamp::from_secs(10);
+        assert_eq!(
+            t.saturating_sub(Duration::from_secs(3)),
+            Timestamp::from_secs(7)
+        );
+        assert_eq!(
+            Timestamp(i64::MIN + 1).saturating_sub(Duration::from_secs(1)),
+            Timestamp(i64::MIN)
+        );
+    }
 
     #[test]
     fn rfc3339_matches_known_instants() {
