@@ -543,6 +543,12 @@ mod tests {
         );
         let shown = c.client_error(e).to_string();
         assert!(!shown.contains("S3cr"), "{shown}");
+        // Only secrets are scrubbed: a value the operator must see to fix it stays.
+        let e = rdkafka::error::KafkaError::ClientCreation(
+            "Invalid value \"SASL_SSL\" for configuration property \"security.protocol\"".into(),
+        );
+        let shown = c.client_error(e).to_string();
+        assert!(shown.contains("\"SASL_SSL\""), "{shown}");
     }
 
     #[test]
@@ -556,6 +562,18 @@ mod tests {
             })
         ));
         c.brokers = "b:1".into();
+        for (topic, dlq) in [("", "dlq"), ("t", "")] {
+            c.topic = topic.into();
+            c.dlq_topic = dlq.into();
+            assert!(matches!(
+                c.check(),
+                Err(credo_ports::StoreError::InvalidInput {
+                    field: "kafka.topic",
+                    ..
+                })
+            ));
+        }
+        c.topic = "t".into();
         c.dlq_topic = c.topic.clone();
         assert!(matches!(
             c.check(),

@@ -217,6 +217,26 @@ mod tests {
     use super::*;
     use proptest::strategy::Strategy;
 
+    #[test]
+    fn display_is_rfc3339() {
+        let t = Timestamp::from_secs(86_400);
+        assert_eq!(t.to_string(), t.to_rfc3339());
+        assert!(t.to_string().starts_with("1970-01-02T00:00:00"), "{t}");
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_wall_clock() {
+        let micros = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as i64
+        };
+        let before = micros();
+        let now = SystemClock.now().as_micros();
+        assert!(before <= now && now <= micros(), "{before} {now}");
+    }
+
     /// Storable bounds stay as they are; anything beyond lands one microsecond outside.
     #[test]
     fn clamp_bound_keeps_storable_values_and_stops_one_past_the_range() {

@@ -223,3 +223,20 @@ pub trait UserStore: Send + Sync {
     /// Number of users in the tenant.
     async fn count(&self, tenant: TenantId) -> StoreResult<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored spelling is the serialized one (the `status` column).
+    #[test]
+    fn status_spelling_matches_serde() {
+        for (s, word) in [
+            (UserStatus::Active, "active"),
+            (UserStatus::Inactive, "inactive"),
+        ] {
+            assert_eq!(s.as_str(), word);
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(word));
+        }
+    }
+}

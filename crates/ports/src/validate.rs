@@ -237,6 +237,23 @@ pub fn action(value: &str) -> StoreResult<()> {
 mod tests {
     use super::*;
 
+    /// 1 ms and `max` are accepted, both inclusive.
+    #[test]
+    fn timeouts_between_1_ms_and_the_maximum() {
+        use std::time::Duration;
+        let max = Duration::from_secs(60);
+        for ok in [Duration::from_millis(1), Duration::from_secs(1), max] {
+            assert!(timeout("t", ok, max).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            Duration::ZERO,
+            Duration::from_micros(999),
+            max + Duration::from_nanos(1),
+        ] {
+            assert_eq!(timeout("t", bad, max).unwrap_err().kind(), "InvalidInput");
+        }
+    }
+
     #[test]
     fn emails() {
         for ok in [
