@@ -254,6 +254,15 @@ mod tests {
         }
     }
 
+    /// 254 bytes in all and 64 before the `@` are accepted; a byte more of either is not.
+    #[test]
+    fn email_lengths_are_inclusive_at_their_limits() {
+        let local = "a".repeat(64);
+        assert!(email(&format!("{local}@{}.com", "b".repeat(185))).is_ok());
+        assert!(email(&format!("{local}@{}.com", "b".repeat(186))).is_err());
+        assert!(email(&format!("a{local}@example.com")).is_err());
+    }
+
     #[test]
     fn emails() {
         for ok in [

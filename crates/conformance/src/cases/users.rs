@@ -640,7 +640,18 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
     let (s, users) = users(ctx).await?;
     let long = "x".repeat(300);
     let mega = "y".repeat(1 << 20);
+    // At the limits: 254 bytes in all, 64 before the `@`.
+    let local = "a".repeat(64);
+    let longest = format!("{local}@{}.com", "b".repeat(185));
     let bad: Vec<(&str, NewUser)> = vec![
+        (
+            "255-byte email",
+            person(0, &format!("{local}@{}.com", "b".repeat(186))),
+        ),
+        (
+            "65-byte local part",
+            person(0, &format!("a{local}@example.com")),
+        ),
         ("empty email", person(0, "")),
         ("no at", person(0, "nobody")),
         ("no domain dot", person(0, "a@b")),
@@ -698,6 +709,17 @@ async fn bad_input_is_rejected_before_any_write(ctx: &Ctx) -> Result<(), String>
         "only the one creation was recorded",
         ok("depth", s.outbox()?.depth().await)?,
         1,
+    )?;
+    let created = ok("254-byte email", users.create(person(0, &longest)).await)?;
+    eq(
+        "found by its longest email",
+        ok(
+            "find",
+            users
+                .find_by_email(tenant(0), &longest.to_uppercase())
+                .await,
+        )?,
+        Some(created),
     )
 }
 
