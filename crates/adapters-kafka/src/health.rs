@@ -36,6 +36,12 @@ impl KafkaHealth {
     }
 }
 
+/// A topic the broker reports in error (being created, leader unknown) or without partitions
+/// cannot take the pipeline's messages yet.
+fn usable(in_error: bool, partitions: usize) -> bool {
+    !in_error && partitions > 0
+}
+
 #[async_trait]
 impl HealthCheck for KafkaHealth {
     fn name(&self) -> &str {
@@ -49,7 +55,7 @@ impl HealthCheck for KafkaHealth {
             admin.inner().fetch_metadata(None, timeout).map(|m| {
                 m.topics()
                     .iter()
-                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .filter(|t| usable(t.error().is_some(), t.partitions().len()))
                     .map(|t| t.name().to_string())
                     .collect::<Vec<_>>()
             })
@@ -108,4 +114,15 @@ pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_topic_in_error_or_without_partitions_is_not_usable() {
+        assert!(super::usable(false, 1));
+        assert!(!super::usable(true, 1));
+        assert!(!super::usable(false, 0));
+        assert!(!super::usable(true, 0));
+    }
 }
