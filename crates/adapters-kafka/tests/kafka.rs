@@ -296,20 +296,28 @@ async fn an_unreachable_broker_fails_the_publish_within_the_delivery_timeout() {
         .unwrap()
         .port();
     let mut config = KafkaConfig::new(format!("127.0.0.1:{dead_port}"));
-    config.delivery_timeout = Duration::from_millis(800);
+    config.delivery_timeout = Duration::from_millis(400);
     let sink = KafkaSink::new(&config).unwrap();
-    let started = std::time::Instant::now();
-    let err = sink
-        .publish(&encode(&[event(TenantId::new(), None, 0)]))
-        .await
-        .unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
-    assert!(err.to_string().contains("not acknowledged"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    let tenant = TenantId::new();
+    let batch = encode(&[event(tenant, None, 0), event(tenant, None, 1)]);
+    // The producer is rebuilt after REBUILD_AFTER_FAILURES failed publishes in a row, once.
+    for attempt in 1..=KafkaSink::REBUILD_AFTER_FAILURES + 2 {
+        let started = std::time::Instant::now();
+        let err = sink.publish(&batch).await.unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("2 of 2 audit events not acknowledged"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let rebuilt = u64::from(attempt >= KafkaSink::REBUILD_AFTER_FAILURES);
+        assert_eq!(sink.rebuilds(), rebuilt, "after {attempt} failures");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
