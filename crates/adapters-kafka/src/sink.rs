@@ -173,23 +173,23 @@ impl KafkaSink {
         let mut failed = 0;
         let mut first_error = None;
         for (i, outcome) in indices.into_iter().zip(join_all(futures).await) {
-            match outcome {
-                Ok(Ok(d)) => stored.push(Delivered {
-                    partition: d.partition,
-                    offset: d.offset,
-                }),
+            let failure = match outcome {
+                Ok(Ok(d)) => {
+                    stored.push(Delivered {
+                        partition: d.partition,
+                        offset: d.offset,
+                    });
+                    continue;
+                }
                 Ok(Err((e, _))) if refuses_the_message(&e) => {
                     deliveries[i] = Delivery::Rejected(format!("kafka refused it: {e}"));
+                    continue;
                 }
-                Ok(Err((e, _))) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
-                Err(_) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| "producer dropped".into());
-                }
-            }
+                Ok(Err((e, _))) => e.to_string(),
+                Err(_) => "producer dropped".to_string(),
+            };
+            failed += 1;
+            first_error.get_or_insert(failure);
         }
         match first_error {
             None => Ok(Published { deliveries, stored }),
