@@ -252,3 +252,23 @@ impl EventSource for KafkaSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use std::sync::atomic::Ordering;
+
+    /// Only refused commits are counted (they reach `SourceHandle::commit_failures`).
+    #[test]
+    fn refused_commits_are_counted() {
+        let c = SourceContext::default();
+        let none = TopicPartitionList::new();
+        c.commit_callback(Ok(()), &none);
+        assert_eq!(c.commit_failures.load(Ordering::Relaxed), 0);
+        let refused = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);
+        c.commit_callback(Err(refused.clone()), &none);
+        c.commit_callback(Err(refused), &none);
+        assert_eq!(c.commit_failures.load(Ordering::Relaxed), 2);
+    }
+}
