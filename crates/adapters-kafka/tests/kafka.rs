@@ -58,6 +58,9 @@ struct Running {
 async fn start_consumer(config: &KafkaConfig, log: Arc<dyn AuditLog>) -> Running {
     let source = KafkaSource::new(config).unwrap();
     let handle = source.handle();
+    // Partitions are assigned only while the consumer polls: not before it runs.
+    assert!(!handle.is_assigned());
+    assert!(!handle.wait_assigned(Duration::from_millis(100)).await);
     let consumer = AuditConsumer::new(Arc::new(source), log, ConsumerConfig::default()).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(consumer.run(stopped));
