@@ -8,8 +8,8 @@ use credo_adapters_kafka::{
 };
 use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
 use credo_ports::{
-    AuditCategory, AuditEvent, AuditLog, Delivery, EncodedEvent, EventSink, HealthCheck,
-    HealthStatus, SystemClock, TenantId, Timestamp, UserId,
+    AuditCategory, AuditEvent, AuditLog, Delivery, EncodedEvent, EventSink, EventSource,
+    HealthCheck, HealthStatus, SystemClock, TenantId, Timestamp, UserId,
 };
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -354,4 +354,24 @@ async fn a_message_too_large_is_rejected_and_holds_back_only_its_key() {
         "before it and other keys go out; its key's later events wait"
     );
     assert_eq!(published.stored.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holds_at_most_max_messages_and_waits_no_longer_for_more() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "batch");
+    ensure_topics(&config).await.unwrap();
+    let tenant = TenantId::new();
+    let events: Vec<AuditEvent> = (0..5).map(|n| event(tenant, None, n)).collect();
+    KafkaSink::new(&config)
+        .unwrap()
+        .publish(&encode(&events))
+        .await
+        .unwrap();
+    let source = KafkaSource::new(&config).unwrap();
+    let wait = Duration::from_secs(3);
+    assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 3);
+    let started = std::time::Instant::now();
+    assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 2);
+    assert!(started.elapsed() < wait * 2, "{:?}", started.elapsed());
 }
