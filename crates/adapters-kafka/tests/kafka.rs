@@ -375,3 +375,12 @@ async fn a_batch_holds_at_most_max_messages_and_waits_no_longer_for_more() {
     assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 2);
     assert!(started.elapsed() < wait * 2, "{:?}", started.elapsed());
 }
+
+/// A source that read nothing has nothing to commit: closing it succeeds without a commit
+/// (librdkafka refuses an empty one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_source_that_read_nothing_commits_nothing() {
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "closeidle");
+    KafkaSource::new(&config).unwrap().close().await.unwrap();
+}
