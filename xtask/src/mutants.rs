@@ -89,7 +89,7 @@ const TARGETS: [Target; 5] = [
 ];
 
 const USAGE: &str = "usage: cargo xtask mutants [--package inmemory|postgres|redis|kafka|ports]... \
-                     [--shard K/N] [--cases N] [--file GLOB]... [--re REGEX] [--list]";
+                     [--shard K/N] [--cases N] [--file GLOB]... [--re REGEX] [--iterate] [--list]";
 
 /// Sequences per property test in the verdict unless `--cases` says otherwise: a quarter of
 /// the suite's default keeps a PostgreSQL verdict near half a minute.
@@ -101,6 +101,9 @@ struct Args {
     files: Vec<String>,
     re: Option<String>,
     list: bool,
+    /// Resume or refine an earlier run into the same report directory: cargo-mutants skips
+    /// the mutants it recorded as caught or unviable there.
+    iterate: bool,
     cases: u32,
 }
 
@@ -111,6 +114,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         files: Vec::new(),
         re: None,
         list: false,
+        iterate: false,
         cases: DEFAULT_CASES,
     };
     let mut it = args.iter();
@@ -137,6 +141,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--re" => out.re = Some(value("--re")?),
             "--cases" => out.cases = crate::cases(&value("--cases")?)?,
             "--list" => out.list = true,
+            "--iterate" => out.iterate = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -239,6 +244,9 @@ fn run_target(
     }
     if let Some(re) = &args.re {
         cmd.args(["--re", re]);
+    }
+    if args.iterate {
+        cmd.arg("--iterate");
     }
     if args.list {
         cmd.arg("--list");
@@ -398,8 +406,13 @@ impl Report {
                 .map(str::to_string)
                 .collect())
         };
+        // After `--iterate`, what earlier runs caught is listed apart.
+        let mut caught = list("caught.txt")?;
+        if dir.join("previously_caught.txt").is_file() {
+            caught.extend(list("previously_caught.txt")?);
+        }
         Ok(Report {
-            caught: list("caught.txt")?,
+            caught,
             missed: list("missed.txt")?,
             timeout: list("timeout.txt")?,
             unviable: list("unviable.txt")?,
@@ -524,6 +537,30 @@ mod tests {
             stable_name("crates/a/src/b.rs: replace x in <impl A for B>::c"),
             "crates/a/src/b.rs: replace x in <impl A for B>::c"
         );
+    }
+
+    /// After `--iterate`, mutants caught by earlier runs still count as caught.
+    #[test]
+    fn a_report_counts_what_earlier_iterations_caught() {
+        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, text) in [
+            ("caught.txt", "a.rs:1:1: x\n"),
+            ("previously_caught.txt", "a.rs:2:1: y\na.rs:3:1: z\n"),
+            ("missed.txt", ""),
+            ("timeout.txt", ""),
+            ("unviable.txt", "a.rs:4:1: w\n"),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let r = Report::read(&dir, &BTreeMap::new()).unwrap();
+        assert_eq!((r.caught.len(), r.unviable.len()), (3, 1));
+        std::fs::remove_file(dir.join("previously_caught.txt")).unwrap();
+        assert_eq!(
+            Report::read(&dir, &BTreeMap::new()).unwrap().caught.len(),
+            1
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
