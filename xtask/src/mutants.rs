@@ -250,6 +250,10 @@ fn run_target(
     }
     if args.list {
         cmd.arg("--list");
+        if args.iterate {
+            // What an iteration would test: the earlier run's lists are read from here.
+            cmd.arg("--output").arg(&out_dir);
+        }
         return crate::run(&mut cmd);
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
