@@ -47,6 +47,13 @@ static CREATE: LazyLock<Script> =
 /// {'ok', field, value, ...}.
 static CHANGE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/change.lua")));
 
+/// Drops index members whose session is gone or now another user's, checked again inside the
+/// script: a session created under the same id between a list's read and this call keeps its
+/// entry. KEYS: user index. ARGV: session key prefix, user, then the member ids.
+/// Returns how many were dropped.
+static DROP_DANGLING: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("lua/drop_dangling.lua")));
+
 /// Revokes every session of a user that is live, unrevoked and still the user's, in one round
 /// trip: the script reads the user's index itself. Session keys are derived from the index
 /// members with the prefix in ARGV; they share the index key's hash tag (`{t:<tenant>}`), so
@@ -417,7 +424,9 @@ impl SessionStore for RedisSessionStore {
             }
         }
         if !dangling.is_empty() {
-            let _: i64 = self.r.pool.zrem(&index, dangling).await.map_err(map_err)?;
+            let mut args = vec![self.r.key(tenant, "s", ""), user.to_string()];
+            args.extend(dangling);
+            let _: i64 = self.r.eval(&DROP_DANGLING, vec![index], args).await?;
         }
         out.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         Ok(out)
