@@ -257,6 +257,7 @@ fn run_target(
         return crate::run(&mut cmd);
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    carry_over(&out_dir, args.iterate)?;
     // cargo-mutants 27 runs its baseline on the mutated package's tests only, which lack the
     // conformance suite; so the baseline runs here, in the source tree, and also sets the
     // timeout.
@@ -391,6 +392,25 @@ fn stable_name(name: &str) -> String {
     }
 }
 
+/// Before a run into `out_dir`: with `--iterate`, appends what the previous run there caught
+/// and found unviable to `earlier_{caught,unviable}.txt` (cargo-mutants skips those mutants and
+/// lists them, unviable ones included, only as "previously caught"); without it, a fresh run,
+/// removes those files.
+fn carry_over(out_dir: &Path, iterate: bool) -> Result<(), String> {
+    for kind in ["caught", "unviable"] {
+        let earlier = out_dir.join(format!("earlier_{kind}.txt"));
+        if !iterate {
+            let _ = std::fs::remove_file(&earlier);
+            continue;
+        }
+        let mut text = std::fs::read_to_string(&earlier).unwrap_or_default();
+        text += &std::fs::read_to_string(out_dir.join("mutants.out").join(format!("{kind}.txt")))
+            .unwrap_or_default();
+        std::fs::write(&earlier, text).map_err(|e| format!("{}: {e}", earlier.display()))?;
+    }
+    Ok(())
+}
+
 struct Report {
     caught: Vec<String>,
     missed: Vec<String>,
@@ -410,16 +430,30 @@ impl Report {
                 .map(str::to_string)
                 .collect())
         };
-        // After `--iterate`, what earlier runs caught is listed apart.
-        let mut caught = list("caught.txt")?;
-        if dir.join("previously_caught.txt").is_file() {
-            caught.extend(list("previously_caught.txt")?);
-        }
+        // What earlier iterations recorded (see `carry_over`), beside this run's lists.
+        let earlier = |kind: &str| -> Vec<String> {
+            dir.parent()
+                .and_then(|d| std::fs::read_to_string(d.join(format!("earlier_{kind}.txt"))).ok())
+                .map(|t| {
+                    t.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let merged = |kind: &str| -> Result<Vec<String>, String> {
+            let mut v = earlier(kind);
+            v.extend(list(&format!("{kind}.txt"))?);
+            v.sort();
+            v.dedup();
+            Ok(v)
+        };
         Ok(Report {
-            caught,
+            caught: merged("caught")?,
             missed: list("missed.txt")?,
             timeout: list("timeout.txt")?,
-            unviable: list("unviable.txt")?,
+            unviable: merged("unviable")?,
             equivalent: equivalent.clone(),
         })
     }
@@ -543,27 +577,30 @@ mod tests {
         );
     }
 
-    /// After `--iterate`, mutants caught by earlier runs still count as caught.
+    /// After `--iterate`, what earlier runs caught or found unviable keeps counting as such,
+    /// and a fresh run forgets it.
     #[test]
-    fn a_report_counts_what_earlier_iterations_caught() {
+    fn iterations_carry_earlier_outcomes_over() {
         let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (file, text) in [
-            ("caught.txt", "a.rs:1:1: x\n"),
-            ("previously_caught.txt", "a.rs:2:1: y\na.rs:3:1: z\n"),
-            ("missed.txt", ""),
-            ("timeout.txt", ""),
-            ("unviable.txt", "a.rs:4:1: w\n"),
-        ] {
-            std::fs::write(dir.join(file), text).unwrap();
-        }
-        let r = Report::read(&dir, &BTreeMap::new()).unwrap();
-        assert_eq!((r.caught.len(), r.unviable.len()), (3, 1));
-        std::fs::remove_file(dir.join("previously_caught.txt")).unwrap();
-        assert_eq!(
-            Report::read(&dir, &BTreeMap::new()).unwrap().caught.len(),
-            1
-        );
+        let out = dir.join("mutants.out");
+        std::fs::create_dir_all(&out).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(out.join(name), text).unwrap();
+        let lists = |caught: &str, unviable: &str| {
+            write("caught.txt", caught);
+            write("unviable.txt", unviable);
+            write("missed.txt", "");
+            write("timeout.txt", "");
+        };
+        lists("a.rs:1:1: x\n", "a.rs:2:1: y\n");
+        carry_over(&dir, true).unwrap();
+        // The next iteration catches one more and finds nothing unviable.
+        lists("a.rs:3:1: z\n", "");
+        write("previously_caught.txt", "a.rs:1:1: x\na.rs:2:1: y\n");
+        let r = Report::read(&out, &BTreeMap::new()).unwrap();
+        assert_eq!((r.caught.len(), r.unviable.len()), (2, 1));
+        carry_over(&dir, false).unwrap();
+        let r = Report::read(&out, &BTreeMap::new()).unwrap();
+        assert_eq!((r.caught.len(), r.unviable.len()), (1, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
