@@ -248,6 +248,9 @@ fn run_target(
     if args.iterate {
         cmd.arg("--iterate");
     }
+    if let Some((k, n)) = args.shard {
+        cmd.args(["--shard", &format!("{}/{n}", k - 1)]);
+    }
     if args.list {
         cmd.arg("--list");
         if args.iterate {
@@ -307,9 +310,6 @@ fn run_target(
     // The first build in cargo-mutants' scratch copy compiles every dependency.
     cmd.args(["--build-timeout", "3600"]);
     cmd.arg("--output").arg(&out_dir);
-    if let Some((k, n)) = args.shard {
-        cmd.args(["--shard", &format!("{}/{n}", k - 1)]);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
