@@ -170,7 +170,7 @@ impl KafkaSink {
         let total = pending.len();
         let (indices, futures): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
         let mut stored = Vec::with_capacity(total);
-        let mut failed = 0;
+        let mut failed = 0usize;
         let mut first_error = None;
         for (i, outcome) in indices.into_iter().zip(join_all(futures).await) {
             let failure = match outcome {

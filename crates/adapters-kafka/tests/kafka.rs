@@ -310,7 +310,7 @@ async fn an_unreachable_broker_fails_the_publish_within_the_delivery_timeout() {
         assert!(err.is_retryable(), "{err:?}");
         assert!(
             err.to_string()
-                .contains("2 of 2 audit events not acknowledged"),
+                .contains(": 2 of 2 audit events not acknowledged"),
             "{err}"
         );
         assert!(
