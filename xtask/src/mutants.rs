@@ -242,20 +242,25 @@ fn run_target(
         dir_name += "-subset";
     }
     let out_dir = target_dir().join("mutation").join(dir_name);
-    let mut cmd = Command::new(tool);
-    cmd.current_dir(workspace_root()).arg("mutants");
-    cmd.args(["--package", target.package]);
-    for f in &args.files {
-        cmd.args(["--file", f]);
-    }
-    if let Some(re) = &args.re {
-        cmd.args(["--re", re]);
-    }
+    // The mutants this selection names, before any skipping.
+    let selection = || {
+        let mut cmd = Command::new(tool);
+        cmd.current_dir(workspace_root()).arg("mutants");
+        cmd.args(["--package", target.package]);
+        for f in &args.files {
+            cmd.args(["--file", f]);
+        }
+        if let Some(re) = &args.re {
+            cmd.args(["--re", re]);
+        }
+        if let Some((k, n)) = args.shard {
+            cmd.args(["--shard", &format!("{}/{n}", k - 1)]);
+        }
+        cmd
+    };
+    let mut cmd = selection();
     if args.iterate {
         cmd.arg("--iterate");
-    }
-    if let Some((k, n)) = args.shard {
-        cmd.args(["--shard", &format!("{}/{n}", k - 1)]);
     }
     if args.list {
         cmd.arg("--list");
@@ -333,7 +338,19 @@ fn run_target(
         ));
     }
     let seconds = started.elapsed().as_secs();
-    let report = Report::read(&out_dir.join("mutants.out"), &equivalents()?)?;
+    let mut report = Report::read(&out_dir.join("mutants.out"), &equivalents()?)?;
+    if args.iterate {
+        // Earlier outcomes of mutants that no longer exist (code edited since) do not count.
+        let listed = selection()
+            .arg("--list")
+            .output()
+            .map_err(|e| format!("{}: {e}", tool.display()))?;
+        let current = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        report.keep_only(&current);
+    }
     let mut md = report.markdown(target, args.cases, seconds);
     // A server left in a bad state half-way (a test killed before it restored a setting, a
     // shared server changed by hand) fails every later verdict, and each would count as a
@@ -462,6 +479,18 @@ impl Report {
             unviable: merged("unviable")?,
             equivalent: equivalent.clone(),
         })
+    }
+
+    /// Drops every outcome of a mutant not in `current` (see `--iterate`).
+    fn keep_only(&mut self, current: &std::collections::HashSet<String>) {
+        for list in [
+            &mut self.caught,
+            &mut self.missed,
+            &mut self.timeout,
+            &mut self.unviable,
+        ] {
+            list.retain(|m| current.contains(m));
+        }
     }
 
     fn reason(&self, name: &str) -> Option<&String> {
@@ -602,8 +631,11 @@ mod tests {
         // The next iteration catches one more and finds nothing unviable.
         lists("a.rs:3:1: z\n", "");
         write("previously_caught.txt", "a.rs:1:1: x\na.rs:2:1: y\n");
-        let r = Report::read(&out, &BTreeMap::new()).unwrap();
+        let mut r = Report::read(&out, &BTreeMap::new()).unwrap();
         assert_eq!((r.caught.len(), r.unviable.len()), (2, 1));
+        // x's code was edited since: its earlier outcome no longer counts.
+        r.keep_only(&["a.rs:2:1: y", "a.rs:3:1: z"].map(String::from).into());
+        assert_eq!((r.caught.len(), r.unviable.len()), (1, 1));
         carry_over(&dir, false).unwrap();
         let r = Report::read(&out, &BTreeMap::new()).unwrap();
         assert_eq!((r.caught.len(), r.unviable.len()), (1, 0));
