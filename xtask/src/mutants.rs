@@ -345,9 +345,8 @@ fn run_target(
             .arg("--list")
             .output()
             .map_err(|e| format!("{}: {e}", tool.display()))?;
-        let current = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .map(str::to_string)
+        let current = names(&String::from_utf8_lossy(&listed.stdout))
+            .into_iter()
             .collect();
         report.keep_only(&current);
     }
@@ -434,6 +433,14 @@ fn carry_over(out_dir: &Path, iterate: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The mutant names in a cargo-mutants list (one per non-empty line).
+fn names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 struct Report {
     caught: Vec<String>,
     missed: Vec<String>,
@@ -446,23 +453,15 @@ impl Report {
     fn read(dir: &Path, equivalent: &BTreeMap<String, String>) -> Result<Report, String> {
         let list = |file: &str| -> Result<Vec<String>, String> {
             let p: PathBuf = dir.join(file);
-            Ok(std::fs::read_to_string(&p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect())
+            Ok(names(
+                &std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?,
+            ))
         };
         // What earlier iterations recorded (see `carry_over`), beside this run's lists.
         let earlier = |kind: &str| -> Vec<String> {
             dir.parent()
                 .and_then(|d| std::fs::read_to_string(d.join(format!("earlier_{kind}.txt"))).ok())
-                .map(|t| {
-                    t.lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|t| names(&t))
                 .unwrap_or_default()
         };
         let merged = |kind: &str| -> Result<Vec<String>, String> {
