@@ -326,7 +326,8 @@ pub(crate) async fn rekey_emails(conn: &mut sqlx::PgConnection) -> StoreResult<R
         .await
         .map_err(map_err);
         match r {
-            Ok(_) => done.updated += 1,
+            // 0 rows: changed meanwhile, so not ours to count.
+            Ok(r) => done.updated += r.rows_affected(),
             Err(e) if e.kind() == "Conflict" => {
                 done.collisions += 1;
                 tracing::warn!(user = %id, "email key left as it was: another user of the tenant has this address under the email policy; merge or change one of them");

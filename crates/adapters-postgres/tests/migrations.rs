@@ -307,8 +307,9 @@ async fn a_custom_migrations_table_is_used() {
 
 /// Migration 0004 and the re-key after it: users written under the previous key rule (trim
 /// and lower case only) are found by every spelling the email policy folds together; a user
-/// whose new key another user of the tenant holds keeps its old key; the work runs once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// whose new key another user of the tenant holds keeps its old key and is logged by id; the
+/// work runs once and says how much it did.
+#[tokio::test(flavor = "current_thread")]
 async fn email_keys_of_earlier_rows_are_recomputed_once() {
     let Some(db) = FreshDb::new().await else {
         return;
@@ -346,7 +347,20 @@ async fn email_keys_of_earlier_rows_are_recomputed_once() {
         .execute(stores.pool())
         .await
         .unwrap();
+    let logs = credo_testkit::CapturedLogs::start(tracing::Level::INFO);
     stores.migrate().await.unwrap();
+    let logs = logs.text();
+    let summary = logs
+        .lines()
+        .find(|l| l.contains("email keys recomputed"))
+        .expect(&logs);
+    assert!(summary.contains("updated=2 collisions=1"), "{summary}");
+    let warned = logs.lines().find(|l| l.contains("WARN")).expect(&logs);
+    assert!(warned.contains(&ids[2].to_string()), "{warned}");
+    assert!(
+        !warned.contains("ob@example.com"),
+        "by id, never by address: {warned}"
+    );
     let users = stores.users();
     let found = |email: &'static str| {
         let users = users.clone();
@@ -401,6 +415,68 @@ async fn email_keys_of_earlier_rows_are_recomputed_once() {
             .unwrap(),
         "sentinel"
     );
+    stores.close().await;
+    db.drop().await;
+}
+
+/// A database error during the re-key (anything but two users holding one address) fails the
+/// start and leaves the re-key pending, so the next start does it; nothing is half-counted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_database_error_during_the_rekey_fails_the_start_and_leaves_it_pending() {
+    let Some(db) = FreshDb::new().await else {
+        return;
+    };
+    let stores = ours(&db.url, None, None).await;
+    stores.migrate().await.unwrap();
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, email_key, email_verified, first_name,
+                            last_name, status, created_at, updated_at, version)
+         VALUES ($1, $2, 'Ｃarol@example.com', 'ｃarol@example.com', false, 'A', 'B', 'active',
+                 now(), now(), 1)",
+    )
+    .bind(id)
+    .bind(TenantId::new().0)
+    .execute(stores.pool())
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE email_rekey_pending (since timestamptz NOT NULL DEFAULT now());
+         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'disk full, say' USING ERRCODE = '53100'; END $$;
+         CREATE TRIGGER refuse BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .execute(stores.pool())
+    .await
+    .unwrap();
+    let err = stores.migrate().await.unwrap_err();
+    assert_ne!(err.kind(), "Conflict", "{err}");
+    let state = || async {
+        let pending: bool =
+            sqlx::query_scalar("SELECT to_regclass('email_rekey_pending') IS NOT NULL")
+                .fetch_one(stores.pool())
+                .await
+                .unwrap();
+        let key: String = sqlx::query_scalar("SELECT email_key FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(stores.pool())
+            .await
+            .unwrap();
+        (pending, key)
+    };
+    assert_eq!(state().await, (true, "ｃarol@example.com".to_string()));
+    sqlx::raw_sql("DROP TRIGGER refuse ON users")
+        .execute(stores.pool())
+        .await
+        .unwrap();
+    let logs = credo_testkit::CapturedLogs::start(tracing::Level::INFO);
+    stores.migrate().await.unwrap();
+    assert!(
+        logs.text().contains("updated=1 collisions=0"),
+        "{}",
+        logs.text()
+    );
+    assert_eq!(state().await, (false, "carol@example.com".to_string()));
     stores.close().await;
     db.drop().await;
 }

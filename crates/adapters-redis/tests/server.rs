@@ -163,36 +163,15 @@ async fn without_config_the_policy_comes_from_info_and_without_both_it_is_unveri
     stores.close().await;
 }
 
-/// Everything the subscriber writes, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The log lines `RedisStores::connect` writes to `url` (the test runs on one thread, so the
 /// thread-local subscriber sees every event of the connection).
 async fn connect_logs(url: &str) -> String {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = credo_testkit::CapturedLogs::start(tracing::Level::WARN);
     let stores = RedisStores::connect(&RedisConfig::new(url), Arc::new(SystemClock))
         .await
         .unwrap();
     stores.close().await;
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    logs.text()
 }
 
 /// An operator learns at start-up, not at the first probe, that Redis may evict revoked tokens.

@@ -4,11 +4,14 @@
 //! - [`required`]: a `CREDO_TEST_*` setting, or a skip (a panic under `CREDO_TEST_REQUIRE=all`);
 //! - [`PrivatePostgres`]: a throw-away PostgreSQL cluster that can be stopped and restarted;
 //! - [`PrivateTansu`]: a tansu broker whose advertised address is a [`Proxy`] that can cut
-//!   every connection, so all Kafka traffic can be interrupted and restored.
+//!   every connection, so all Kafka traffic can be interrupted and restored;
+//! - [`CapturedLogs`]: the log lines a piece of code writes.
 
+mod logs;
 mod postgres;
 mod proxy;
 
+pub use logs::CapturedLogs;
 pub use postgres::PrivatePostgres;
 pub use proxy::{PrivateTansu, Proxy};
 
