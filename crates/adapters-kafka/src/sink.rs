@@ -45,6 +45,55 @@ fn refuses_the_message(e: &KafkaError) -> bool {
     )
 }
 
+/// What to do with a message whose enqueue failed.
+#[derive(Debug)]
+enum Step {
+    /// The producer's queue is full: offer the same message again shortly.
+    Retry,
+    /// Refused for good (why).
+    Refused(String),
+    /// The publish fails.
+    Fail(StoreError),
+}
+
+impl Step {
+    fn after_enqueue_error(e: KafkaError) -> Step {
+        match e {
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => Step::Retry,
+            e if refuses_the_message(&e) => Step::Refused(format!("kafka refused it: {e}")),
+            e => Step::Fail(kafka_err("enqueueing an audit event", e)),
+        }
+    }
+}
+
+/// What became of one enqueued message.
+#[derive(Debug, PartialEq, Eq)]
+enum Ack {
+    /// Acknowledged, stored there.
+    Stored(Delivered),
+    /// Refused for good (why).
+    Refused(String),
+    /// Not acknowledged (why): the publish fails.
+    Failed(String),
+}
+
+impl Ack {
+    /// From a delivery report (`None`: the producer went away before reporting).
+    fn of(report: Option<Result<rdkafka::producer::future_producer::Delivery, KafkaError>>) -> Ack {
+        match report {
+            Some(Ok(d)) => Ack::Stored(Delivered {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Some(Err(e)) if refuses_the_message(&e) => {
+                Ack::Refused(format!("kafka refused it: {e}"))
+            }
+            Some(Err(e)) => Ack::Failed(e.to_string()),
+            None => Ack::Failed("producer dropped".to_string()),
+        }
+    }
+}
+
 /// Publishes encoded audit events to the topic as they are (format in
 /// [`credo_ports::envelope`]: the payload is the message value, key and headers come from the
 /// routing fields), with `acks=all` and an idempotent producer; `publish` returns only once the
@@ -154,16 +203,18 @@ impl KafkaSink {
                         pending.push((i, delivery));
                         break;
                     }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) if refuses_the_message(&e) => {
-                        deliveries[i] = Delivery::Rejected(format!("kafka refused it: {e}"));
-                        stopped.insert(m.order_key());
-                        break;
-                    }
-                    Err((e, _)) => return Err(kafka_err("enqueueing an audit event", e)),
+                    Err((e, back)) => match Step::after_enqueue_error(e) {
+                        Step::Retry => {
+                            record = back;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Step::Refused(why) => {
+                            deliveries[i] = Delivery::Rejected(why);
+                            stopped.insert(m.order_key());
+                            break;
+                        }
+                        Step::Fail(e) => return Err(e),
+                    },
                 }
             }
         }
@@ -173,23 +224,15 @@ impl KafkaSink {
         let mut failed = 0usize;
         let mut first_error = None;
         for (i, outcome) in indices.into_iter().zip(join_all(futures).await) {
-            let failure = match outcome {
-                Ok(Ok(d)) => {
-                    stored.push(Delivered {
-                        partition: d.partition,
-                        offset: d.offset,
-                    });
-                    continue;
+            let outcome = outcome.ok().map(|r| r.map_err(|(e, _)| e));
+            match Ack::of(outcome) {
+                Ack::Stored(at) => stored.push(at),
+                Ack::Refused(why) => deliveries[i] = Delivery::Rejected(why),
+                Ack::Failed(why) => {
+                    failed += 1;
+                    first_error.get_or_insert(why);
                 }
-                Ok(Err((e, _))) if refuses_the_message(&e) => {
-                    deliveries[i] = Delivery::Rejected(format!("kafka refused it: {e}"));
-                    continue;
-                }
-                Ok(Err((e, _))) => e.to_string(),
-                Err(_) => "producer dropped".to_string(),
-            };
-            failed += 1;
-            first_error.get_or_insert(failure);
+            }
         }
         match first_error {
             None => Ok(Published { deliveries, stored }),
@@ -217,5 +260,75 @@ impl EventSink for KafkaSink {
 
     fn delivery_timeout(&self) -> Option<Duration> {
         Some(self.config.delivery_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+    use rdkafka::producer::future_producer::Delivery as Report;
+
+    const REFUSALS: [RDKafkaErrorCode; 4] = [
+        RDKafkaErrorCode::MessageSizeTooLarge,
+        RDKafkaErrorCode::InvalidMessageSize,
+        RDKafkaErrorCode::InvalidRecord,
+        RDKafkaErrorCode::BadMessage,
+    ];
+    /// Errors a later attempt may overcome: the publish fails and the relay retries.
+    const PASSING: [RDKafkaErrorCode; 4] = [
+        RDKafkaErrorCode::MessageTimedOut,
+        RDKafkaErrorCode::UnknownTopicOrPartition,
+        RDKafkaErrorCode::NotEnoughReplicas,
+        RDKafkaErrorCode::Fatal,
+    ];
+
+    #[test]
+    fn a_full_queue_is_retried_a_refusal_is_rejected_anything_else_fails_the_publish() {
+        let step = |code| Step::after_enqueue_error(KafkaError::MessageProduction(code));
+        assert!(matches!(step(RDKafkaErrorCode::QueueFull), Step::Retry));
+        for code in REFUSALS {
+            match step(code) {
+                Step::Refused(why) => assert!(why.starts_with("kafka refused it: "), "{why}"),
+                other => panic!("{code:?}: {other:?}"),
+            }
+        }
+        for code in PASSING {
+            match step(code) {
+                Step::Fail(StoreError::Unavailable(why)) => {
+                    assert!(why.contains("enqueueing an audit event"), "{why}")
+                }
+                other => panic!("{code:?}: {other:?}"),
+            }
+        }
+        // Not a production error at all (a closed client, say): fails too.
+        assert!(matches!(
+            Step::after_enqueue_error(KafkaError::Canceled),
+            Step::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn a_report_is_stored_refused_or_failed() {
+        let stored = Report {
+            partition: 2,
+            offset: 41,
+            timestamp: Timestamp::NotAvailable,
+        };
+        assert_eq!(
+            Ack::of(Some(Ok(stored))),
+            Ack::Stored(Delivered {
+                partition: 2,
+                offset: 41
+            })
+        );
+        let ack = |code| Ack::of(Some(Err(KafkaError::MessageProduction(code))));
+        for code in REFUSALS {
+            assert!(matches!(ack(code), Ack::Refused(_)), "{code:?}");
+        }
+        for code in PASSING {
+            assert!(matches!(ack(code), Ack::Failed(_)), "{code:?}");
+        }
+        assert_eq!(Ack::of(None), Ack::Failed("producer dropped".into()));
     }
 }

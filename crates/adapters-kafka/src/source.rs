@@ -16,20 +16,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// Counts offset commits the broker refused (commits are asynchronous; their outcome arrives
-/// here).
-#[derive(Default)]
-pub(crate) struct SourceContext {
-    commit_failures: std::sync::atomic::AtomicU64,
-}
+/// Reports offset commits the broker refused (commits are asynchronous; their outcome arrives
+/// here) as the `CONSUMER_COMMIT_FAILURES` counter and a warning.
+pub(crate) struct SourceContext;
 
 impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            self.commit_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             metrics::counter!(credo_ports::telemetry::CONSUMER_COMMIT_FAILURES).increment(1);
             tracing::warn!(error = %e, "kafka source: offset commit failed");
         }
@@ -67,14 +62,6 @@ impl SourceHandle {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         true
-    }
-
-    /// Offset commits the broker refused so far (each only means a redelivery, absorbed).
-    pub fn commit_failures(&self) -> u64 {
-        self.consumer
-            .context()
-            .commit_failures
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits up to `timeout` until every message in `delivered` has been handled and committed
@@ -130,7 +117,7 @@ impl KafkaSource {
         config.check()?;
         let consumer: Reader = config
             .consumer_config()
-            .create_with_context(SourceContext::default())
+            .create_with_context(SourceContext)
             .map_err(|e| config.client_error(e))?;
         consumer
             .subscribe(&[config.topic.as_str()])
@@ -256,19 +243,31 @@ impl EventSource for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    use std::sync::atomic::Ordering;
 
-    /// Only refused commits are counted (they reach `SourceHandle::commit_failures`).
+    /// Only refused commits are counted.
     #[test]
     fn refused_commits_are_counted() {
-        let c = SourceContext::default();
-        let none = TopicPartitionList::new();
-        c.commit_callback(Ok(()), &none);
-        assert_eq!(c.commit_failures.load(Ordering::Relaxed), 0);
-        let refused = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);
-        c.commit_callback(Err(refused.clone()), &none);
-        c.commit_callback(Err(refused), &none);
-        assert_eq!(c.commit_failures.load(Ordering::Relaxed), 2);
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let c = SourceContext;
+            let none = TopicPartitionList::new();
+            c.commit_callback(Ok(()), &none);
+            let refused = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);
+            c.commit_callback(Err(refused.clone()), &none);
+            c.commit_callback(Err(refused), &none);
+        });
+        let counted: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| {
+                key.key().name() == credo_ports::telemetry::CONSUMER_COMMIT_FAILURES
+            })
+            .map(|(.., value)| value)
+            .collect();
+        assert_eq!(counted, vec![DebugValue::Counter(2)]);
     }
 }
