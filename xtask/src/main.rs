@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
 //! - `conformance [--backend NAME]... [--cases N] [--filter TEXT]`: the backend x port x case
-//!   matrix, printed and written to `target/conformance/report.{md,json}`.
+//!   matrix, printed and written to `target/conformance/report.{md,json}` (by the
+//!   `conformance-matrix` binary of `credo-conformance-backends`: xtask links no driver).
 //! - `test`: starts the test servers (`services up`), runs every test of the workspace, then
 //!   the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
 //!   started (the README's test command; `.ci/run` calls it).
@@ -17,9 +18,6 @@ mod bench;
 mod mutants;
 mod services;
 
-use credo_conformance::report::{self, CaseReport, Outcome};
-use credo_conformance::{RunOptions, run_suite};
-use credo_conformance_backends as backends;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -68,125 +66,51 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-struct ConformanceArgs {
-    backends: Vec<String>,
-    options: RunOptions,
+/// `cargo xtask conformance`: checks the flags (a typo must not start a build and a run),
+/// then runs the matrix binary of `credo-conformance-backends`, which links the drivers that
+/// xtask does not.
+fn conformance(args: &[String]) -> Result<bool, String> {
+    check_conformance_flags(args)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "credo-conformance-backends",
+        "--bin",
+        "conformance-matrix",
+        "--",
+    ])
+    .args(args);
+    run(&mut cmd)
 }
 
-fn parse_conformance(args: &[String]) -> Result<ConformanceArgs, String> {
-    let mut out = ConformanceArgs {
-        backends: Vec::new(),
-        options: RunOptions::default(),
-    };
+/// Only `--backend NAME`, `--cases N` and `--filter TEXT`, each with a value (the matrix
+/// binary checks the values).
+fn check_conformance_flags(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match a.as_str() {
-            "--backend" => out.backends.push(value("--backend")?),
-            "--cases" => out.options.proptest_cases = cases(&value("--cases")?)?,
-            "--filter" => out.options.filter = Some(value("--filter")?),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+    while let Some(flag) = it.next() {
+        if !matches!(flag.as_str(), "--backend" | "--cases" | "--filter") {
+            return Err(format!("unknown argument {flag:?}\n{USAGE}"));
+        }
+        match it.next() {
+            None => return Err(format!("{flag} needs a value\n{USAGE}")),
+            Some(v) if flag == "--cases" => {
+                cases(v)?;
+            }
+            Some(_) => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The value of `--cases`: sequences per property test, at least 1.
-fn cases(v: &str) -> Result<u32, String> {
+pub(crate) fn cases(v: &str) -> Result<u32, String> {
     v.parse()
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("--cases: not a positive number: {v}"))
-}
-
-fn conformance(args: &[String]) -> Result<bool, String> {
-    let args = parse_conformance(args)?;
-    let available = backends::all();
-    let chosen = if args.backends.is_empty() {
-        available
-    } else {
-        let mut chosen = Vec::new();
-        for name in &args.backends {
-            match available.iter().find(|h| h.name() == name) {
-                Some(h) => chosen.push(h.clone()),
-                None => {
-                    let known: Vec<_> = available.iter().map(|h| h.name()).collect();
-                    return Err(match backends::PLANNED.iter().find(|(n, _)| n == name) {
-                        Some((_, issue)) => {
-                            format!("backend {name:?} is not implemented yet: {issue}")
-                        }
-                        None => format!(
-                            "unknown backend {name:?}; implemented: {}",
-                            known.join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-        chosen
-    };
-    let require_all = std::env::var("CREDO_TEST_REQUIRE").is_ok_and(|v| v == "all");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    let started = std::time::Instant::now();
-    let mut results: Vec<CaseReport> = Vec::new();
-    for harness in chosen {
-        let name = harness.name();
-        let t = std::time::Instant::now();
-        let mine = runtime.block_on(run_suite(harness, args.options.clone()));
-        let s = report::summarize(&mine);
-        eprintln!(
-            "conformance: {name}: {} pass, {} fail, {} skipped, {} n/a in {:.2?} ({} property cases each)",
-            s.pass,
-            s.fail,
-            s.skipped,
-            s.not_applicable,
-            t.elapsed(),
-            args.options.proptest_cases
-        );
-        results.extend(mine);
-    }
-    let md = report::markdown(&results);
-    println!("{md}");
-    let dir = target_dir().join("conformance");
-    report::write(&dir, &results).map_err(|e| format!("writing {}: {e}", dir.display()))?;
-    let s = report::summarize(&results);
-    println!(
-        "wrote {} and report.json in {:.2?}",
-        dir.join("report.md").display(),
-        started.elapsed()
-    );
-    let failed: Vec<_> = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Fail)
-        .collect();
-    for f in &failed {
-        eprintln!(
-            "\nFAILED {}/{}/{}:\n{}",
-            f.backend,
-            f.port,
-            f.case,
-            f.reason.as_deref().unwrap_or("")
-        );
-    }
-    if require_all && s.skipped > 0 {
-        eprintln!(
-            "CREDO_TEST_REQUIRE=all: {} case(s) skipped, which counts as failure",
-            s.skipped
-        );
-    }
-    println!(
-        "conformance: {} passed, {} failed, {} skipped",
-        s.pass, s.fail, s.skipped
-    );
-    Ok(s.fail == 0 && !(require_all && s.skipped > 0))
 }
 
 fn run(cmd: &mut Command) -> Result<bool, String> {
@@ -262,4 +186,29 @@ fn run_tests(env: &[(&str, String)]) -> Result<bool, String> {
     conformance.arg("conformance");
     with_env(&mut conformance);
     run(&mut conformance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn conformance_takes_only_its_three_flags_each_with_a_value() {
+        assert!(check_conformance_flags(&[]).is_ok());
+        let ok = args(&["--backend", "redis", "--cases", "8", "--filter", "users/"]);
+        assert!(check_conformance_flags(&ok).is_ok());
+        let typo = check_conformance_flags(&args(&["--backends", "redis"])).unwrap_err();
+        assert!(
+            typo.starts_with("unknown argument \"--backends\""),
+            "{typo}"
+        );
+        let bare = check_conformance_flags(&args(&["--backend", "redis", "--cases"])).unwrap_err();
+        assert!(bare.starts_with("--cases needs a value"), "{bare}");
+        let zero = check_conformance_flags(&args(&["--cases", "0"])).unwrap_err();
+        assert_eq!(zero, "--cases: not a positive number: 0");
+    }
 }

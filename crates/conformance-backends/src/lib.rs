@@ -1,5 +1,7 @@
 //! The conformance harness of every backend the project implements. A new backend adds one
-//! file here and one line in [`all`].
+//! file here and one line in [`all`]. `tests/conformance.rs` runs the suite on one backend,
+//! one trial per case; the `conformance-matrix` binary runs the matrix for
+//! `cargo xtask conformance`.
 //!
 //! These live apart from `credo-conformance` so that the suite itself (cases, models, runner)
 //! depends on no adapter: a change to an adapter rebuilds only this small crate, which keeps

@@ -1,41 +1,79 @@
-//! The whole suite against one backend: `CREDO_CONFORMANCE_BACKEND` names it (`inmemory` when
-//! unset, so `cargo test` always runs the embedded default). Every case must pass or be n/a; a
-//! named backend whose server cannot be reached fails. `cargo xtask mutants` runs this test as
-//! the verdict on each mutant of an adapter; `cargo xtask conformance` runs the whole matrix.
+//! The whole suite against one backend, one trial per case (`backend/port/case`), so
+//! `cargo test -p credo-conformance-backends --test conformance -- users/` runs just the
+//! matching cases and nextest can pick one. `CREDO_CONFORMANCE_BACKEND` names the backend
+//! (`inmemory` when unset, so `cargo test` always runs the embedded default); cases that do
+//! not apply to it are not listed. A named backend whose server cannot be reached fails every
+//! case. Cases run one at a time unless `--test-threads` says otherwise: several of them time
+//! what a server does.
+//!
+//! `cargo xtask mutants` runs this test as the verdict on each mutant of an adapter;
+//! `cargo xtask conformance` runs the whole matrix.
 
-use credo_conformance::{Outcome, RunOptions, report, run_suite};
+use credo_conformance::{Outcome, RunOptions, Suite, cases, runner};
 use credo_conformance_backends as backends;
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Names the backend this test runs.
 const BACKEND_VAR: &str = "CREDO_CONFORMANCE_BACKEND";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_backend_passes_the_whole_suite() {
+/// Fewer applicable cases than this means the suite lost its cases, not that a backend serves
+/// few ports.
+const AT_LEAST: usize = 5;
+
+fn main() -> ExitCode {
+    let mut args = Arguments::from_args();
+    args.test_threads.get_or_insert(1);
     let name = std::env::var(BACKEND_VAR).unwrap_or_else(|_| "inmemory".into());
     let all = backends::all();
-    let known: Vec<&str> = all.iter().map(|h| h.name()).collect();
-    let harness = all
-        .iter()
-        .find(|h| h.name() == name)
-        .unwrap_or_else(|| panic!("{BACKEND_VAR}={name:?}: unknown backend; known: {known:?}"))
-        .clone();
-    let results = run_suite(harness, RunOptions::default()).await;
-    println!("{}", report::markdown(&results));
-    let ran = results
-        .iter()
-        .filter(|r| r.outcome == Outcome::Pass)
-        .count();
-    let failures: Vec<_> = results
-        .iter()
-        .filter(|r| !matches!(r.outcome, Outcome::Pass | Outcome::NotApplicable))
+    let Some(harness) = all.iter().find(|h| h.name() == name).cloned() else {
+        let known: Vec<&str> = all.iter().map(|h| h.name()).collect();
+        eprintln!("{BACKEND_VAR}={name:?}: unknown backend; known: {known:?}");
+        return ExitCode::FAILURE;
+    };
+    // The concurrency cases need real parallelism and the property tests block a worker of
+    // their own.
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime"),
+    );
+    let applicable: Vec<_> = cases::all()
+        .into_iter()
+        .filter(|case| runner::not_applicable(harness.as_ref(), case).is_none())
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{name}: {} case(s) did not pass:\n{failures:#?}",
-        failures.len()
-    );
-    assert!(
-        ran >= 5,
-        "{name}: suite unexpectedly small: {ran} cases ran"
-    );
+    let not_applicable = cases::all().len() - applicable.len();
+    // Listing the trials must not need the server.
+    let suite = (!args.list)
+        .then(|| Arc::new(runtime.block_on(Suite::new(harness, RunOptions::default()))));
+    let mut trials = Vec::new();
+    for case in applicable {
+        let (runtime, suite) = (runtime.clone(), suite.clone());
+        let trial = format!("{name}/{}/{}", case.port, case.name);
+        trials.push(Trial::test(trial, move || {
+            let suite = suite.expect("not listing");
+            let report = runtime.block_on(suite.run(&case));
+            match report.outcome {
+                Outcome::Pass => Ok(()),
+                other => Err(Failed::from(format!(
+                    "{other:?}: {}",
+                    report.reason.unwrap_or_default()
+                ))),
+            }
+        }));
+    }
+    if trials.len() < AT_LEAST {
+        eprintln!(
+            "{name}: suite unexpectedly small: {} applicable cases",
+            trials.len()
+        );
+        return ExitCode::FAILURE;
+    }
+    if !args.list {
+        eprintln!("{name}: {not_applicable} cases do not apply to this backend (not listed)");
+    }
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -34,4 +34,4 @@ pub mod runner;
 
 pub use harness::{Harness, Port, Stores, Support};
 pub use report::{CaseReport, Outcome};
-pub use runner::{Ctx, RunOptions, run_suite};
+pub use runner::{Ctx, RunOptions, Suite, run_suite};
