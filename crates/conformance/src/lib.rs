@@ -31,6 +31,7 @@ pub mod model;
 pub mod property;
 pub mod report;
 pub mod runner;
+mod support;
 
 pub use harness::{Harness, Port, Stores, Support};
 pub use report::{CaseReport, Outcome};

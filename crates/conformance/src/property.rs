@@ -3,7 +3,7 @@
 
 use crate::harness::Stores;
 use crate::model::ModelStores;
-use crate::runner::Ctx;
+use crate::support::{Ctx, drain, eq, without_id};
 use credo_ports::StoreResult;
 use futures_util::future::BoxFuture;
 use proptest::prelude::prop_oneof;
@@ -12,14 +12,15 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestE
 use std::fmt::Debug;
 use std::sync::Arc;
 
-/// The backend's stores and the model's, on one shared clock.
-pub struct Pair {
+/// The backend's stores and the model's, on one shared clock, and the state `X` a property
+/// keeps for the length of one generated sequence (see [`check_with`]).
+pub struct Pair<X = ()> {
     /// The backend under test.
     pub backend: Stores,
     /// The reference model.
     pub model: Stores,
-    /// State a property keeps for the length of one generated sequence (e.g. recording sinks).
-    pub scratch: parking_lot::Mutex<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The property's own state, built from the fresh stores (e.g. recording sinks).
+    pub state: X,
     /// The last claim each side handed out (model, backend), for the operations that act on
     /// claimed rows (ack, release, reject).
     pub claims: parking_lot::Mutex<Option<(credo_ports::Claim, credo_ports::Claim)>>,
@@ -33,9 +34,18 @@ impl Pair {
         Ok(Pair {
             backend,
             model,
-            scratch: parking_lot::Mutex::new(None),
+            state: (),
             claims: parking_lot::Mutex::new(None),
         })
+    }
+
+    fn with<X>(self, state: X) -> Pair<X> {
+        Pair {
+            backend: self.backend,
+            model: self.model,
+            state,
+            claims: self.claims,
+        }
     }
 }
 
@@ -129,19 +139,15 @@ pub(crate) enum Ids {
 
 /// Drains the outbox of both sides and compares the events published.
 pub(crate) async fn same_drained_events(p: &Pair, what: &str, ids: Ids) -> Result<(), String> {
-    let me = crate::cases::drain(&p.model).await?;
-    let be = crate::cases::drain(&p.backend).await?;
+    let me = drain(&p.model).await?;
+    let be = drain(&p.backend).await?;
     if ids == Ids::Given {
-        return crate::cases::eq(what, be, me);
+        return eq(what, be, me);
     }
     time_ordered_v7(&format!("{what} (model)"), &me)?;
     time_ordered_v7(&format!("{what} (backend)"), &be)?;
-    let strip = |v: Vec<credo_ports::AuditEvent>| {
-        v.into_iter()
-            .map(crate::cases::without_id)
-            .collect::<Vec<_>>()
-    };
-    crate::cases::eq(what, strip(be), strip(me))
+    let strip = |v: Vec<credo_ports::AuditEvent>| v.into_iter().map(without_id).collect::<Vec<_>>();
+    eq(what, strip(be), strip(me))
 }
 
 /// Store-generated event ids are UUIDv7 (RFC 9562: version 7, variant 10) and strictly
@@ -172,19 +178,39 @@ pub(crate) fn time_ordered_v7(
     Ok(())
 }
 
-/// Runs a property: operation sequences from `strategy()` are generated, each applied step by step to a fresh pair by
-/// `apply`, which returns `Err` on the first divergence. Failures shrink to a minimal sequence
-/// and (unless disabled) are saved to `proptest-regressions/<file>.txt` and replayed first on
-/// every later run.
+/// Applies one operation to both sides of a pair; `Err` is the first divergence.
+pub type Step<Op, X = ()> = for<'a> fn(&'a Pair<X>, &'a Op) -> BoxFuture<'a, Result<(), String>>;
+
+/// Runs a property: operation sequences from `strategy()` are generated, each applied step by
+/// step to a fresh pair by `apply`, which returns `Err` on the first divergence. Failures
+/// shrink to a minimal sequence and (unless disabled) are saved to
+/// `proptest-regressions/<file>.txt` and replayed first on every later run.
 pub async fn check<Op, S>(
     ctx: &Ctx,
     file: &'static str,
     strategy: fn() -> S,
-    apply: for<'a> fn(&'a Pair, &'a Op) -> BoxFuture<'a, Result<(), String>>,
+    apply: Step<Op>,
 ) -> Result<(), String>
 where
     Op: Debug + Clone + Send + Sync + 'static,
     S: Strategy<Value = Vec<Op>> + 'static,
+{
+    check_with(ctx, file, strategy, |_| Ok(()), apply).await
+}
+
+/// [`check`] for a property with state of its own: `init` builds it from each sequence's
+/// fresh pair, and `apply` finds it in [`Pair::state`].
+pub async fn check_with<Op, S, X>(
+    ctx: &Ctx,
+    file: &'static str,
+    strategy: fn() -> S,
+    init: fn(&Pair) -> Result<X, String>,
+    apply: Step<Op, X>,
+) -> Result<(), String>
+where
+    Op: Debug + Clone + Send + Sync + 'static,
+    S: Strategy<Value = Vec<Op>> + 'static,
+    X: Send + Sync + 'static,
 {
     let ctx = ctx.clone();
     let handle = tokio::runtime::Handle::current();
@@ -212,6 +238,8 @@ where
         runner.run(&strategy, |ops| {
             handle.block_on(async {
                 let pair = Pair::fresh(&ctx).await.map_err(TestCaseError::fail)?;
+                let state = init(&pair).map_err(TestCaseError::fail)?;
+                let pair = pair.with(state);
                 for (step, op) in ops.iter().enumerate() {
                     apply(&pair, op)
                         .await

@@ -1,64 +1,11 @@
 //! Runs every case of the suite against one backend and reports each outcome.
 
 use crate::cases::{self, Case};
-use crate::harness::{Harness, Stores, Support};
+use crate::harness::{Harness, Support};
 use crate::report::{CaseReport, Outcome};
+pub use crate::support::{Ctx, RunOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How the suite runs.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// Generated sequences per property test (`PROPTEST_CASES`, default 256).
-    pub proptest_cases: u32,
-    /// Whether property-test failures are saved to `proptest-regressions/` (off for mutants).
-    pub persist_failures: bool,
-    /// Run only cases whose `port/name` contains this text.
-    pub filter: Option<String>,
-    /// Bound on one case; a case still running then fails.
-    pub case_timeout: Duration,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        let proptest_cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256);
-        Self {
-            proptest_cases,
-            persist_failures: true,
-            filter: None,
-            case_timeout: Duration::from_secs(300),
-        }
-    }
-}
-
-/// What a case gets: the backend and the run options. Cases build their own fresh stores.
-#[derive(Clone)]
-pub struct Ctx {
-    /// The backend under test.
-    pub harness: Arc<dyn Harness>,
-    /// Run options.
-    pub options: RunOptions,
-}
-
-impl Ctx {
-    /// Fresh, isolated stores with the clock at [`Stores::START`].
-    pub async fn fresh(&self) -> Result<Stores, String> {
-        self.harness.fresh(Stores::new_clock()).await
-    }
-
-    /// Lets `d` pass for the stores: the injected clock moves, or (where the stores read real
-    /// time) the case sleeps.
-    pub async fn wait(&self, stores: &Stores, d: std::time::Duration) {
-        if self.harness.reads_real_time() {
-            tokio::time::sleep(d).await;
-        } else {
-            stores.clock.advance(d);
-        }
-    }
-}
 
 /// Runs the suite (or the cases matching `options.filter`) against `harness`.
 ///

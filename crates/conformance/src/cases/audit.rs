@@ -1,7 +1,7 @@
 use super::{cases, drain, ensure, eq, err_kind, event_id, ok, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::audit::MAX_METADATA_BYTES;
 use credo_ports::outbox::Disposition;
 use credo_ports::{

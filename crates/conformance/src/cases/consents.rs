@@ -2,7 +2,7 @@ use super::{cases, consent_id, drain, ensure, eq, err_kind, ok, tenant, user_id}
 use crate::harness::{Port, Stores};
 use crate::model::consent_status;
 use crate::property::{self, Pair, same};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;

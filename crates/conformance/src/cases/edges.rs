@@ -7,7 +7,7 @@
 use super::{cases, consent_id, event_id, session_id, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same, same_pages};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::rate_limit::{CLOCK_LIMIT_US, MAX_RATE};
 use credo_ports::{
     AuditCategory, AuditEvent, AuditQuery, ConsentFilter, Cursor, Device, GrantConsent, NewSession,

@@ -10,7 +10,7 @@
 use super::{cases, consent_id, event_id, session_id, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::linearizability::{Call, History, Spec, check, check_partitioned};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{
     AuditCategory, AuditEvent, ClaimToken, Device, EventId, GrantConsent, NewSession, NewUser,
     RateLimitPolicy, SessionStatus, StoreResult,

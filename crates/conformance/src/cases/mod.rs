@@ -12,14 +12,11 @@ mod sessions;
 mod text;
 mod users;
 
-use crate::harness::{Port, Stores};
-use crate::runner::Ctx;
-use credo_ports::{
-    AuditEvent, ConsentId, Delivery, EncodedEvent, EventId, SessionId, TenantId, UserId,
-};
+use crate::harness::Port;
+use crate::support::Ctx;
+pub(crate) use crate::support::{drain, ensure, eq, err_kind, ok, without_id};
+use credo_ports::{ConsentId, EventId, SessionId, TenantId, UserId};
 use futures_util::future::BoxFuture;
-use std::fmt::Debug;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// A case: a port, a name, and the test.
@@ -96,33 +93,6 @@ where
     Ok(out)
 }
 
-/// Fails with `msg` unless `cond`.
-pub(crate) fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(msg()) }
-}
-
-/// Fails unless `a == b`.
-pub(crate) fn eq<T: PartialEq + Debug>(what: &str, a: T, b: T) -> Result<(), String> {
-    ensure(a == b, || format!("{what}: expected {b:?}, got {a:?}"))
-}
-
-/// Fails unless `r` is an error of variant `kind`.
-pub(crate) fn err_kind<T: Debug>(
-    what: &str,
-    r: credo_ports::StoreResult<T>,
-    kind: &str,
-) -> Result<(), String> {
-    match r {
-        Err(e) if e.kind() == kind => Ok(()),
-        other => Err(format!("{what}: expected {kind}, got {other:?}")),
-    }
-}
-
-/// Maps a store error into a case failure.
-pub(crate) fn ok<T>(what: &str, r: credo_ports::StoreResult<T>) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: unexpected error {e:?}"))
-}
-
 /// The i-th of a fixed set of tenants (stable across model and backend).
 pub(crate) fn tenant(i: u8) -> TenantId {
     TenantId::from_uuid(Uuid::from_u128(
@@ -157,36 +127,4 @@ pub(crate) fn event_id(i: u16) -> EventId {
     EventId::from_uuid(Uuid::from_u128(
         0x0190_0000_0000_7000_8000_0000_0000_0000 | (u128::from(i) << 64),
     ))
-}
-
-/// Claims, publishes and acks until the outbox is empty, every message required to be
-/// published. Returns the events published, decoded, in order.
-pub(crate) async fn drain(s: &Stores) -> Result<Vec<AuditEvent>, String> {
-    let outbox = s.outbox()?;
-    let sink = s.sink()?;
-    let mut all = Vec::new();
-    loop {
-        let claim = ok("claim", outbox.claim(100, Duration::from_secs(30)).await)?;
-        if claim.records.is_empty() {
-            break;
-        }
-        let messages: Vec<EncodedEvent> = claim.records.into_iter().map(|r| r.message).collect();
-        let deliveries = ok("publish", sink.publish(&messages).await)?;
-        ensure(deliveries.iter().all(|d| *d == Delivery::Published), || {
-            format!("every event published, got {deliveries:?}")
-        })?;
-        let ids: Vec<EventId> = messages.iter().map(|m| m.id).collect();
-        ok("ack", outbox.ack(claim.token, &ids).await)?;
-        for m in messages {
-            all.push(m.decode()?);
-        }
-    }
-    Ok(all)
-}
-
-/// An audit event with its generated id blanked, for comparing events recorded by stores
-/// (whose ids are fresh UUIDv7s) across model and backend.
-pub(crate) fn without_id(mut e: AuditEvent) -> AuditEvent {
-    e.id = EventId::from_uuid(Uuid::nil());
-    e
 }

@@ -1,6 +1,6 @@
 use super::{cases, ensure, eq, err_kind, ok, tenant, user_id};
 use crate::harness::{Port, Stores};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{
     AuditCategory, AuditEvent, Claim, Disposition, EventId, Outbox, PageRequest, StoreError, UserId,
 };

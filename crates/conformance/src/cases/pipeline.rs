@@ -6,7 +6,7 @@
 use super::{cases, consent_id, ensure, eq, event_id, ok, race, tenant, user_id, without_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use async_trait::async_trait;
 use credo_pipeline::{Backoff, OutboxRelay, RelayConfig, RelayPass};
 use credo_ports::{
@@ -307,20 +307,11 @@ struct Sides {
     backend: Arc<Recorder>,
 }
 
-fn sides(p: &Pair) -> Result<Arc<Sides>, String> {
-    let mut scratch = p.scratch.lock();
-    if let Some(s) = scratch
-        .as_ref()
-        .and_then(|s| s.clone().downcast::<Sides>().ok())
-    {
-        return Ok(s);
-    }
-    let s = Arc::new(Sides {
+fn sides(p: &Pair) -> Result<Sides, String> {
+    Ok(Sides {
         model: Recorder::new(p.model.sink()?),
         backend: Recorder::new(p.backend.sink()?),
-    });
-    *scratch = Some(s.clone());
-    Ok(s)
+    })
 }
 
 /// Applies one operation to one side; results are not compared here (the stores' own suites
@@ -385,9 +376,9 @@ async fn apply_one(s: &Stores, rec: &Arc<Recorder>, op: &Op) -> Result<(), Strin
     Ok(())
 }
 
-fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
+fn apply<'a>(p: &'a Pair<Sides>, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
     async move {
-        let sides = sides(p)?;
+        let sides = &p.state;
         // Both sides share one clock: advance it once.
         if let Op::Advance { secs } = op {
             p.backend.clock.advance(Duration::from_secs(*secs));
@@ -396,12 +387,13 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
         apply_one(&p.model, &sides.model, op).await?;
         apply_one(&p.backend, &sides.backend, op).await?;
         // After each step, a full drain (leases ended) must leave both logs identical.
-        check_drained(p, &sides).await
+        check_drained(p).await
     }
     .boxed()
 }
 
-async fn check_drained(p: &Pair, sides: &Sides) -> Result<(), String> {
+async fn check_drained(p: &Pair<Sides>) -> Result<(), String> {
+    let sides = &p.state;
     // Draining after every step is what a continuously running relay does; leases of crashed
     // claims end first.
     p.backend.clock.advance(LEASE);
@@ -454,10 +446,11 @@ async fn check_drained(p: &Pair, sides: &Sides) -> Result<(), String> {
 }
 
 async fn model_based_pipeline(ctx: &Ctx) -> Result<(), String> {
-    property::check(
+    property::check_with(
         ctx,
         "pipeline",
         || proptest::collection::vec(op(), 1..25),
+        sides,
         apply,
     )
     .await

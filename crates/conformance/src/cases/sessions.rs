@@ -1,7 +1,7 @@
 use super::{cases, ensure, eq, err_kind, ok, race, session_id, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::property::{self, Pair, same};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{Device, NewSession, SessionStatus, SessionStore, StoreError, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;

@@ -4,7 +4,7 @@
 use super::{cases, consent_id, event_id, session_id, tenant, user_id};
 use crate::harness::Port;
 use crate::property::{self, Pair, same};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{
     AuditCategory, AuditEvent, Device, GrantConsent, NewSession, NewUser, RateLimitPolicy,
     SessionStatus, StoreResult, Timestamp, UserStatus,

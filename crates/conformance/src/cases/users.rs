@@ -1,7 +1,7 @@
 use super::{cases, drain, ensure, eq, err_kind, ok, race, tenant, user_id};
 use crate::harness::Port;
 use crate::property::{self, Pair, same};
-use crate::runner::Ctx;
+use crate::support::Ctx;
 use credo_ports::{NewUser, PageRequest, StoreError, User, UserStatus, UserStore, UserUpdate};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
