@@ -5,11 +5,14 @@
 //! - [`PrivatePostgres`]: a throw-away PostgreSQL cluster that can be stopped and restarted;
 //! - [`PrivateTansu`]: a tansu broker whose advertised address is a [`Proxy`] that can cut
 //!   every connection, so all Kafka traffic can be interrupted and restored;
-//! - [`CapturedLogs`]: the log lines a piece of code writes.
+//! - [`CapturedLogs`]: the log lines a piece of code writes;
+//! - [`system`]: where PostgreSQL is installed and whether we run as root (shared with
+//!   `cargo xtask services`).
 
 mod logs;
 mod postgres;
 mod proxy;
+pub mod system;
 
 pub use logs::CapturedLogs;
 pub use postgres::PrivatePostgres;

@@ -9,28 +9,11 @@ pub struct PrivatePostgres {
     port: u16,
 }
 
-fn find_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|b| b.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 impl PrivatePostgres {
     /// A new running cluster (user `credo`, trust authentication), or `None` (skipped) when
     /// no PostgreSQL binaries are installed.
     pub fn start() -> Option<Self> {
-        let Some(bin) = find_bin() else {
+        let Some(bin) = crate::system::pg_bin(None) else {
             return crate::skip(
                 "PostgreSQL binaries not found under /usr/lib/postgresql (cargo xtask services up)",
             );
@@ -38,7 +21,7 @@ impl PrivatePostgres {
         let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("credo-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
+        if crate::system::is_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres"])
                 .arg(&dir)
@@ -67,7 +50,7 @@ impl PrivatePostgres {
 
     fn run(&self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
-        let mut cmd = if is_root() {
+        let mut cmd = if crate::system::is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&exe);
             c
