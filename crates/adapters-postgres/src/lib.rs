@@ -24,6 +24,8 @@ mod error;
 mod outbox;
 mod rate_limits;
 mod sessions;
+#[cfg(feature = "test-support")]
+mod testing;
 mod time;
 mod users;
 
@@ -37,7 +39,7 @@ pub use users::PgUserStore;
 use async_trait::async_trait;
 use credo_ports::redact;
 use credo_ports::{
-    AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, HealthCheck, HealthStatus, Outbox,
+    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
 };
 use sqlx::ConnectOptions;
@@ -348,32 +350,6 @@ impl PgStores {
         })
     }
 
-    /// Drops the configured schema and everything in it (test clean-up).
-    pub async fn drop_schema(&self) -> StoreResult<()> {
-        let Some(schema) = &self.schema else {
-            return Err(StoreError::InvalidState("no schema configured".into()));
-        };
-        let ddl = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    /// Deletes every row of every table of this backend (test isolation between cases that
-    /// reuse one schema). Never called by the stores themselves.
-    pub async fn clear_all_tables(&self) -> StoreResult<()> {
-        sqlx::raw_sql(
-            "DELETE FROM users; DELETE FROM sessions; DELETE FROM revoked_tokens; DELETE FROM consents;
-             DELETE FROM audit_events; DELETE FROM outbox; DELETE FROM rate_limits;",
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
     /// The pool (for services that share it).
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -412,39 +388,6 @@ impl PgStores {
             self.clock.clone(),
             self.lease_clock,
         ))
-    }
-    /// Inserts an outbox row as given, as another program (an older or newer version, or
-    /// damage) could have left it. For tests of the pipeline's handling of such rows.
-    #[doc(hidden)]
-    pub async fn enqueue_raw(&self, message: &EncodedEvent) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        outbox::insert(&mut conn, message, self.clock.now()).await
-    }
-    /// While `on`, every insert into the outbox fails (a trigger raising SQLSTATE 53100,
-    /// `disk_full`), and with it every change that records an event. For the conformance case
-    /// that proves a change and its event commit together or not at all.
-    #[doc(hidden)]
-    pub async fn fail_outbox_writes(&self, on: bool) -> StoreResult<()> {
-        let statements: &[&'static str] = if on {
-            &[
-                "CREATE OR REPLACE FUNCTION credo_test_fail_outbox() RETURNS trigger \
-                 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION \
-                 'outbox writes are failing (injected fault)' USING ERRCODE = '53100'; END $$",
-                "DROP TRIGGER IF EXISTS credo_test_fail_outbox ON outbox",
-                "CREATE TRIGGER credo_test_fail_outbox BEFORE INSERT ON outbox \
-                 FOR EACH ROW EXECUTE FUNCTION credo_test_fail_outbox()",
-            ]
-        } else {
-            &["DROP TRIGGER IF EXISTS credo_test_fail_outbox ON outbox"]
-        };
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        for &sql in statements {
-            sqlx::query(sql)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-        }
-        Ok(())
     }
 
     /// The rate limiter.
