@@ -48,9 +48,9 @@ const TARGETS: [Target; 5] = [
         package: "credo-adapters-postgres",
         backend: "postgres",
         services: &[Service::Postgres],
-        // Closing, migrations and the outbox's lease clock. (`faults`, an outage on a private
-        // cluster, would add 9 s to every verdict.)
-        extra_tests: &["lifecycle", "migrations", "outbox"],
+        // Closing, migrations, the outbox's lease clock and revoke-all under a row lock.
+        // (`faults`, an outage on a private cluster, would add 9 s to every verdict.)
+        extra_tests: &["lifecycle", "migrations", "outbox", "revoke_all"],
         extra_packages: &[],
         harness_feature: Some("postgres"),
     },

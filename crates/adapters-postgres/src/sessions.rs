@@ -7,12 +7,14 @@ use credo_ports::{
     StoreResult, TenantId, Timestamp, UserId,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use std::sync::Arc;
 
 /// PostgreSQL [`SessionStore`] for single-database deployments. Every state change is one
 /// conditional `UPDATE ... RETURNING` (the row lock makes check and write one step), followed,
-/// only when it matched nothing, by a read that tells `NotFound` from `InvalidState`.
+/// only when it matched nothing, by a read that tells `NotFound` from `InvalidState`. Creates
+/// and `revoke_all_for_user` of one user also take that user's advisory lock (see
+/// `lock_user`), so that revoking all is one step.
 pub struct PgSessionStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -22,6 +24,36 @@ impl PgSessionStore {
     pub(crate) fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
         Self { pool, clock }
     }
+}
+
+/// First key of the two-key advisory locks on one user's sessions ("SESS"), apart from other
+/// users of advisory locks in the same database.
+const SESSION_LOCK_CLASS: i32 = 0x5345_5353;
+
+/// Takes the advisory lock on `user`'s sessions until commit: shared by `create` (creates of
+/// one user do not wait for each other), exclusive by `revoke_all_for_user`. Row locks alone
+/// cannot make revoke-all atomic: under READ COMMITTED its `UPDATE` that waited on one row
+/// (a concurrent single revoke) sees that row's new version but not a session a create
+/// committed meanwhile, so "log out everywhere" could leave a session that existed before it
+/// returned (the consent store has the same lock for the same reason).
+async fn lock_user(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+    exclusive: bool,
+) -> StoreResult<()> {
+    let sql = if exclusive {
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
+    };
+    sqlx::query(sql)
+        .bind(SESSION_LOCK_CLASS)
+        .bind(format!("{}/{}", tenant.0, user.0))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 fn status(s: &str) -> StoreResult<SessionStatus> {
@@ -167,6 +199,8 @@ impl SessionStore for PgSessionStore {
         let now = self.clock.now();
         new.validate(now)?;
         let s = new.into_session(now);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_user(&mut tx, s.tenant_id, s.user_id, false).await?;
         let row = sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, client_id, scopes, status, user_agent, ip_address,
                                    device_id, device_name, created_at, expires_at, last_seen_at, version)
@@ -195,9 +229,10 @@ impl SessionStore for PgSessionStore {
         .bind(s.device.device_name.as_deref())
         .bind(to_db(now))
         .bind(to_db(s.expires_at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         match row {
             Some(r) => session(&r),
             None => Err(StoreError::Conflict(format!(
@@ -229,6 +264,10 @@ impl SessionStore for PgSessionStore {
 
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.clock.now();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Before the UPDATE, whose snapshot must come after every create of this user that
+        // got the lock first (see `lock_user`).
+        lock_user(&mut tx, tenant, user, true).await?;
         let r = sqlx::query(
             "UPDATE sessions SET status = 'revoked', revoked_at = $3, version = version + 1
              WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3 AND status <> 'revoked'",
@@ -236,9 +275,10 @@ impl SessionStore for PgSessionStore {
         .bind(tenant.0)
         .bind(user.0)
         .bind(to_db(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(r.rows_affected())
     }
 
