@@ -1,6 +1,6 @@
-use crate::map_err;
 use crate::outbox::enqueue;
 use crate::time::{from_db, from_db_opt, to_db};
+use crate::{locks, map_err};
 use async_trait::async_trait;
 use credo_ports::audit::events;
 use credo_ports::{
@@ -37,24 +37,12 @@ fn consent(r: &PgRow) -> StoreResult<Consent> {
     })
 }
 
-/// Serializes every consent write of one user (an advisory lock held until commit). Row locks
-/// alone cannot: under READ COMMITTED a statement that waited on one row sees that row's new
-/// version but not a purpose inserted by a transaction that committed before it, so
-/// `revoke_all` or `delete_all` could act on a state that never existed, and two first grants
-/// of one purpose would race on two unique keys (purpose and id).
+/// Serializes every consent write of one user (see [`crate::locks`]): without it `revoke_all`
+/// or `delete_all` could act on a state that never existed, and two first grants of one
+/// purpose would race on two unique keys (purpose and id).
 async fn lock_user(conn: &mut PgConnection, tenant: TenantId, user: UserId) -> StoreResult<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(CONSENT_LOCK_CLASS)
-        .bind(format!("{}/{}", tenant.0, user.0))
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
-    Ok(())
+    locks::lock_user(conn, locks::CONSENTS, tenant, user, locks::Mode::Exclusive).await
 }
-
-/// First key of the two-key advisory locks on consents ("CNST"), apart from other users of
-/// advisory locks in the same database.
-const CONSENT_LOCK_CLASS: i32 = 0x434E_5354;
 
 async fn locked_for_user(
     conn: &mut PgConnection,

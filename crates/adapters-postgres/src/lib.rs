@@ -21,6 +21,7 @@
 mod audit;
 mod consents;
 mod error;
+mod locks;
 mod outbox;
 mod rate_limits;
 mod sessions;

@@ -1,5 +1,5 @@
-use crate::map_err;
 use crate::time::{bad_enum, from_db, from_db_opt, to_db};
+use crate::{locks, map_err};
 use async_trait::async_trait;
 use credo_ports::sessions::{validate_jti, validate_revocation};
 use credo_ports::{
@@ -7,14 +7,14 @@ use credo_ports::{
     StoreResult, TenantId, Timestamp, UserId,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use std::sync::Arc;
 
 /// PostgreSQL [`SessionStore`] for single-database deployments. Every state change is one
 /// conditional `UPDATE ... RETURNING` (the row lock makes check and write one step), followed,
 /// only when it matched nothing, by a read that tells `NotFound` from `InvalidState`. Creates
 /// and `revoke_all_for_user` of one user also take that user's advisory lock (see
-/// `lock_user`), so that revoking all is one step.
+/// `crate::locks`), so that revoking all is one step.
 pub struct PgSessionStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -24,36 +24,6 @@ impl PgSessionStore {
     pub(crate) fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Self {
         Self { pool, clock }
     }
-}
-
-/// First key of the two-key advisory locks on one user's sessions ("SESS"), apart from other
-/// users of advisory locks in the same database.
-const SESSION_LOCK_CLASS: i32 = 0x5345_5353;
-
-/// Takes the advisory lock on `user`'s sessions until commit: shared by `create` (creates of
-/// one user do not wait for each other), exclusive by `revoke_all_for_user`. Row locks alone
-/// cannot make revoke-all atomic: under READ COMMITTED its `UPDATE` that waited on one row
-/// (a concurrent single revoke) sees that row's new version but not a session a create
-/// committed meanwhile, so "log out everywhere" could leave a session that existed before it
-/// returned (the consent store has the same lock for the same reason).
-async fn lock_user(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    user: UserId,
-    exclusive: bool,
-) -> StoreResult<()> {
-    let sql = if exclusive {
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))"
-    } else {
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
-    };
-    sqlx::query(sql)
-        .bind(SESSION_LOCK_CLASS)
-        .bind(format!("{}/{}", tenant.0, user.0))
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
-    Ok(())
 }
 
 fn status(s: &str) -> StoreResult<SessionStatus> {
@@ -200,7 +170,15 @@ impl SessionStore for PgSessionStore {
         new.validate(now)?;
         let s = new.into_session(now);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_user(&mut tx, s.tenant_id, s.user_id, false).await?;
+        // Shared: creates of one user do not wait for each other, only for a revoke-all.
+        locks::lock_user(
+            &mut tx,
+            locks::SESSIONS,
+            s.tenant_id,
+            s.user_id,
+            locks::Mode::Shared,
+        )
+        .await?;
         let row = sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, client_id, scopes, status, user_agent, ip_address,
                                    device_id, device_name, created_at, expires_at, last_seen_at, version)
@@ -266,8 +244,16 @@ impl SessionStore for PgSessionStore {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Before the UPDATE, whose snapshot must come after every create of this user that
-        // got the lock first (see `lock_user`).
-        lock_user(&mut tx, tenant, user, true).await?;
+        // got the lock first (see `crate::locks`): "log out everywhere" never misses a session
+        // committed while it waited on a row lock.
+        locks::lock_user(
+            &mut tx,
+            locks::SESSIONS,
+            tenant,
+            user,
+            locks::Mode::Exclusive,
+        )
+        .await?;
         let r = sqlx::query(
             "UPDATE sessions SET status = 'revoked', revoked_at = $3, version = version + 1
              WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3 AND status <> 'revoked'",
