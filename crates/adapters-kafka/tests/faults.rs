@@ -111,7 +111,7 @@ async fn a_relay_killed_after_publish_before_ack_is_absorbed_by_the_consumer() {
     let lease = Duration::from_secs(4);
     let first = run_relay(p.relay(dying.clone(), lease));
     dying.died.notified().await;
-    first.task.abort(); // killed mid-batch: published, not acked
+    first.kill().await; // mid-batch: published, not acked
     let orphaned = counting.published.load(Ordering::Relaxed);
     let second = run_relay(p.relay(counting.clone(), lease));
     p.wait_materialized(EVENTS, Duration::from_secs(120)).await;
@@ -172,7 +172,7 @@ async fn a_consumer_killed_after_write_before_commit_duplicates_nothing() {
     tokio::time::timeout(Duration::from_secs(120), p.log.hung.notified())
         .await
         .expect("the first consumer wrote 40 % of the events");
-    first_running.task.abort(); // killed: written, offsets not committed
+    first_running.kill().await; // written, offsets not committed
     let first_stats = first.stats();
     drop(first);
     let written_by_first = p.log.written.load(Ordering::SeqCst);

@@ -337,6 +337,21 @@ impl<T: Send + 'static> Running<T> {
         }
     }
 
+    /// Kills the task as a crash would (no clean shutdown) and returns once its future has
+    /// been dropped, so its clients are gone before a successor starts. Starting the successor
+    /// while the dead consumer still closes makes it leave mid-rebalance, which can stall the
+    /// group on tansu.
+    pub async fn kill(self) {
+        self.task.abort();
+        let ended = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("a killed task is dropped within 30 s");
+        assert!(
+            ended.is_err_and(|e| e.is_cancelled()),
+            "the task was killed"
+        );
+    }
+
     pub async fn stop(self) -> T {
         self.stop.send_replace(true);
         tokio::time::timeout(Duration::from_secs(30), self.task)
