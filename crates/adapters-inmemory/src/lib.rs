@@ -18,6 +18,8 @@
 //! # }).unwrap();
 //! ```
 
+mod capabilities;
+pub use capabilities::CAPABILITIES;
 mod audit;
 mod consents;
 mod mutants;

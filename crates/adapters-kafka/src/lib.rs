@@ -29,6 +29,8 @@
 //! # Ok(()) }
 //! ```
 
+mod capabilities;
+pub use capabilities::CAPABILITIES;
 mod config;
 mod health;
 mod sink;

@@ -18,6 +18,8 @@
 //! # Ok(()) }
 //! ```
 
+mod capabilities;
+pub use capabilities::CAPABILITIES;
 mod audit;
 mod consents;
 mod error;

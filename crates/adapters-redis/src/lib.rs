@@ -25,6 +25,8 @@ pub mod scripts {
     pub const GCRA: &str = crate::rate_limits::GCRA_LUA;
 }
 
+mod capabilities;
+pub use capabilities::CAPABILITIES;
 mod lua;
 mod mutants;
 mod rate_limits;

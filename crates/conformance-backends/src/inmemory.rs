@@ -57,8 +57,8 @@ impl Harness for InMemoryHarness {
         Ok(())
     }
 
-    fn supports(&self, _port: Port) -> Support {
-        Support::Yes
+    fn supports(&self, port: Port) -> Support {
+        credo_adapters_inmemory::CAPABILITIES.supports(port)
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {

@@ -247,13 +247,7 @@ impl Harness for KafkaHarness {
     }
 
     fn supports(&self, port: Port) -> Support {
-        match port {
-            Port::Pipeline => Support::Yes,
-            _ => Support::No(
-                "the kafka column is the PostgreSQL → Kafka → PostgreSQL audit pipeline; \
-                 its stores are PostgreSQL's, checked in the postgres column",
-            ),
-        }
+        credo_adapters_kafka::CAPABILITIES.supports(port)
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {

@@ -148,8 +148,8 @@ impl Harness for PostgresHarness {
         }
     }
 
-    fn supports(&self, _port: Port) -> Support {
-        Support::Yes
+    fn supports(&self, port: Port) -> Support {
+        credo_adapters_postgres::CAPABILITIES.supports(port)
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {

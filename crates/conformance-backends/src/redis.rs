@@ -134,14 +134,7 @@ impl Harness for RedisHarness {
         if self.time == TimeSource::Server && port != Port::RateLimits {
             return Support::No("the server-time column is the rate limiter's");
         }
-        match port {
-            Port::Sessions | Port::RateLimits => Support::Yes,
-            Port::Users => Support::No("Redis is not a user store: not a cache (DESIGN §3)"),
-            Port::Consents => Support::No("consent read-model projection comes later (DESIGN §3)"),
-            Port::Audit | Port::Outbox | Port::Pipeline => {
-                Support::No("the audit log and outbox live in PostgreSQL (DESIGN §3)")
-            }
-        }
+        credo_adapters_redis::CAPABILITIES.supports(port)
     }
 
     async fn fresh(&self, clock: Arc<ManualClock>) -> Result<Stores, String> {

@@ -6,29 +6,9 @@ use credo_ports::{
     RateLimitStore, SessionStore, StoreResult, Timestamp, UserStore,
 };
 use futures_util::future::BoxFuture;
-use serde::Serialize;
-use std::fmt;
 use std::sync::Arc;
 
-/// The ports the suite checks, i.e. the rows of the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Port {
-    /// [`UserStore`].
-    Users,
-    /// [`SessionStore`] with the token revocation list.
-    Sessions,
-    /// [`ConsentStore`].
-    Consents,
-    /// [`AuditRecorder`] and [`AuditLog`].
-    Audit,
-    /// The relay-facing [`Outbox`].
-    Outbox,
-    /// [`RateLimitStore`].
-    RateLimits,
-    /// The audit pipeline: store mutations and `record` -> outbox -> relay -> sink -> log.
-    Pipeline,
-}
+pub use credo_ports::capability::{Port, Support};
 
 /// Builds the backend's sink writing into the given log (a test may pass a wrapper that
 /// watches what arrives, in which order).
@@ -42,47 +22,6 @@ pub type OutboxFaults = Arc<dyn Fn(bool) -> BoxFuture<'static, StoreResult<()>> 
 /// could have left it.
 pub type RawEnqueue =
     Arc<dyn Fn(EncodedEvent) -> BoxFuture<'static, StoreResult<()>> + Send + Sync>;
-
-impl Port {
-    /// Every port, in report order.
-    pub const ALL: [Port; 7] = [
-        Port::Users,
-        Port::Sessions,
-        Port::Consents,
-        Port::Audit,
-        Port::Outbox,
-        Port::RateLimits,
-        Port::Pipeline,
-    ];
-
-    /// The report spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Port::Users => "users",
-            Port::Sessions => "sessions",
-            Port::Consents => "consents",
-            Port::Audit => "audit",
-            Port::Outbox => "outbox",
-            Port::RateLimits => "rate_limits",
-            Port::Pipeline => "pipeline",
-        }
-    }
-}
-
-impl fmt::Display for Port {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Whether a backend implements a port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Support {
-    /// Implemented: every case of the port runs.
-    Yes,
-    /// Deliberately not implemented (DESIGN §3); the report shows "not applicable" with this reason.
-    No(&'static str),
-}
 
 /// The stores of one backend, fresh and isolated from every other test, all reading one
 /// [`ManualClock`]. Ports the backend does not implement are `None`.

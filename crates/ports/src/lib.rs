@@ -16,6 +16,7 @@
 //! ```
 
 pub mod audit;
+pub mod capability;
 pub mod consents;
 pub mod envelope;
 pub mod error;
