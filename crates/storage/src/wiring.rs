@@ -1,7 +1,8 @@
 //! [`Storage::connect`]: configuration to wired stores.
 
 use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
-use credo_pipeline::{AuditConsumer, ConsumerConfig, DirectSink, OutboxRelay, RelayConfig};
+use credo_pipeline::{AuditConsumer, ConsumerConfig, DirectSink, OutboxRelay};
+use credo_ports::capability::Port;
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, Outbox,
     RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
@@ -168,13 +169,7 @@ impl Opened {
                             format!("`{setting} = \"postgres\"` needs [postgres] url (CREDO_POSTGRES_URL or DATABASE_URL)"),
                         )
                     })?;
-                    let mut c = credo_adapters_postgres::PgConfig::new(&pg.url);
-                    c.max_connections = pg.max_connections;
-                    c.outbox_connections = pg.outbox_connections;
-                    c.acquire_timeout = Duration::from_millis(pg.acquire_timeout_ms);
-                    c.statement_timeout = Duration::from_millis(pg.statement_timeout_ms);
-                    c.schema = pg.schema.clone();
-                    c.migrations_table = pg.migrations_table.clone();
+                    let c = pg.pg_config();
                     let stores = credo_adapters_postgres::PgStores::connect(&c, clock.clone())
                         .await
                         .map_err(setting_err("postgres", "postgres.url"))?;
@@ -199,21 +194,7 @@ impl Opened {
                             format!("`{setting} = \"redis\"` needs [redis] url (CREDO_REDIS_URL or REDIS_URL)"),
                         )
                     })?;
-                    let mut c = credo_adapters_redis::RedisConfig::new(&r.url);
-                    c.pool_size = r.pool_size;
-                    c.command_timeout = Duration::from_millis(r.command_timeout_ms);
-                    c.key_prefix = r.key_prefix.clone();
-                    c.rate_limit_time = match r.rate_limit_time.as_str() {
-                        "server" => credo_adapters_redis::TimeSource::Server,
-                        "clock" => credo_adapters_redis::TimeSource::Clock,
-                        other => {
-                            return Err(ConfigError::new(
-                                "redis.rate_limit_time",
-                                format!("{other:?}: expected \"server\" or \"clock\""),
-                            )
-                            .into());
-                        }
-                    };
+                    let c = r.redis_config()?;
                     let stores = credo_adapters_redis::RedisStores::connect(&c, clock.clone())
                         .await
                         .map_err(setting_err("redis", "redis.url"))?;
@@ -247,22 +228,9 @@ fn compiled(backend: Backend) -> bool {
 
 /// Everything that can be known wrong before connecting to anything.
 fn validate(config: &StorageConfig) -> Result<(), StorageError> {
+    // Single settings, and each port's backend against what its adapter declares it serves.
     config.validate()?;
     let b = &config.backends;
-    for (setting, backend) in [
-        ("backends.users", b.users),
-        ("backends.consents", b.consents),
-        ("backends.audit", b.audit),
-    ] {
-        if backend == Backend::Redis {
-            return Err(ConfigError::new(
-                setting,
-                "redis does not implement this port (DESIGN §3: Redis is not a system of \
-                 record); choose inmemory or postgres",
-            )
-            .into());
-        }
-    }
     if b.users != b.consents || b.users != b.audit {
         return Err(ConfigError::new(
             "backends.audit",
@@ -291,18 +259,22 @@ fn validate(config: &StorageConfig) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// The store `backend` opened for `port`. Validation has refused a backend whose adapter
+/// does not declare `port`, so a miss means the declaration and the adapter disagree.
 fn pick<T: ?Sized>(
-    port: Option<Arc<T>>,
+    store: Option<Arc<T>>,
     setting: &'static str,
     backend: Backend,
-    choices: &str,
+    port: Port,
 ) -> Result<Arc<T>, StorageError> {
-    port.ok_or_else(|| {
+    store.ok_or_else(|| {
+        let choices: Vec<&str> = Backend::serving(port).iter().map(|b| b.as_str()).collect();
         ConfigError::new(
             setting,
             format!(
-                "the {} backend does not implement this port (DESIGN §3); choose {choices}",
-                backend.as_str()
+                "the {} backend does not implement {port}; choose {}",
+                backend.as_str(),
+                choices.join(" or ")
             ),
         )
         .into()
@@ -332,11 +304,9 @@ impl Storage {
         let limits = opened
             .open(b.rate_limits, "backends.rate_limits", config, &clock)
             .await?;
-        let durable = "inmemory or postgres";
-        let any = "inmemory, postgres or redis";
-        let audit = pick(users.audit, "backends.audit", b.audit, durable)?;
-        let audit_log = pick(users.audit_log, "backends.audit", b.audit, durable)?;
-        let outbox = pick(users.outbox, "backends.audit", b.audit, durable)?;
+        let audit = pick(users.audit, "backends.audit", b.audit, Port::Audit)?;
+        let audit_log = pick(users.audit_log, "backends.audit", b.audit, Port::Audit)?;
+        let outbox = pick(users.outbox, "backends.audit", b.audit, Port::Outbox)?;
 
         // The audit path, step by step: the sink the relay publishes to and, with Kafka, the
         // consumer that materializes the topic into the log.
@@ -350,7 +320,7 @@ impl Storage {
                 (sink, Some(consumer))
             }
         };
-        let relay = OutboxRelay::new(outbox.clone(), sink, relay_config(config))
+        let relay = OutboxRelay::new(outbox.clone(), sink, config.relay.relay_config())
             .map_err(|e| relay_error(e, b.audit_sink))?;
         // Both end when `stop` says so or is dropped with the `Storage`.
         let (stop, stopped) = watch::channel(false);
@@ -373,15 +343,25 @@ impl Storage {
         use crate::instrument as i;
         Ok(Storage {
             users: Arc::new(i::Users {
-                inner: pick(users.users, "backends.users", b.users, durable)?,
+                inner: pick(users.users, "backends.users", b.users, Port::Users)?,
                 backend: b.users.as_str(),
             }),
             sessions: Arc::new(i::Sessions {
-                inner: pick(sessions.sessions, "backends.sessions", b.sessions, any)?,
+                inner: pick(
+                    sessions.sessions,
+                    "backends.sessions",
+                    b.sessions,
+                    Port::Sessions,
+                )?,
                 backend: b.sessions.as_str(),
             }),
             consents: Arc::new(i::Consents {
-                inner: pick(users.consents, "backends.consents", b.consents, durable)?,
+                inner: pick(
+                    users.consents,
+                    "backends.consents",
+                    b.consents,
+                    Port::Consents,
+                )?,
                 backend: b.consents.as_str(),
             }),
             audit: Arc::new(i::Recorder {
@@ -397,7 +377,7 @@ impl Storage {
                     limits.rate_limits,
                     "backends.rate_limits",
                     b.rate_limits,
-                    any,
+                    Port::RateLimits,
                 )?,
                 backend: b.rate_limits.as_str(),
             })),
@@ -444,17 +424,6 @@ impl Storage {
     }
 }
 
-fn relay_config(config: &StorageConfig) -> RelayConfig {
-    let r = &config.relay;
-    RelayConfig {
-        batch: r.batch,
-        lease: Duration::from_millis(r.lease_ms),
-        idle_poll: Duration::from_millis(r.idle_poll_ms),
-        max_failures: r.max_failures,
-        ..RelayConfig::default()
-    }
-}
-
 /// A relay setting the relay refused, named as the configuration names it.
 fn relay_error(e: StoreError, sink: AuditSink) -> StorageError {
     match e {
@@ -482,47 +451,15 @@ async fn kafka_transport(
     config: &StorageConfig,
     opened: &mut Opened,
 ) -> Result<(Arc<dyn EventSink>, Arc<dyn EventSource>), StorageError> {
-    use credo_adapters_kafka::{KafkaConfig, KafkaHealth, KafkaSink, KafkaSource};
+    use credo_adapters_kafka::{KafkaHealth, KafkaSink, KafkaSource};
     let k = config.kafka.as_ref().ok_or_else(|| {
         ConfigError::new(
             "kafka.brokers",
             "`backends.audit_sink = \"kafka\"` needs [kafka] brokers (CREDO_KAFKA_BROKERS or KAFKA_BROKERS)",
         )
     })?;
-    let mut c = KafkaConfig::new(&k.brokers);
-    let ms = Duration::from_millis;
-    if let Some(v) = &k.topic {
-        c.topic = v.clone();
-    }
-    if let Some(v) = &k.dlq_topic {
-        c.dlq_topic = v.clone();
-    }
-    if let Some(v) = &k.group_id {
-        c.group_id = v.clone();
-    }
-    if let Some(v) = &k.client_id {
-        c.client_id = v.clone();
-    }
-    if let Some(v) = k.delivery_timeout_ms {
-        c.delivery_timeout = ms(v);
-    }
-    if let Some(v) = k.linger_ms {
-        c.linger = ms(v);
-    }
-    if let Some(v) = k.fetch_wait_max_ms {
-        c.fetch_wait_max = ms(v);
-    }
-    if let Some(v) = k.partitions {
-        c.partitions = v;
-    }
-    if let Some(v) = k.replication {
-        c.replication = v;
-    }
-    c.session_timeout = k.session_timeout_ms.map(ms);
-    c.heartbeat_interval = k.heartbeat_interval_ms.map(ms);
-    c.max_poll_interval = k.max_poll_interval_ms.map(ms);
+    let mut c = k.kafka_config();
     c.health_timeout = config.health_timeout();
-    c.properties = k.properties.clone();
     let named = |e: StoreError| setting_err("kafka", "kafka.brokers")(e);
     if k.ensure_topics {
         credo_adapters_kafka::ensure_topics(&c)

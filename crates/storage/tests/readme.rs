@@ -24,3 +24,52 @@ fn the_readme_quick_start_is_the_example_that_compiles() {
         "README quick start differs from examples/quickstart.rs"
     );
 }
+
+/// The README's "What works today" table says `yes` exactly where an adapter's
+/// `CAPABILITIES` declares the port, so the table cannot drift from what the harness and the
+/// facade's checks read.
+#[cfg(all(
+    feature = "inmemory",
+    feature = "postgres",
+    feature = "redis",
+    feature = "kafka"
+))]
+#[test]
+fn the_readme_capability_table_is_what_the_adapters_declare() {
+    use credo_storage::capability::{Capabilities, Port};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let columns: [Capabilities; 4] = [
+        credo_storage::inmemory::CAPABILITIES,
+        credo_storage::postgres::CAPABILITIES,
+        credo_storage::redis::CAPABILITIES,
+        credo_storage::kafka::CAPABILITIES,
+    ];
+    let rows = [
+        ("UserStore", Port::Users),
+        ("SessionStore", Port::Sessions),
+        ("ConsentStore", Port::Consents),
+        ("AuditRecorder + AuditLog", Port::Audit),
+        ("RateLimitStore", Port::RateLimits),
+        ("Outbox", Port::Outbox),
+        ("audit pipeline", Port::Pipeline),
+    ];
+    let mut checked = 0;
+    for line in readme.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let Some((_, port)) = rows.iter().find(|(name, _)| *name == cells[0]) else {
+            continue;
+        };
+        assert_eq!(cells.len(), 5, "{line}");
+        for (caps, cell) in columns.iter().zip(&cells[1..]) {
+            assert_eq!(
+                cell.starts_with("yes"),
+                caps.serves(*port),
+                "README says {cell:?} for {port} on {}",
+                caps.backend()
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, rows.len(), "every port has its row in the README");
+}

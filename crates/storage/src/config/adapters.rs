@@ -1,0 +1,100 @@
+//! Settings into the adapters' own config types. Only a setting that was given overrides the
+//! adapter's default, so the adapters' defaults are the only defaults.
+
+use super::RelaySettings;
+use credo_pipeline::RelayConfig;
+use std::time::Duration;
+
+/// Overrides an adapter's default with a setting that was given.
+fn set<T>(field: &mut T, setting: Option<T>) {
+    if let Some(v) = setting {
+        *field = v;
+    }
+}
+
+#[allow(dead_code)] // unused when no adapter is compiled in
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[cfg(feature = "postgres")]
+impl super::PostgresSettings {
+    /// The PostgreSQL adapter's config: its defaults, overridden by what is set.
+    pub fn pg_config(&self) -> credo_adapters_postgres::PgConfig {
+        let mut c = credo_adapters_postgres::PgConfig::new(&self.url);
+        set(&mut c.max_connections, self.max_connections);
+        set(&mut c.outbox_connections, self.outbox_connections);
+        set(&mut c.acquire_timeout, self.acquire_timeout_ms.map(ms));
+        set(&mut c.statement_timeout, self.statement_timeout_ms.map(ms));
+        set(&mut c.schema, self.schema.clone().map(Some));
+        set(&mut c.migrations_table, self.migrations_table.clone());
+        c
+    }
+}
+
+#[cfg(feature = "redis")]
+impl super::RedisSettings {
+    /// The Redis adapter's config: its defaults, overridden by what is set.
+    pub fn redis_config(&self) -> Result<credo_adapters_redis::RedisConfig, super::ConfigError> {
+        use credo_adapters_redis::TimeSource;
+        let mut c = credo_adapters_redis::RedisConfig::new(&self.url);
+        set(&mut c.pool_size, self.pool_size);
+        set(&mut c.command_timeout, self.command_timeout_ms.map(ms));
+        set(&mut c.key_prefix, self.key_prefix.clone());
+        let time = match self.rate_limit_time.as_deref() {
+            None => None,
+            Some("server") => Some(TimeSource::Server),
+            Some("clock") => Some(TimeSource::Clock),
+            Some(other) => {
+                return Err(super::ConfigError::new(
+                    "redis.rate_limit_time",
+                    format!("{other:?}: expected \"server\" or \"clock\""),
+                ));
+            }
+        };
+        set(&mut c.rate_limit_time, time);
+        Ok(c)
+    }
+}
+
+#[cfg(feature = "kafka")]
+impl super::KafkaSettings {
+    /// The Kafka transport's config: its defaults, overridden by what is set (the health
+    /// timeout is the facade's `health_timeout_ms`, set by the wiring).
+    pub fn kafka_config(&self) -> credo_adapters_kafka::KafkaConfig {
+        let mut c = credo_adapters_kafka::KafkaConfig::new(&self.brokers);
+        set(&mut c.topic, self.topic.clone());
+        set(&mut c.dlq_topic, self.dlq_topic.clone());
+        set(&mut c.group_id, self.group_id.clone());
+        set(&mut c.client_id, self.client_id.clone());
+        set(&mut c.delivery_timeout, self.delivery_timeout_ms.map(ms));
+        set(&mut c.linger, self.linger_ms.map(ms));
+        set(&mut c.fetch_wait_max, self.fetch_wait_max_ms.map(ms));
+        set(&mut c.partitions, self.partitions);
+        set(&mut c.replication, self.replication);
+        let some_ms = |v: u64| Some(ms(v));
+        set(&mut c.session_timeout, self.session_timeout_ms.map(some_ms));
+        set(
+            &mut c.heartbeat_interval,
+            self.heartbeat_interval_ms.map(some_ms),
+        );
+        set(
+            &mut c.max_poll_interval,
+            self.max_poll_interval_ms.map(some_ms),
+        );
+        c.properties.extend(self.properties.clone());
+        c
+    }
+}
+
+impl RelaySettings {
+    /// The relay's config: its defaults, overridden by what is set.
+    pub fn relay_config(&self) -> RelayConfig {
+        let mut c = RelayConfig::default();
+        set(&mut c.batch, self.batch);
+        set(&mut c.lease, self.lease_ms.map(ms));
+        set(&mut c.idle_poll, self.idle_poll_ms.map(ms));
+        set(&mut c.max_failures, self.max_failures);
+        c
+    }
+}

@@ -1,0 +1,338 @@
+//! Every setting of the facade, declared once: type, environment kind, bounds, default and
+//! secrecy. The adapters' defaults are read from the adapters' config types, never repeated.
+
+use super::declare::{Check, Default, Secret, Setting, settings};
+use super::{AuditSink, Backend};
+use credo_ports::capability::Port;
+use std::collections::BTreeMap;
+
+/// A day, the bound of timeouts no backend bounds itself.
+const DAY_MS: i128 = 86_400_000;
+/// PostgreSQL's and librdkafka's bound of a millisecond setting.
+const INT_MAX: i128 = i32::MAX as i128;
+/// Default bound of each readiness check.
+pub(crate) const DEFAULT_HEALTH_TIMEOUT_MS: u64 = 2_000;
+/// Default bound of shutdown.
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+
+/// A default read from an adapter's config type, when that adapter is compiled in.
+macro_rules! from_adapter {
+    ($feature:literal, $make:expr, |$c:ident| $e:expr) => {{
+        #[cfg(feature = $feature)]
+        fn read() -> Option<String> {
+            let $c = $make;
+            Some($e)
+        }
+        #[cfg(not(feature = $feature))]
+        fn read() -> Option<String> {
+            None
+        }
+        Default::From(read)
+    }};
+}
+
+macro_rules! pg {
+    (|$c:ident| $e:expr) => {
+        from_adapter!(
+            "postgres",
+            credo_adapters_postgres::PgConfig::new(""),
+            |$c| $e
+        )
+    };
+}
+macro_rules! redis {
+    (|$c:ident| $e:expr) => {
+        from_adapter!("redis", credo_adapters_redis::RedisConfig::new(""), |$c| $e)
+    };
+}
+macro_rules! kafka {
+    (|$c:ident| $e:expr) => {
+        from_adapter!("kafka", credo_adapters_kafka::KafkaConfig::new(""), |$c| $e)
+    };
+}
+
+/// Milliseconds of a duration, as the reference shows them.
+#[allow(dead_code)] // unused when no adapter with a duration default is compiled in
+fn ms(d: std::time::Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// A relay default (the pipeline is always compiled in).
+macro_rules! relay {
+    (|$c:ident| $e:expr) => {{
+        fn read() -> Option<String> {
+            let $c = credo_pipeline::RelayConfig::default();
+            Some($e)
+        }
+        Default::From(read)
+    }};
+}
+
+fn default_backend() -> Option<String> {
+    Some(Backend::default().as_str().into())
+}
+
+fn default_sink() -> Option<String> {
+    Some(AuditSink::default().as_str().into())
+}
+
+settings! {
+    /// The backend of each port. Users, consents and audit must share one backend: their audit
+    /// events go to that backend's outbox in the same transaction as the change.
+    #[derive(Default, PartialEq, Eq)]
+    #[serde(default)]
+    pub struct Backends in "backends" {
+        /// Backend of the user store.
+        users: Backend => Setting::text()
+            .default(Default::From(default_backend))
+            .check(Check::ServedBy(Port::Users)),
+        /// Backend of the session store.
+        sessions: Backend => Setting::text()
+            .default(Default::From(default_backend))
+            .check(Check::ServedBy(Port::Sessions)),
+        /// Backend of the consent store.
+        consents: Backend => Setting::text()
+            .default(Default::From(default_backend))
+            .check(Check::ServedBy(Port::Consents)),
+        /// Backend of the audit log (and of the outbox the other stores record into).
+        audit: Backend => Setting::text()
+            .default(Default::From(default_backend))
+            .check(Check::ServedBy(Port::Audit)),
+        /// Backend of the rate limiter.
+        rate_limits: Backend => Setting::text()
+            .default(Default::From(default_backend))
+            .check(Check::ServedBy(Port::RateLimits)),
+        /// Where the relay publishes audit events: straight into the audit store, or to Kafka.
+        audit_sink: AuditSink => Setting::text()
+            .default(Default::From(default_sink))
+            .check(Check::OneOf(&["direct", "kafka"])),
+    }
+}
+
+settings! {
+    /// `[postgres]`: the PostgreSQL backend (`PgConfig`).
+    pub struct PostgresSettings in "postgres" {
+        /// Connection URL (any libpq `sslmode`); never printed with its secrets.
+        url: String => Setting::text()
+            .required()
+            .check(Check::NonEmpty)
+            .secret(Secret::Url)
+            .alias("DATABASE_URL")
+            .accepted("a `postgres://` URL"),
+        /// Pool size.
+        #[serde(default)]
+        max_connections: Option<u32> => Setting::int(1, 10_000)
+            .default(pg!(|c| c.max_connections.to_string())),
+        /// Connections of the outbox relay's own pool.
+        #[serde(default)]
+        outbox_connections: Option<u32> => Setting::int(1, 10_000)
+            .default(pg!(|c| c.outbox_connections.to_string())),
+        /// Pool acquire timeout.
+        #[serde(default)]
+        acquire_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(pg!(|c| ms(c.acquire_timeout))),
+        /// `statement_timeout` of every connection (at most PostgreSQL's limit).
+        #[serde(default)]
+        statement_timeout_ms: Option<u64> => Setting::int(1, INT_MAX)
+            .default(pg!(|c| ms(c.statement_timeout))),
+        /// Schema of the tables and of the migrations table, created by `migrate` if missing;
+        /// every connection's `search_path` is set to it.
+        #[serde(default)]
+        schema: Option<String> => Setting::text()
+            .check(Check::Identifier)
+            .default(Default::Value("the server's `search_path`")),
+        /// Table recording our applied migrations (a host's own sqlx migrations in
+        /// `_sqlx_migrations` never clash with it).
+        #[serde(default)]
+        migrations_table: Option<String> => Setting::text()
+            .check(Check::Identifier)
+            .default(pg!(|c| format!("`{}`", c.migrations_table))),
+        /// Run the embedded migrations at start-up.
+        #[serde(default)]
+        migrate: bool => Setting::flag("false"),
+    }
+}
+
+settings! {
+    /// `[redis]`: the Redis backend (`RedisConfig`), for sessions and rate limits.
+    pub struct RedisSettings in "redis" {
+        /// `redis://` or `rediss://` URL; never printed with its secrets.
+        url: String => Setting::text()
+            .required()
+            .check(Check::NonEmpty)
+            .secret(Secret::Url)
+            .alias("REDIS_URL")
+            .accepted("a `redis://` or `rediss://` URL"),
+        /// Connections.
+        #[serde(default)]
+        pool_size: Option<usize> => Setting::int(1, 1_024)
+            .default(redis!(|c| c.pool_size.to_string())),
+        /// Command timeout.
+        #[serde(default)]
+        command_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(redis!(|c| ms(c.command_timeout))),
+        /// Prefix of every key.
+        #[serde(default)]
+        key_prefix: Option<String> => Setting::text()
+            .check(Check::KeyPrefix)
+            .default(redis!(|c| format!("`{}`", c.key_prefix))),
+        /// The rate limiter's time source: Redis `TIME` (`server`) or the service's clock
+        /// (`clock`).
+        #[serde(default)]
+        rate_limit_time: Option<String> => Setting::text()
+            .check(Check::OneOf(&["server", "clock"]))
+            .default(redis!(|c| match c.rate_limit_time {
+                credo_adapters_redis::TimeSource::Server => "`server`".to_string(),
+                credo_adapters_redis::TimeSource::Clock => "`clock`".to_string(),
+            })),
+    }
+}
+
+settings! {
+    /// `[kafka]`: the Kafka audit transport (`KafkaConfig`).
+    pub struct KafkaSettings in "kafka" {
+        /// `bootstrap.servers`.
+        brokers: String => Setting::text().required().check(Check::NonEmpty).alias("KAFKA_BROKERS"),
+        /// Audit topic.
+        #[serde(default)]
+        topic: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(kafka!(|c| format!("`{}`", c.topic))),
+        /// Dead-letter topic.
+        #[serde(default)]
+        dlq_topic: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(kafka!(|c| format!("`{}`", c.dlq_topic))),
+        /// Consumer group of the audit consumer.
+        #[serde(default)]
+        group_id: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(kafka!(|c| format!("`{}`", c.group_id))),
+        /// `client.id`.
+        #[serde(default)]
+        client_id: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(kafka!(|c| format!("`{}`", c.client_id))),
+        /// `message.timeout.ms` (0 would be infinite).
+        #[serde(default)]
+        delivery_timeout_ms: Option<u64> => Setting::int(1, INT_MAX)
+            .default(kafka!(|c| ms(c.delivery_timeout))),
+        /// `linger.ms` (0 sends at once).
+        #[serde(default)]
+        linger_ms: Option<u64> => Setting::int(0, 900_000).default(kafka!(|c| ms(c.linger))),
+        /// `session.timeout.ms`.
+        #[serde(default)]
+        session_timeout_ms: Option<u64> => Setting::int(1, 3_600_000)
+            .default(kafka!(|c| c.session_timeout.map_or("librdkafka's".into(), ms))),
+        /// `heartbeat.interval.ms`.
+        #[serde(default)]
+        heartbeat_interval_ms: Option<u64> => Setting::int(1, 3_600_000)
+            .default(kafka!(|c| c.heartbeat_interval.map_or("librdkafka's".into(), ms))),
+        /// `max.poll.interval.ms`.
+        #[serde(default)]
+        max_poll_interval_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(kafka!(|c| c.max_poll_interval.map_or("librdkafka's".into(), ms))),
+        /// `fetch.wait.max.ms`.
+        #[serde(default)]
+        fetch_wait_max_ms: Option<u64> => Setting::int(1, 300_000)
+            .default(kafka!(|c| ms(c.fetch_wait_max))),
+        /// Create the topics at start-up if missing.
+        #[serde(default)]
+        ensure_topics: bool => Setting::flag("false"),
+        /// Partitions of created topics.
+        #[serde(default)]
+        partitions: Option<i32> => Setting::int(1, 1_000_000)
+            .default(kafka!(|c| c.partitions.to_string())),
+        /// Replication of created topics.
+        #[serde(default)]
+        replication: Option<i32> => Setting::int(1, 1_000)
+            .default(kafka!(|c| c.replication.to_string())),
+        /// Any librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`, ...); values whose
+        /// name holds a secret are never printed.
+        #[serde(default)]
+        properties: BTreeMap<String, String> => Setting::new(super::declare::Kind::Map)
+            .check(Check::NamedEntries)
+            .secret(Secret::Properties)
+            .accepted("`properties.<name>`: any librdkafka property"),
+    }
+}
+
+settings! {
+    /// `[relay]`: the outbox relay (`RelayConfig`).
+    #[derive(Default, PartialEq, Eq)]
+    #[serde(default)]
+    pub struct RelaySettings in "relay" {
+        /// Rows per pass.
+        batch: Option<usize> => Setting::int(1, 100_000).default(relay!(|c| c.batch.to_string())),
+        /// Claim lease, measured on the database's clock; must be longer than
+        /// `kafka.delivery_timeout_ms`.
+        lease_ms: Option<u64> => Setting::int(1, DAY_MS).default(relay!(|c| ms(c.lease))),
+        /// Pause after an empty pass.
+        idle_poll_ms: Option<u64> => Setting::int(1, 3_600_000)
+            .default(relay!(|c| ms(c.idle_poll))),
+        /// Rejections after which an event is set aside as a dead letter.
+        max_failures: Option<u32> => Setting::int(1, 1_000_000)
+            .default(relay!(|c| c.max_failures.to_string())),
+    }
+}
+
+settings! {
+    /// The whole configuration.
+    ///
+    /// ```
+    /// use credo_storage::config::{Backend, StorageConfig};
+    /// let config = StorageConfig::from_toml_str(r#"
+    ///     [backends]
+    ///     users = "postgres"
+    ///     consents = "postgres"
+    ///     audit = "postgres"
+    ///     sessions = "redis"
+    ///     rate_limits = "redis"
+    ///     audit_sink = "kafka"
+    ///     [postgres]
+    ///     url = "postgres://credo:secret@db:5432/credo"
+    ///     migrate = true
+    ///     [redis]
+    ///     url = "redis://cache:6379"
+    ///     [kafka]
+    ///     brokers = "broker:9092"
+    /// "#).unwrap();
+    /// assert_eq!(config.backends.sessions, Backend::Redis);
+    /// assert!(!format!("{config:?}").contains("secret"));
+    /// ```
+    #[derive(Default)]
+    #[serde(default)]
+    pub struct StorageConfig in "" {
+        /// `[backends]`.
+        backends: Backends => Setting::section(),
+        /// `[postgres]`, needed when a port uses PostgreSQL.
+        postgres: Option<PostgresSettings> => Setting::section(),
+        /// `[redis]`, needed when a port uses Redis.
+        redis: Option<RedisSettings> => Setting::section(),
+        /// `[kafka]`, needed when `audit_sink = "kafka"`.
+        kafka: Option<KafkaSettings> => Setting::section(),
+        /// `[relay]`.
+        relay: RelaySettings => Setting::section(),
+        /// Bound of each readiness check.
+        health_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(Default::Number(DEFAULT_HEALTH_TIMEOUT_MS)),
+        /// Bound of `Storage::shutdown`.
+        shutdown_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(Default::Number(DEFAULT_SHUTDOWN_TIMEOUT_MS)),
+    }
+}
+
+/// Every declared section, in the order the reference lists them.
+pub(crate) fn all() -> impl Iterator<Item = &'static Setting> {
+    [
+        Backends::SETTINGS,
+        PostgresSettings::SETTINGS,
+        RedisSettings::SETTINGS,
+        KafkaSettings::SETTINGS,
+        RelaySettings::SETTINGS,
+        StorageConfig::SETTINGS,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| s.kind != super::declare::Kind::Section)
+}
