@@ -6,62 +6,31 @@ use credo_storage::{ConfigError, StorageConfig};
 use proptest::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-const SECTIONS: &[&str] = &[
-    "backends",
-    "postgres",
-    "redis",
-    "kafka",
-    "relay",
-    "kafka.properties",
-];
-const KEYS: &[&str] = &[
-    "url",
-    "users",
-    "sessions",
-    "consents",
-    "audit",
-    "rate_limits",
-    "audit_sink",
-    "max_connections",
-    "outbox_connections",
-    "acquire_timeout_ms",
-    "statement_timeout_ms",
-    "schema",
-    "migrations_table",
-    "migrate",
-    "pool_size",
-    "command_timeout_ms",
-    "key_prefix",
-    "rate_limit_time",
-    "brokers",
-    "topic",
-    "dlq_topic",
-    "group_id",
-    "client_id",
-    "delivery_timeout_ms",
-    "linger_ms",
-    "session_timeout_ms",
-    "heartbeat_interval_ms",
-    "max_poll_interval_ms",
-    "fetch_wait_max_ms",
-    "ensure_topics",
-    "partitions",
-    "replication",
-    "properties",
-    "batch",
-    "lease_ms",
-    "idle_poll_ms",
-    "max_failures",
-    "health_timeout_ms",
-    "shutdown_timeout_ms",
-    "sasl.password",
-];
+/// The declared sections, and a property map's table.
+fn sections() -> Vec<String> {
+    let mut sections: Vec<String> = credo_storage::config::settings()
+        .map(|s| s.section.to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    sections.dedup();
+    sections.push("kafka.properties".into());
+    sections
+}
+
+/// Every declared key, and a property's name.
+fn keys() -> Vec<String> {
+    let mut keys: Vec<String> = credo_storage::config::settings()
+        .map(|s| s.key.to_string())
+        .collect();
+    keys.push("sasl.password".into());
+    keys
+}
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop::sample::select(KEYS).prop_map(str::to_string),
+        4 => prop::sample::select(keys()),
         // A section's name as a plain key: `postgres = 1`.
-        2 => prop::sample::select(SECTIONS).prop_map(str::to_string),
+        2 => prop::sample::select(sections()),
         1 => "[a-z_]{1,12}",
     ]
 }
@@ -131,7 +100,7 @@ fn document() -> impl Strategy<Value = String> {
         prop::collection::vec((key(), value()), 0..4),
         prop::collection::vec(
             (
-                prop_oneof![4 => prop::sample::select(SECTIONS).prop_map(str::to_string), 1 => "[a-z]{1,8}"],
+                prop_oneof![4 => prop::sample::select(sections()), 1 => "[a-z]{1,8}"],
                 prop::collection::vec((key(), value()), 0..6),
             ),
             0..5,
@@ -193,7 +162,7 @@ fn env_name() -> impl Strategy<Value = String> {
         1 => "[A-Z_]{0,10}",
     ];
     let key = prop_oneof![
-        4 => prop::sample::select(KEYS).prop_map(|k| k.to_ascii_uppercase().replace('.', "_")),
+        4 => prop::sample::select(keys()).prop_map(|k| k.to_ascii_uppercase().replace('.', "_")),
         1 => "[A-Z0-9_]{0,12}",
         1 => "\\PC{0,8}",
     ];
