@@ -60,6 +60,17 @@ pub struct KafkaConfig {
     /// Replication factor of topics created by [`crate::ensure_topics`] (default 3; 1 for a
     /// single-broker development setup).
     pub replication: i32,
+    /// `retention.ms` of the audit topic created by [`crate::ensure_topics`] (default 7 days,
+    /// the seed's; `None` keeps the broker's default). It is also how far back the audit log
+    /// can be rebuilt from the topic.
+    pub retention: Option<Duration>,
+    /// `retention.ms` of the dead-letter topic created by [`crate::ensure_topics`] (default 30
+    /// days, time for an operator to look; `None` keeps the broker's default).
+    pub dlq_retention: Option<Duration>,
+    /// `min.insync.replicas` of the topics created by [`crate::ensure_topics`] (default 2, with
+    /// the producer's `acks=all` a write survives one broker's loss; at most `replication`;
+    /// `None` keeps the broker's default).
+    pub min_insync_replicas: Option<i32>,
     /// Any further librdkafka property (`security.protocol`, `ssl.*`, `sasl.*`, ...), set on
     /// every client after the settings above, so it can override them. Values of properties
     /// whose names hold a secret (`sasl.password`, `ssl.key.password`, `ssl.key.pem`,
@@ -87,6 +98,9 @@ impl KafkaConfig {
             health_timeout: Duration::from_secs(2),
             partitions: 6,
             replication: 3,
+            retention: Some(Duration::from_secs(7 * 86_400)),
+            dlq_retention: Some(Duration::from_secs(30 * 86_400)),
+            min_insync_replicas: Some(2),
             properties: BTreeMap::new(),
         }
     }
@@ -122,7 +136,34 @@ impl KafkaConfig {
         self.fetch_wait_max = Duration::from_millis(10);
         self.partitions = 3;
         self.replication = 1;
+        self.min_insync_replicas = Some(1);
         self
+    }
+
+    /// The topic-level settings [`crate::ensure_topics`] gives `topic` (the audit or the
+    /// dead-letter topic), for operators who create topics themselves to copy.
+    ///
+    /// ```
+    /// let c = credo_adapters_kafka::KafkaConfig::new("b:9092");
+    /// assert_eq!(
+    ///     c.topic_settings(&c.topic),
+    ///     [("retention.ms", "604800000".to_string()), ("min.insync.replicas", "2".to_string())]
+    /// );
+    /// ```
+    pub fn topic_settings(&self, topic: &str) -> Vec<(&'static str, String)> {
+        let retention = if topic == self.dlq_topic {
+            self.dlq_retention
+        } else {
+            self.retention
+        };
+        let mut settings = Vec::new();
+        if let Some(r) = retention {
+            settings.push(("retention.ms", ms(r)));
+        }
+        if let Some(n) = self.min_insync_replicas {
+            settings.push(("min.insync.replicas", n.to_string()));
+        }
+        settings
     }
 
     /// The producer's settings: `acks=all`, idempotence on.
@@ -264,6 +305,14 @@ impl KafkaConfig {
                 durations.push((name, v, ms(1), max));
             }
         }
+        for (name, value) in [
+            ("kafka.retention", self.retention),
+            ("kafka.dlq_retention", self.dlq_retention),
+        ] {
+            if let Some(v) = value {
+                durations.push((name, v, ms(1), ms(i64::MAX as u64)));
+            }
+        }
         for (name, value, min, max) in durations {
             if value < min || value > max {
                 return Err(StoreError::invalid(
@@ -292,6 +341,15 @@ impl KafkaConfig {
                 ));
             }
         }
+        // More in-sync replicas than replicas: no `acks=all` write could ever succeed.
+        if let Some(n) = self.min_insync_replicas
+            && !(1..=self.replication).contains(&n)
+        {
+            return Err(StoreError::invalid(
+                "kafka.min_insync_replicas",
+                format!("{n}: must be 1..={} (kafka.replication)", self.replication),
+            ));
+        }
         Ok(())
     }
 }
@@ -318,6 +376,9 @@ impl fmt::Debug for KafkaConfig {
             .field("health_timeout", &self.health_timeout)
             .field("partitions", &self.partitions)
             .field("replication", &self.replication)
+            .field("retention", &self.retention)
+            .field("dlq_retention", &self.dlq_retention)
+            .field("min_insync_replicas", &self.min_insync_replicas)
             .field("properties", &properties)
             .finish_non_exhaustive()
     }
@@ -355,7 +416,19 @@ mod tests {
         let ok = KafkaConfig::new("b:9092");
         let ms = Duration::from_millis;
         type Set = fn(&mut KafkaConfig, Duration);
-        let durations: [(&str, Set, Duration, Duration); 7] = [
+        let durations: [(&str, Set, Duration, Duration); 9] = [
+            (
+                "kafka.retention",
+                |c, v| c.retention = Some(v),
+                ms(1),
+                ms(i64::MAX as u64),
+            ),
+            (
+                "kafka.dlq_retention",
+                |c, v| c.dlq_retention = Some(v),
+                ms(1),
+                ms(i64::MAX as u64),
+            ),
             (
                 "kafka.delivery_timeout",
                 |c, v| c.delivery_timeout = v,
@@ -423,15 +496,52 @@ mod tests {
         for (field, set, max) in counts {
             for at in [1, max] {
                 let mut c = ok.clone();
+                c.min_insync_replicas = Some(1);
                 set(&mut c, at);
                 assert!(c.validate().is_ok(), "{field} = {at} must be accepted");
             }
             for past in [0, max + 1] {
                 let mut c = ok.clone();
+                c.min_insync_replicas = None;
                 set(&mut c, past);
                 assert!(refused(&c, field), "{field} = {past} must be refused");
             }
         }
+        // min.insync.replicas: 1..=replication, or the broker's default.
+        let field = "kafka.min_insync_replicas";
+        for (replication, n, accepted) in [
+            (3, Some(1), true),
+            (3, Some(3), true),
+            (3, None, true),
+            (3, Some(4), false),
+            (3, Some(0), false),
+            (1, Some(2), false),
+            (1, Some(1), true),
+        ] {
+            let mut c = ok.clone();
+            c.replication = replication;
+            c.min_insync_replicas = n;
+            assert_eq!(c.validate().is_ok(), accepted, "{n:?} of {replication}");
+            assert!(accepted || refused(&c, field), "{n:?} of {replication}");
+        }
+        assert!(KafkaConfig::new("b:1").single_node_dev().validate().is_ok());
+    }
+
+    /// The topic settings: the seed's retention for events, longer for dead letters, and
+    /// nothing for what is left to the broker.
+    #[test]
+    fn topic_settings_follow_the_config() {
+        let mut c = KafkaConfig::new("b:9092");
+        assert_eq!(
+            c.topic_settings(&c.dlq_topic.clone()),
+            [
+                ("retention.ms", "2592000000".to_string()),
+                ("min.insync.replicas", "2".to_string())
+            ]
+        );
+        c.retention = None;
+        c.min_insync_replicas = None;
+        assert!(c.topic_settings(&c.topic.clone()).is_empty());
     }
 
     /// Logs show every setting.
@@ -453,6 +563,9 @@ mod tests {
             "health_timeout:",
             "partitions:",
             "replication:",
+            "retention:",
+            "dlq_retention:",
+            "min_insync_replicas:",
             "properties:",
         ] {
             assert!(dbg.contains(part), "{part} missing from {dbg}");

@@ -83,18 +83,23 @@ impl HealthCheck for KafkaHealth {
     }
 }
 
-/// Creates the audit and dead-letter topics with `config.partitions` and `config.replication`
-/// unless they exist. Production clusters usually create topics by their own tooling; this is
-/// for development brokers and tests.
+/// Creates the audit and dead-letter topics with `config.partitions`, `config.replication`
+/// and [`KafkaConfig::topic_settings`] (`retention.ms`, `min.insync.replicas`) unless they
+/// exist; an existing topic is left as it is. Production clusters usually create topics by
+/// their own tooling, with the same settings.
 pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
     let admin = admin(config)?;
-    let topics: Vec<NewTopic<'_>> = [&config.topic, &config.dlq_topic]
-        .into_iter()
-        .map(|t| {
-            NewTopic::new(
-                t,
-                config.partitions,
-                TopicReplication::Fixed(config.replication),
+    let settings = [&config.topic, &config.dlq_topic].map(|t| (t, config.topic_settings(t)));
+    let topics: Vec<NewTopic<'_>> = settings
+        .iter()
+        .map(|(t, settings)| {
+            settings.iter().fold(
+                NewTopic::new(
+                    t,
+                    config.partitions,
+                    TopicReplication::Fixed(config.replication),
+                ),
+                |topic, (name, value)| topic.set(name, value),
             )
         })
         .collect();

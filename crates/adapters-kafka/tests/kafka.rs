@@ -384,3 +384,40 @@ async fn closing_a_source_that_read_nothing_commits_nothing() {
     let config = config(&brokers, "closeidle");
     KafkaSource::new(&config).unwrap().close().await.unwrap();
 }
+
+/// `ensure_topics` creates both topics with the seed's settings (`retention.ms` 7 days for
+/// the audit topic, 30 days for dead letters, `min.insync.replicas`), as the broker reports
+/// them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensured_topics_carry_their_retention_and_min_insync_replicas() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let Some(brokers) = brokers() else { return };
+    let config = config(&brokers, "topicsettings");
+    ensure_topics(&config).await.unwrap();
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for (topic, retention) in [
+        (&config.topic, "604800000"),
+        (&config.dlq_topic, "2592000000"),
+    ] {
+        let described = admin
+            .describe_configs(
+                &[ResourceSpecifier::Topic(topic)],
+                &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap();
+        let resource = described.into_iter().next().unwrap().unwrap();
+        let value = |name: &str| {
+            resource
+                .get(name)
+                .and_then(|entry| entry.value.clone())
+                .unwrap_or_else(|| panic!("{topic}: no {name} in {:?}", resource.entries))
+        };
+        assert_eq!(value("retention.ms"), retention, "{topic}");
+        assert_eq!(value("min.insync.replicas"), "1", "{topic}");
+    }
+}

@@ -45,14 +45,13 @@ fn setting_err(
             let field = field
                 .strip_prefix(section)
                 .map_or(field, |f| f.trim_start_matches('.'));
-            let duration = field.ends_with("timeout")
-                || field.ends_with("interval")
-                || matches!(field, "linger" | "fetch_wait_max" | "expiry_grace");
-            let suffix = if duration { "_ms" } else { "" };
-            StorageError::Config(ConfigError::new(
-                format!("{section}.{field}{suffix}"),
-                reason,
-            ))
+            // The declared setting of that field: itself, or its `_ms` form.
+            let key = crate::config::settings()
+                .filter(|s| s.section == section)
+                .map(|s| s.key)
+                .find(|key| *key == field || key.strip_suffix("_ms") == Some(field))
+                .unwrap_or(field);
+            StorageError::Config(ConfigError::new(format!("{section}.{key}"), reason))
         }
         other => backend_err(fallback)(other),
     }

@@ -128,6 +128,7 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
         "redpanda must advertise {} to the host: {command:?}",
         kafka.brokers
     );
-    // A single broker cannot hold replication 3.
+    // A single broker cannot hold replication 3, nor 2 in-sync replicas.
     assert_eq!(kafka.replication, Some(1));
+    assert_eq!(kafka.min_insync_replicas, Some(1));
 }

@@ -104,3 +104,24 @@ async fn a_configuration_built_in_code_is_validated_at_connect() {
         Ok(_) => panic!("a zero idle poll was accepted"),
     }
 }
+
+/// Topics with more in-sync replicas than replicas could never take an `acks=all` write: the
+/// adapter refuses it and the facade names the setting to change.
+#[tokio::test]
+async fn more_in_sync_replicas_than_replicas_is_refused_by_name() {
+    if !cfg!(feature = "kafka") {
+        return;
+    }
+    let e = error_of(
+        "[backends]\naudit_sink = 'kafka'\n[kafka]\nbrokers = '127.0.0.1:1'\nreplication = 1\n",
+    )
+    .await;
+    assert_eq!(e.setting, "kafka.min_insync_replicas");
+    assert!(e.reason.contains("kafka.replication"), "{e}");
+    let e = error_of(
+        "[backends]\naudit_sink = 'kafka'\n[kafka]\nbrokers = '127.0.0.1:1'\ndelivery_timeout_ms = 1000\n\
+         retention_ms = 0\n",
+    )
+    .await;
+    assert_eq!(e.setting, "kafka.retention_ms");
+}

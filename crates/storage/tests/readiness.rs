@@ -72,6 +72,7 @@ async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_reco
         ensure_topics = true
         partitions = 1
         replication = 1
+        min_insync_replicas = 1
         session_timeout_ms = 6000
         heartbeat_interval_ms = 1000
         max_poll_interval_ms = 7000

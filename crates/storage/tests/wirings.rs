@@ -248,6 +248,7 @@ async fn one_scenario_three_wirings_identical_results() {
         ensure_topics = true
         partitions = 3
         replication = 1
+        min_insync_replicas = 1
         session_timeout_ms = 6000
         heartbeat_interval_ms = 1000
         max_poll_interval_ms = 7000

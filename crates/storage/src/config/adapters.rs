@@ -72,6 +72,15 @@ impl super::KafkaSettings {
         set(&mut c.fetch_wait_max, self.fetch_wait_max_ms.map(ms));
         set(&mut c.partitions, self.partitions);
         set(&mut c.replication, self.replication);
+        set(&mut c.retention, self.retention_ms.map(|v| Some(ms(v))));
+        set(
+            &mut c.dlq_retention,
+            self.dlq_retention_ms.map(|v| Some(ms(v))),
+        );
+        set(
+            &mut c.min_insync_replicas,
+            self.min_insync_replicas.map(Some),
+        );
         let some_ms = |v: u64| Some(ms(v));
         set(&mut c.session_timeout, self.session_timeout_ms.map(some_ms));
         set(

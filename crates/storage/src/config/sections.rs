@@ -247,6 +247,19 @@ settings! {
         #[serde(default)]
         replication: Option<i32> => Setting::int(1, 1_000)
             .default(kafka!(|c| c.replication.to_string())),
+        /// `retention.ms` of the audit topic `ensure_topics` creates: also how far back the
+        /// audit log can be rebuilt from the topic.
+        #[serde(default)]
+        retention_ms: Option<u64> => Setting::int(1, i64::MAX as i128)
+            .default(kafka!(|c| c.retention.map_or("the broker's".into(), ms))),
+        /// `retention.ms` of the dead-letter topic `ensure_topics` creates.
+        #[serde(default)]
+        dlq_retention_ms: Option<u64> => Setting::int(1, i64::MAX as i128)
+            .default(kafka!(|c| c.dlq_retention.map_or("the broker's".into(), ms))),
+        /// `min.insync.replicas` of the topics `ensure_topics` creates (at most `replication`).
+        #[serde(default)]
+        min_insync_replicas: Option<i32> => Setting::int(1, 1_000)
+            .default(kafka!(|c| c.min_insync_replicas.map_or("the broker's".into(), |n| n.to_string()))),
         /// Any librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`, ...); values whose
         /// name holds a secret are never printed.
         #[serde(default)]
