@@ -104,6 +104,7 @@ pub struct AuditConsumer {
     log: Arc<dyn AuditLog>,
     config: ConsumerConfig,
     counters: Arc<Counters>,
+    heartbeat: crate::Heartbeat,
 }
 
 /// `None`: stopped while retrying.
@@ -124,7 +125,14 @@ impl AuditConsumer {
             log,
             config,
             counters: Arc::default(),
+            heartbeat: crate::Heartbeat::default(),
         })
+    }
+
+    /// Beats after every completed read (empty or handled): for a readiness check
+    /// ([`crate::HeartbeatCheck`]) that fails when the consumer died or stalled.
+    pub fn heartbeat(&self) -> crate::Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// A handle to watch this consumer while it runs.
@@ -145,12 +153,13 @@ impl AuditConsumer {
                 r = self.source.next_batch(self.config.batch, self.config.batch_wait) => r,
             };
             match read {
-                Ok(batch) if batch.is_empty() => {}
+                Ok(batch) if batch.is_empty() => self.heartbeat.beat(),
                 Ok(batch) => {
                     errors_in_a_row = 0;
                     if !self.handle_batch(batch, &mut stop).await {
                         break;
                     }
+                    self.heartbeat.beat();
                 }
                 Err(e) => {
                     // Transport errors surface here while the client reconnects by itself.

@@ -46,11 +46,13 @@
 pub mod backoff;
 pub mod consumer;
 pub mod direct;
+pub mod health;
 pub mod relay;
 
 pub use backoff::Backoff;
 pub use consumer::{AuditConsumer, ConsumerConfig, ConsumerHandle, ConsumerStats};
 pub use direct::DirectSink;
+pub use health::{BacklogCheck, BacklogThresholds, Heartbeat, HeartbeatCheck};
 pub use relay::{OutboxRelay, RelayConfig, RelayPass, RelayStats};
 
 use tokio::sync::watch;

@@ -95,6 +95,7 @@ pub struct OutboxRelay {
     outbox: Arc<dyn Outbox>,
     sink: Arc<dyn EventSink>,
     config: RelayConfig,
+    heartbeat: crate::Heartbeat,
 }
 
 impl OutboxRelay {
@@ -131,7 +132,14 @@ impl OutboxRelay {
             outbox,
             sink,
             config,
+            heartbeat: crate::Heartbeat::default(),
         })
+    }
+
+    /// Beats after every completed pass, empty or not: for a readiness check
+    /// ([`crate::HeartbeatCheck`]) that fails when the relay died or stalled.
+    pub fn heartbeat(&self) -> crate::Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// One claim, publish, and disposal of every claimed row. When the publish fails as a
@@ -140,6 +148,7 @@ impl OutboxRelay {
         let result = self.try_pass().await;
         match &result {
             Ok(pass) => {
+                self.heartbeat.beat();
                 metrics::counter!(telemetry::RELAY_PUBLISHED).increment(pass.published);
                 if pass.rejected > 0 {
                     metrics::counter!(telemetry::RELAY_REJECTED).increment(pass.rejected);

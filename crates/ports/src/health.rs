@@ -101,6 +101,9 @@ pub struct Readiness {
     checks: Vec<Arc<dyn HealthCheck>>,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    cache_for: Duration,
+    /// The last report and when it was made (monotonic), shared by concurrent probes.
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, ReadinessReport)>>,
 }
 
 impl Readiness {
@@ -114,11 +117,38 @@ impl Readiness {
             checks,
             timeout,
             clock,
+            cache_for: Duration::ZERO,
+            last: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Runs every check and builds the report. A check that times out counts as failed.
+    /// Serves a report made less than `ttl` ago instead of running the checks again, and lets
+    /// probes that arrive while the checks run wait for that one run: a flood of probes reaches
+    /// the backends at most once per `ttl`. Zero (the default) runs the checks every time.
+    #[must_use]
+    pub fn cached_for(mut self, ttl: Duration) -> Self {
+        self.cache_for = ttl;
+        self
+    }
+
+    /// The report: the cached one while it is fresh ([`cached_for`](Self::cached_for)),
+    /// otherwise every check, run now. A check that times out counts as failed.
     pub async fn report(&self) -> ReadinessReport {
+        if self.cache_for.is_zero() {
+            return self.run().await;
+        }
+        let mut last = self.last.lock().await;
+        if let Some((at, report)) = last.as_ref()
+            && at.elapsed() < self.cache_for
+        {
+            return report.clone();
+        }
+        let report = self.run().await;
+        *last = Some((tokio::time::Instant::now(), report.clone()));
+        report
+    }
+
+    async fn run(&self) -> ReadinessReport {
         let runs = self.checks.iter().map(|c| async move {
             let status = match tokio::time::timeout(self.timeout, c.check()).await {
                 Ok(s) => s,
@@ -233,5 +263,61 @@ mod tests {
         let c = ManualClock::new(Timestamp::EPOCH);
         let json = serde_json::to_value(Liveness::now(&c)).unwrap();
         assert_eq!(json["status"], "ok");
+    }
+
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait]
+    impl HealthCheck for Counting {
+        fn name(&self) -> &str {
+            "database"
+        }
+        async fn check(&self) -> HealthStatus {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            HealthStatus::Ok
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_probes_runs_the_checks_once_per_ttl() {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_765_533_600)));
+        let ready = Arc::new(
+            Readiness::new(
+                vec![Arc::new(Counting(runs.clone()))],
+                Duration::from_secs(2),
+                clock,
+            )
+            .cached_for(Duration::from_secs(1)),
+        );
+        let probes = (0..100).map(|_| {
+            let ready = ready.clone();
+            tokio::spawn(async move { ready.report().await.http_status() })
+        });
+        for probe in probes {
+            assert_eq!(probe.await.unwrap(), 200);
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        ready.report().await;
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        ready.report().await;
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_ttl_every_probe_runs_the_checks() {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_765_533_600)));
+        let ready = Readiness::new(
+            vec![Arc::new(Counting(runs.clone()))],
+            Duration::from_secs(2),
+            clock,
+        );
+        ready.report().await;
+        ready.report().await;
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -1,7 +1,9 @@
 //! [`Storage::connect`]: configuration to wired stores.
 
 use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
-use credo_pipeline::{AuditConsumer, ConsumerConfig, DirectSink, OutboxRelay};
+use credo_pipeline::{
+    AuditConsumer, BacklogCheck, ConsumerConfig, DirectSink, HeartbeatCheck, OutboxRelay,
+};
 use credo_ports::capability::Port;
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, Outbox,
@@ -321,6 +323,24 @@ impl Storage {
         };
         let relay = OutboxRelay::new(outbox.clone(), sink, config.relay.relay_config())
             .map_err(|e| relay_error(e, b.audit_sink))?;
+        // Readiness sees the pipeline: a relay or consumer that stopped passing, a backlog.
+        let stall_after = config.readiness.stall_after();
+        opened.checks.push(Arc::new(HeartbeatCheck::new(
+            "relay",
+            relay.heartbeat(),
+            stall_after,
+        )));
+        if let Some(consumer) = &consumer {
+            opened.checks.push(Arc::new(HeartbeatCheck::new(
+                "audit-consumer",
+                consumer.heartbeat(),
+                stall_after,
+            )));
+        }
+        opened.checks.push(Arc::new(BacklogCheck::new(
+            outbox.clone(),
+            config.readiness.backlog(),
+        )));
         // Both end when `stop` says so or is dropped with the `Storage`.
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
@@ -381,11 +401,14 @@ impl Storage {
                 backend: b.rate_limits.as_str(),
             })),
             outbox,
-            readiness: Arc::new(Readiness::new(
-                std::mem::take(&mut opened.checks),
-                config.health_timeout(),
-                clock,
-            )),
+            readiness: Arc::new(
+                Readiness::new(
+                    std::mem::take(&mut opened.checks),
+                    config.health_timeout(),
+                    clock,
+                )
+                .cached_for(config.readiness.cache()),
+            ),
             stop,
             tasks,
             shutdown_timeout: config.shutdown_timeout(),

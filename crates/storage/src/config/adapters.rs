@@ -1,7 +1,8 @@
 //! Settings into the adapters' own config types. Only a setting that was given overrides the
 //! adapter's default, so the adapters' defaults are the only defaults.
 
-use super::RelaySettings;
+use super::sections::{DEFAULT_READINESS_CACHE_MS, DEFAULT_STALL_AFTER_MS};
+use super::{ConfigError, ReadinessSettings, RelaySettings};
 use credo_pipeline::RelayConfig;
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ fn set<T>(field: &mut T, setting: Option<T>) {
     }
 }
 
-#[allow(dead_code)] // unused when no adapter is compiled in
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
@@ -35,7 +35,7 @@ impl super::PostgresSettings {
 #[cfg(feature = "redis")]
 impl super::RedisSettings {
     /// The Redis adapter's config: its defaults, overridden by what is set.
-    pub fn redis_config(&self) -> Result<credo_adapters_redis::RedisConfig, super::ConfigError> {
+    pub fn redis_config(&self) -> Result<credo_adapters_redis::RedisConfig, ConfigError> {
         use credo_adapters_redis::TimeSource;
         let mut c = credo_adapters_redis::RedisConfig::new(&self.url);
         set(&mut c.pool_size, self.pool_size);
@@ -46,7 +46,7 @@ impl super::RedisSettings {
             Some("server") => Some(TimeSource::Server),
             Some("clock") => Some(TimeSource::Clock),
             Some(other) => {
-                return Err(super::ConfigError::new(
+                return Err(ConfigError::new(
                     "redis.rate_limit_time",
                     format!("{other:?}: expected \"server\" or \"clock\""),
                 ));
@@ -105,5 +105,52 @@ impl RelaySettings {
         set(&mut c.idle_poll, self.idle_poll_ms.map(ms));
         set(&mut c.max_failures, self.max_failures);
         c
+    }
+}
+
+impl ReadinessSettings {
+    /// The outbox backlog limits: the pipeline's defaults, overridden by what is set.
+    pub fn backlog(&self) -> credo_pipeline::BacklogThresholds {
+        let mut c = credo_pipeline::BacklogThresholds::default();
+        set(&mut c.depth_warning, self.backlog_warning);
+        set(&mut c.depth_critical, self.backlog_critical);
+        set(&mut c.age_warning, self.backlog_age_warning_ms.map(ms));
+        set(&mut c.age_critical, self.backlog_age_critical_ms.map(ms));
+        c
+    }
+
+    /// How long a readiness report is served.
+    pub fn cache(&self) -> Duration {
+        ms(self.cache_ms.unwrap_or(DEFAULT_READINESS_CACHE_MS))
+    }
+
+    /// Silence after which the relay or consumer is `failed`.
+    pub fn stall_after(&self) -> Duration {
+        ms(self.stall_after_ms.unwrap_or(DEFAULT_STALL_AFTER_MS))
+    }
+
+    /// A warning threshold above its critical one would skip `degraded`.
+    pub(crate) fn check_order(&self) -> Result<(), ConfigError> {
+        let b = self.backlog();
+        if b.depth_warning > b.depth_critical {
+            return Err(ConfigError::new(
+                "readiness.backlog_warning",
+                format!(
+                    "{}: must not exceed readiness.backlog_critical ({})",
+                    b.depth_warning, b.depth_critical
+                ),
+            ));
+        }
+        if b.age_warning > b.age_critical {
+            return Err(ConfigError::new(
+                "readiness.backlog_age_warning_ms",
+                format!(
+                    "{}: must not exceed readiness.backlog_age_critical_ms ({})",
+                    b.age_warning.as_millis(),
+                    b.age_critical.as_millis()
+                ),
+            ));
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use sections::{
-    Backends, KafkaSettings, PostgresSettings, RedisSettings, RelaySettings, StorageConfig,
+    Backends, KafkaSettings, PostgresSettings, ReadinessSettings, RedisSettings, RelaySettings,
+    StorageConfig,
 };
 
 /// A backend that can serve a store port.
@@ -328,7 +329,8 @@ impl StorageConfig {
     /// longer). Run by the loaders and by [`crate::Storage::connect`] (for configurations
     /// built in code).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_fields()
+        self.check_fields()?;
+        self.readiness.check_order()
     }
 }
 

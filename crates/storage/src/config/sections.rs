@@ -52,7 +52,6 @@ macro_rules! kafka {
 }
 
 /// Milliseconds of a duration, as the reference shows them.
-#[allow(dead_code)] // unused when no adapter with a duration default is compiled in
 fn ms(d: std::time::Duration) -> String {
     d.as_millis().to_string()
 }
@@ -289,6 +288,50 @@ settings! {
     }
 }
 
+/// A readiness default (the pipeline is always compiled in).
+macro_rules! backlog {
+    (|$c:ident| $e:expr) => {{
+        fn read() -> Option<String> {
+            let $c = credo_pipeline::BacklogThresholds::default();
+            Some($e)
+        }
+        Default::From(read)
+    }};
+}
+
+/// Default lifetime of a readiness report.
+pub(crate) const DEFAULT_READINESS_CACHE_MS: u64 = 1_000;
+/// Default silence after which the relay or consumer counts as stopped.
+pub(crate) const DEFAULT_STALL_AFTER_MS: u64 = 60_000;
+
+settings! {
+    /// `[readiness]`: what `GET /health/ready` checks beyond the backends.
+    #[derive(Default, PartialEq, Eq)]
+    #[serde(default)]
+    pub struct ReadinessSettings in "readiness" {
+        /// How long a readiness report is served before the checks run again (0: every probe
+        /// runs them); probes arriving meanwhile share one run.
+        cache_ms: Option<u64> => Setting::int(0, DAY_MS)
+            .default(Default::Number(DEFAULT_READINESS_CACHE_MS)),
+        /// Silence after which the relay or the audit consumer (no completed pass) is `failed`.
+        stall_after_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(Default::Number(DEFAULT_STALL_AFTER_MS)),
+        /// Pending outbox events above which readiness is `degraded`.
+        backlog_warning: Option<u64> => Setting::int(0, i64::MAX as i128)
+            .default(backlog!(|c| c.depth_warning.to_string())),
+        /// Pending outbox events above which readiness is `failed` (at least `backlog_warning`).
+        backlog_critical: Option<u64> => Setting::int(0, i64::MAX as i128)
+            .default(backlog!(|c| c.depth_critical.to_string())),
+        /// Age of the oldest pending event above which readiness is `degraded`.
+        backlog_age_warning_ms: Option<u64> => Setting::int(1, DAY_MS * 365)
+            .default(backlog!(|c| ms(c.age_warning))),
+        /// Age of the oldest pending event above which readiness is `failed` (at least
+        /// `backlog_age_warning_ms`).
+        backlog_age_critical_ms: Option<u64> => Setting::int(1, DAY_MS * 365)
+            .default(backlog!(|c| ms(c.age_critical))),
+    }
+}
+
 settings! {
     /// The whole configuration.
     ///
@@ -326,6 +369,8 @@ settings! {
         kafka: Option<KafkaSettings> => Setting::section(),
         /// `[relay]`.
         relay: RelaySettings => Setting::section(),
+        /// `[readiness]`.
+        readiness: ReadinessSettings => Setting::section(),
         /// Bound of each readiness check.
         health_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
             .default(Default::Number(DEFAULT_HEALTH_TIMEOUT_MS)),
@@ -343,6 +388,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Setting> {
         RedisSettings::SETTINGS,
         KafkaSettings::SETTINGS,
         RelaySettings::SETTINGS,
+        ReadinessSettings::SETTINGS,
         StorageConfig::SETTINGS,
     ]
     .into_iter()
