@@ -101,6 +101,7 @@ pub struct PgConfig {
 
 /// The clock outbox claim leases (and retry delays) are measured on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LeaseClock {
     /// The database server's `now()` (the default): every relay, whatever its host's clock,
     /// agrees on when a lease ends.

@@ -48,6 +48,7 @@ use std::time::Duration;
 
 /// Where "now" comes from for rate limiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeSource {
     /// Redis `TIME` inside the script (the production default): every instance of a service
     /// sees one clock, whatever the skew between their hosts.

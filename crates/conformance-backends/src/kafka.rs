@@ -243,6 +243,7 @@ impl Harness for KafkaHarness {
             // The probe's default topics need not exist.
             HealthStatus::Ok | HealthStatus::Degraded(_) => Ok(()),
             HealthStatus::Failed(why) => Err(format!("kafka at {brokers}: {why}")),
+            other => Err(format!("kafka at {brokers}: {other:?}")),
         }
     }
 

@@ -115,6 +115,7 @@ impl Harness for RedisHarness {
         match self.time {
             TimeSource::Clock => "redis",
             TimeSource::Server => "redis-server-time",
+            other => unreachable!("the harness builds no {other:?} column"),
         }
     }
 

@@ -16,6 +16,7 @@ pub const MAX_METADATA_DEPTH: usize = 32;
 /// Broad class of an audit event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuditCategory {
     /// Regulatory record (consent, erasure).
     Compliance,

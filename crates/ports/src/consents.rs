@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Status of a consent, derived from `revoked_at` and `expires_at` at a given instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ConsentStatus {
     /// Granted, not revoked, not expired.
     Active,

@@ -6,6 +6,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What went wrong, in terms a caller can act on. Every backend maps its driver errors into
 /// these variants, and the same input yields the same variant on every backend.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The record does not exist in this tenant (or has expired).
     #[error("not found: {entity}")]

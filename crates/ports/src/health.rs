@@ -9,6 +9,7 @@ use std::time::Duration;
 
 /// Outcome of one health check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HealthStatus {
     /// Working.
     Ok,
@@ -41,6 +42,7 @@ pub trait HealthCheck: Send + Sync {
 /// `ready` or `not_ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReadyStatus {
     /// Every check is ok or degraded: HTTP 200.
     Ready,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Lifecycle of a session: `pending_consent -> active -> revoked`; revoked is terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SessionStatus {
     /// Created, waiting for the user's consent.
     PendingConsent,

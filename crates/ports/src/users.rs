@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Whether a user may sign in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum UserStatus {
     /// May sign in.
     Active,
