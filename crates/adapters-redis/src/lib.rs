@@ -30,7 +30,7 @@ mod mutants;
 mod rate_limits;
 mod sessions;
 
-#[doc(hidden)]
+#[cfg(feature = "mutants")]
 pub use mutants::Mutant;
 pub use rate_limits::RedisRateLimitStore;
 pub use sessions::RedisSessionStore;
