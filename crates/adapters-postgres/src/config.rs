@@ -68,6 +68,7 @@ impl PgConfig {
 
     /// The URL with its secrets replaced by `***` ([`credo_ports::redact::redact_url`]), for
     /// logs and errors.
+    #[must_use]
     pub fn redacted_url(&self) -> String {
         redact::redact_url(&self.url)
     }
@@ -166,6 +167,7 @@ impl fmt::Debug for PgConfig {
 /// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
 /// [`credo_ports::redact::redact_url`] (passwords whatever characters they hold, secret query
 /// parameters, and unparseable URLs replaced whole).
+#[must_use]
 pub fn redact(url: &str) -> String {
     redact::redact_url(url)
 }

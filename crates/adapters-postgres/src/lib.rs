@@ -124,6 +124,7 @@ impl PgStores {
     }
 
     /// The same pool and schema, evaluating time against another clock.
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,

@@ -61,6 +61,7 @@ impl RedisConfig {
 
     /// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
     /// [`credo_ports::redact::redact_url`].
+    #[must_use]
     pub fn redacted_url(&self) -> String {
         redact::redact_url(&self.url)
     }

@@ -127,6 +127,7 @@ impl RedisStores {
     }
 
     /// The same pool and prefix, evaluating time against another clock.
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,

@@ -69,6 +69,7 @@ impl Switch {
 impl crate::RedisStores {
     /// The same stores with one deliberate bug switched on; only for proving the suite.
     #[doc(hidden)]
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn with_mutant(&self, mutant: Mutant) -> Self {
         Self {
             mutant: Switch(Some(mutant)),

@@ -28,6 +28,7 @@ pub enum AuditCategory {
 
 impl AuditCategory {
     /// The stored spelling.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             AuditCategory::Compliance => "compliance",
@@ -91,6 +92,7 @@ impl AuditEvent {
     }
 
     /// The keyset position of this event in [`AuditStore::query`].
+    #[must_use]
     pub fn cursor(&self) -> Cursor {
         Cursor {
             at: self.occurred_at,
@@ -136,6 +138,7 @@ impl AuditEvent {
     }
 
     /// True when the event matches every criterion of `q` (ignoring pagination).
+    #[must_use]
     pub fn matches(&self, q: &AuditQuery) -> bool {
         q.subject_user_id
             .is_none_or(|s| self.subject_user_id == Some(s))
@@ -286,6 +289,7 @@ pub mod events {
     }
 
     /// `user.created`.
+    #[must_use]
     pub fn user_created(u: &User, now: Timestamp) -> AuditEvent {
         base(
             u.tenant_id,
@@ -297,6 +301,7 @@ pub mod events {
     }
 
     /// `user.updated`, with the names of the changed fields in `metadata.fields`.
+    #[must_use]
     pub fn user_updated(u: &User, fields: &[&str], now: Timestamp) -> AuditEvent {
         let mut e = base(
             u.tenant_id,
@@ -313,6 +318,7 @@ pub mod events {
     }
 
     /// `user.deleted` (compliance: erasure).
+    #[must_use]
     pub fn user_deleted(tenant: TenantId, id: UserId, now: Timestamp) -> AuditEvent {
         base(tenant, now, AuditCategory::Compliance, "user.deleted", id)
     }
@@ -330,6 +336,7 @@ pub mod events {
     }
 
     /// `consent.granted` (new or renewed).
+    #[must_use]
     pub fn consent_granted(c: &Consent, now: Timestamp) -> AuditEvent {
         let mut e = consent(c, "consent.granted", now);
         e.decision = Some("granted".into());
@@ -337,6 +344,7 @@ pub mod events {
     }
 
     /// `consent.revoked`.
+    #[must_use]
     pub fn consent_revoked(c: &Consent, now: Timestamp) -> AuditEvent {
         let mut e = consent(c, "consent.revoked", now);
         e.decision = Some("revoked".into());
@@ -344,6 +352,7 @@ pub mod events {
     }
 
     /// `consent.deleted` (erasure).
+    #[must_use]
     pub fn consent_deleted(c: &Consent, now: Timestamp) -> AuditEvent {
         consent(c, "consent.deleted", now)
     }

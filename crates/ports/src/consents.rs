@@ -40,6 +40,7 @@ pub struct Consent {
 
 impl Consent {
     /// Revoked, else expired (`expires_at <= now`), else active.
+    #[must_use]
     pub fn status(&self, now: Timestamp) -> ConsentStatus {
         if self.revoked_at.is_some() {
             ConsentStatus::Revoked
@@ -84,6 +85,7 @@ impl GrantConsent {
 
     /// Applies this grant at `now`: renews `existing` (same id, revocation cleared, version + 1)
     /// or creates a new record.
+    #[must_use]
     pub fn apply(self, existing: Option<Consent>, now: Timestamp) -> Consent {
         match existing {
             Some(mut c) => {

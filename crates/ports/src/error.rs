@@ -41,11 +41,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when retrying the same call later may succeed.
+    #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 
     /// Shorthand for [`StoreError::InvalidInput`].
+    #[must_use]
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         StoreError::InvalidInput {
             field,
@@ -54,11 +56,13 @@ impl StoreError {
     }
 
     /// Shorthand for [`StoreError::NotFound`].
+    #[must_use]
     pub fn not_found(entity: &'static str) -> Self {
         StoreError::NotFound { entity }
     }
 
     /// The variant name, for comparing outcomes across backends without their messages.
+    #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
             StoreError::NotFound { .. } => "NotFound",

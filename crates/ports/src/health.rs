@@ -21,6 +21,7 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// The FR-1 spelling: `ok`, `degraded` or `failed`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             HealthStatus::Ok => "ok",
@@ -66,6 +67,7 @@ pub struct ReadinessReport {
 
 impl ReadinessReport {
     /// 200 when ready, 503 otherwise.
+    #[must_use]
     pub fn http_status(&self) -> u16 {
         match self.status {
             ReadyStatus::Ready => 200,
@@ -74,6 +76,7 @@ impl ReadinessReport {
     }
 
     /// The JSON body.
+    #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -120,6 +123,7 @@ impl Readiness {
     }
 
     /// Runs every check and builds the report. A check that times out counts as failed.
+    #[must_use = "the report is the only outcome of the checks"]
     pub async fn report(&self) -> ReadinessReport {
         let runs = self.checks.iter().map(|c| async move {
             let status = match tokio::time::timeout(self.timeout, c.check()).await {
@@ -165,6 +169,7 @@ pub struct Liveness {
 
 impl Liveness {
     /// The liveness body at the clock's now.
+    #[must_use]
     pub fn now(clock: &dyn Clock) -> Self {
         Self {
             status: "ok",

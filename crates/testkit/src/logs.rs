@@ -19,6 +19,7 @@ pub struct CapturedLogs {
 
 impl CapturedLogs {
     /// Starts capturing on the current thread.
+    #[must_use = "capturing stops when the returned value is dropped"]
     pub fn start(level: tracing::Level) -> Self {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = buf.clone();
@@ -32,6 +33,7 @@ impl CapturedLogs {
     }
 
     /// Everything captured so far, one line per event.
+    #[must_use]
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
     }
