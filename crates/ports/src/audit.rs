@@ -91,7 +91,7 @@ impl AuditEvent {
         }
     }
 
-    /// The keyset position of this event in [`AuditStore::query`].
+    /// The keyset position of this event in [`AuditLog::query`].
     #[must_use]
     pub fn cursor(&self) -> Cursor {
         Cursor {
@@ -197,7 +197,7 @@ fn value_has_nul(v: &Value) -> bool {
     }
 }
 
-/// Criteria for [`AuditStore::query`] and [`AuditStore::count`]; all optional, combined with AND.
+/// Criteria for [`AuditLog::query`] and [`AuditLog::count`]; all optional, combined with AND.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Events about this user.
@@ -212,7 +212,7 @@ pub struct AuditQuery {
     pub until: Option<Timestamp>,
 }
 
-/// Result of [`AuditStore::append_batch`].
+/// Result of [`AuditLog::append_batch`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Events written now.
@@ -253,7 +253,7 @@ pub trait AuditLog: Send + Sync {
     async fn purge_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
-/// Validates a batch for [`AuditStore::append_batch`] and drops repeats of a `(tenant, id)`
+/// Validates a batch for [`AuditLog::append_batch`] and drops repeats of a `(tenant, id)`
 /// inside it (first occurrence wins), so every backend sees the same set. Event ids
 /// deduplicate per tenant: one tenant's id never suppresses another tenant's event.
 pub fn prepare_batch(events: &[AuditEvent]) -> StoreResult<(Vec<&AuditEvent>, u64)> {
