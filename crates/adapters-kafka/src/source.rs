@@ -236,8 +236,9 @@ impl EventSource for KafkaSource {
         match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(kafka_err("committing offsets on close", e)),
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "kafka: committing offsets on close: {e}"
+            Err(e) => Err(StoreError::Unavailable(credo_ports::Cause::with_source(
+                format!("kafka: committing offsets on close: {e}"),
+                e,
             ))),
         }
     }

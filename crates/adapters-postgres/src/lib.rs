@@ -183,7 +183,10 @@ impl PgStores {
     fn migrate_err(&self, e: sqlx::migrate::MigrateError) -> StoreError {
         self.scrubbed(match e {
             sqlx::migrate::MigrateError::Execute(e) => map_err(e),
-            other => StoreError::Unavailable(format!("migration failed: {other}")),
+            other => StoreError::Unavailable(credo_ports::Cause::with_source(
+                format!("migration failed: {other}"),
+                other,
+            )),
         })
     }
 

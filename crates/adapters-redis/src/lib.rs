@@ -41,7 +41,9 @@ pub use rate_limits::RedisRateLimitStore;
 pub use sessions::RedisSessionStore;
 
 use credo_ports::redact;
-use credo_ports::{Clock, HealthCheck, RateLimitStore, SessionStore, StoreError, StoreResult};
+use credo_ports::{
+    Cause, Clock, HealthCheck, RateLimitStore, SessionStore, StoreError, StoreResult,
+};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use std::sync::Arc;
@@ -51,11 +53,15 @@ use std::time::Duration;
 pub(crate) fn map_err(e: fred::error::Error) -> StoreError {
     use fred::error::ErrorKind as K;
     match e.kind() {
-        K::Parse | K::NotFound | K::InvalidArgument => StoreError::Corrupt(format!("redis: {e}")),
+        K::Parse | K::NotFound | K::InvalidArgument => {
+            StoreError::Corrupt(Cause::with_source(format!("redis: {e}"), e))
+        }
         // A key of the wrong type, or a value a script cannot read: retrying cannot help.
-        _ if is_bad_stored_value(e.details()) => StoreError::Corrupt(format!("redis: {e}")),
+        _ if is_bad_stored_value(e.details()) => {
+            StoreError::Corrupt(Cause::with_source(format!("redis: {e}"), e))
+        }
         K::Config | K::Url => StoreError::invalid("url", e.to_string()),
-        _ => StoreError::Unavailable(format!("redis: {e}")),
+        _ => StoreError::Unavailable(Cause::with_source(format!("redis: {e}"), e)),
     }
 }
 
@@ -172,7 +178,7 @@ impl RedisStores {
     pub async fn eviction_policy(&self) -> StoreResult<String> {
         health::eviction_policy(&self.pool)
             .await
-            .map_err(|why| StoreError::Unavailable(redact::scrub(&why, &self.secrets)))
+            .map_err(|why| StoreError::Unavailable(redact::scrub(&why, &self.secrets).into()))
     }
 
     /// Closes every connection.

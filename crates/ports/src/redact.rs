@@ -253,7 +253,8 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// `error` with [`scrub`] applied to its message: for a driver error mapped into a
+/// `error` with [`scrub`] applied to its message and to the driver error it keeps as its
+/// source (see [`Cause`](crate::Cause)): for a driver error mapped into a
 /// [`StoreError`](crate::StoreError) on a path that knows the connection's secrets.
 #[must_use]
 pub fn scrub_error(error: crate::StoreError, secrets: &[String]) -> crate::StoreError {
@@ -265,9 +266,9 @@ pub fn scrub_error(error: crate::StoreError, secrets: &[String]) -> crate::Store
             reason: scrub(&reason, secrets),
         },
         E::InvalidState(m) => E::InvalidState(scrub(&m, secrets)),
-        E::Unavailable(m) => E::Unavailable(scrub(&m, secrets)),
+        E::Unavailable(c) => E::Unavailable(c.scrubbed(secrets)),
         E::Unsupported(m) => E::Unsupported(scrub(&m, secrets)),
-        E::Corrupt(m) => E::Corrupt(scrub(&m, secrets)),
+        E::Corrupt(c) => E::Corrupt(c.scrubbed(secrets)),
         other @ E::NotFound { .. } => other,
     }
 }
