@@ -30,7 +30,7 @@ mod users;
 
 pub use audit::InMemoryAuditStore;
 pub use consents::InMemoryConsentStore;
-#[doc(hidden)]
+#[cfg(feature = "mutants")]
 pub use mutants::Mutant;
 use mutants::Switch;
 pub use outbox::InMemoryOutbox;
@@ -140,8 +140,9 @@ impl InMemoryStores {
     pub fn outbox(&self) -> Arc<dyn Outbox> {
         self.outbox.clone()
     }
-    /// The concrete outbox (for tests that write rows as another version would).
-    #[doc(hidden)]
+    /// The concrete outbox (for tests that write rows as another version would, or make its
+    /// writes fail). Only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
     pub fn outbox_inner(&self) -> Arc<InMemoryOutbox> {
         self.outbox.clone()
     }

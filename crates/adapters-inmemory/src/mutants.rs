@@ -7,8 +7,10 @@
 //! mutants` excludes this file (`.cargo/mutants.toml`), so the mutation score of the adapter
 //! counts real code only.
 
-/// One deliberately broken behaviour.
+/// One deliberately broken behaviour. Public (and constructible) only with the `mutants`
+/// feature; without it the stores still ask their `Switch`, which is always off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mutants"), allow(dead_code))]
 pub enum Mutant {
     /// Email uniqueness compares emails case-sensitively.
     CaseSensitiveEmail,

@@ -64,7 +64,7 @@ pub struct InMemoryOutbox {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     mutant: Switch,
-    /// Set by [`InMemoryOutbox::fail_writes`]: every write fails, as a full disk or a lost
+    /// Set by `fail_writes` (feature `test-support`): every write fails, as a full disk or a lost
     /// database would make it fail.
     failing: AtomicBool,
 }
@@ -109,8 +109,8 @@ impl InMemoryOutbox {
 
     /// While `on`, every write into the outbox fails with `Unavailable`, and so does every
     /// change that would record an event. For the conformance case that proves a change and
-    /// its event are written together or not at all.
-    #[doc(hidden)]
+    /// its event are written together or not at all. Only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
     pub fn fail_writes(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
     }
@@ -154,8 +154,9 @@ impl InMemoryOutbox {
     }
 
     /// Enqueues a message as given, as another program (an older or newer version, or damage)
-    /// could have left it. For tests of the pipeline's handling of such rows.
-    #[doc(hidden)]
+    /// could have left it. For tests of the pipeline's handling of such rows. Only with the
+    /// `test-support` feature.
+    #[cfg(feature = "test-support")]
     pub fn enqueue_raw(&self, message: EncodedEvent) {
         let _ = self.insert(message);
     }

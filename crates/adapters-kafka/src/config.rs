@@ -129,6 +129,7 @@ impl KafkaConfig {
     /// let c = credo_adapters_kafka::KafkaConfig::new("127.0.0.1:9092").single_node_dev();
     /// assert_eq!(c.replication, 1);
     /// ```
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn single_node_dev(mut self) -> Self {
         self.session_timeout = Some(Duration::from_secs(6));
         self.heartbeat_interval = Some(Duration::from_secs(1));
@@ -206,6 +207,7 @@ impl KafkaConfig {
     }
 
     /// The properties as they may be shown: secret values replaced by `***`.
+    #[must_use]
     pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
         self.properties
             .iter()

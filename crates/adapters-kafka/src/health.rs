@@ -112,9 +112,9 @@ pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(StoreError::Unavailable(format!(
-                    "kafka: creating topic {topic}: {code}"
-                )));
+                return Err(StoreError::Unavailable(
+                    format!("kafka: creating topic {topic}: {code}").into(),
+                ));
             }
         }
     }

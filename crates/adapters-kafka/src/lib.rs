@@ -42,10 +42,10 @@ pub use health::{KafkaHealth, ensure_topics};
 pub use sink::{Delivered, KafkaSink, Published};
 pub use source::{KafkaSource, SourceHandle};
 
-use credo_ports::StoreError;
+use credo_ports::{Cause, StoreError};
 use rdkafka::error::KafkaError;
 
 /// Broker and transport errors are retryable; the text says what was being done.
 pub(crate) fn kafka_err(doing: &str, e: KafkaError) -> StoreError {
-    StoreError::Unavailable(format!("kafka: {doing}: {e}"))
+    StoreError::Unavailable(Cause::with_source(format!("kafka: {doing}: {e}"), e))
 }

@@ -236,10 +236,13 @@ impl KafkaSink {
         }
         match first_error {
             None => Ok(Published { deliveries, stored }),
-            Some(e) => Err(StoreError::Unavailable(format!(
-                "kafka: {failed} of {total} audit events not acknowledged by topic {}: {e}",
-                self.config.topic
-            ))),
+            Some(e) => Err(StoreError::Unavailable(
+                format!(
+                    "kafka: {failed} of {total} audit events not acknowledged by topic {}: {e}",
+                    self.config.topic
+                )
+                .into(),
+            )),
         }
     }
 

@@ -43,6 +43,7 @@ pub struct SourceHandle {
 
 impl SourceHandle {
     /// Whether the group has assigned partitions to this consumer (only while it polls).
+    #[must_use]
     pub fn is_assigned(&self) -> bool {
         self.consumer
             .assignment()
@@ -53,6 +54,7 @@ impl SourceHandle {
     /// Waits up to `timeout` for a partition assignment. Closing a consumer before its first
     /// assignment confuses some brokers' group state, and messages published before the
     /// assignment are still read (offsets start at the earliest).
+    #[must_use = "false means no partition was assigned in time"]
     pub async fn wait_assigned(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while !self.is_assigned() {
@@ -66,6 +68,7 @@ impl SourceHandle {
 
     /// Waits up to `timeout` until every message in `delivered` has been handled and committed
     /// (written to the log or set aside); returns whether it was.
+    #[must_use = "false means the messages were not all committed in time"]
     pub async fn wait_for(&self, delivered: &[Delivered], timeout: Duration) -> bool {
         let mut need: BTreeMap<i32, i64> = BTreeMap::new();
         for d in delivered {
@@ -233,8 +236,9 @@ impl EventSource for KafkaSource {
         match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(kafka_err("committing offsets on close", e)),
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "kafka: committing offsets on close: {e}"
+            Err(e) => Err(StoreError::Unavailable(credo_ports::Cause::with_source(
+                format!("kafka: committing offsets on close: {e}"),
+                e,
             ))),
         }
     }

@@ -1,8 +1,8 @@
-use credo_ports::StoreError;
+use credo_ports::{Cause, StoreError};
 
 /// Maps a driver error into the [`StoreError`] every backend shares.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    match e {
+    match &e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             let msg = db.message().to_string();
@@ -21,26 +21,32 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                     || c == "40001"
                     || c == "40P01" =>
                 {
-                    StoreError::Unavailable(format!("postgres {c}: {msg}"))
+                    StoreError::Unavailable(Cause::with_source(format!("postgres {c}: {msg}"), e))
                 }
-                c => StoreError::Unavailable(format!("postgres error {c}: {msg}")),
+                c => StoreError::Unavailable(Cause::with_source(
+                    format!("postgres error {c}: {msg}"),
+                    e,
+                )),
             }
         }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
-        sqlx::Error::PoolTimedOut => StoreError::Unavailable(
-            "postgres: no pooled connection within the acquire timeout".into(),
-        ),
-        other => StoreError::Unavailable(format!("postgres: {other}")),
+        | sqlx::Error::TypeNotFound { .. } => {
+            StoreError::Corrupt(Cause::with_source(e.to_string(), e))
+        }
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable(Cause::with_source(
+            "postgres: no pooled connection within the acquire timeout",
+            e,
+        )),
+        _ => StoreError::Unavailable(Cause::with_source(format!("postgres: {e}"), e)),
     }
 }
 
 /// Maps a JSON decoding failure of a stored value.
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
+    StoreError::Corrupt(format!("{what}: {e}").into())
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 mod capabilities;
 pub use capabilities::CAPABILITIES;
 mod audit;
+mod config;
 mod consents;
 mod error;
 mod locks;
@@ -33,6 +34,7 @@ mod time;
 mod users;
 
 pub use audit::PgAuditStore;
+pub use config::{LeaseClock, MAX_CONNECTIONS, MAX_TIMEOUT, PgConfig, redact};
 pub use consents::PgConsentStore;
 pub use outbox::PgOutbox;
 pub use rate_limits::PgRateLimitStore;
@@ -49,7 +51,6 @@ use sqlx::ConnectOptions;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::borrow::Cow;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,172 +73,6 @@ pub static MIGRATOR: Migrator = Migrator {
     table_name: Cow::Borrowed(DEFAULT_MIGRATIONS_TABLE),
     ..sqlx::migrate!("./migrations")
 };
-
-/// Connection settings. `Debug` never shows the password.
-#[derive(Clone)]
-pub struct PgConfig {
-    /// `postgres://user:password@host:port/db?sslmode=...`; every `sslmode` libpq knows is
-    /// accepted, including `verify-full` (certificate and host name checked).
-    pub url: String,
-    /// Largest number of pooled connections (default 20).
-    pub max_connections: u32,
-    /// Connections of the outbox's own pool (default 2): the relay's claims never wait behind
-    /// service requests (nor the reverse), and its sessions plan claims the same way whatever
-    /// the table statistics say (no sorts or JIT; see [`PgOutbox`]).
-    pub outbox_connections: u32,
-    /// Longest wait for a pooled connection before `Unavailable` (default 5 s).
-    pub acquire_timeout: Duration,
-    /// Server-side bound on every statement (default 5 s).
-    pub statement_timeout: Duration,
-    /// Schema holding the tables, the migrations table included (default: the server's
-    /// `search_path`, usually `public`). Every connection's `search_path` is set to it, so
-    /// the migrations' unqualified names land there; [`PgStores::migrate`] creates it if
-    /// missing. A plain identifier: 1..=63 of `[a-z0-9_]`, not starting with a digit.
-    pub schema: Option<String>,
-    /// Table recording applied migrations, in the schema above (default
-    /// [`DEFAULT_MIGRATIONS_TABLE`]). A plain identifier like the schema.
-    pub migrations_table: String,
-    /// The clock outbox leases are measured on (default: the database's).
-    pub lease_clock: LeaseClock,
-}
-
-/// The clock outbox claim leases (and retry delays) are measured on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LeaseClock {
-    /// The database server's `now()` (the default): every relay, whatever its host's clock,
-    /// agrees on when a lease ends.
-    #[default]
-    Database,
-    /// The stores' injected [`Clock`]: for tests that move time by hand.
-    Store,
-}
-
-impl PgConfig {
-    /// Defaults for everything but the URL.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            max_connections: 20,
-            outbox_connections: 2,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-            schema: None,
-            migrations_table: DEFAULT_MIGRATIONS_TABLE.into(),
-            lease_clock: LeaseClock::Database,
-        }
-    }
-
-    /// The URL with its secrets replaced by `***` ([`credo_ports::redact::redact_url`]), for
-    /// logs and errors.
-    pub fn redacted_url(&self) -> String {
-        redact::redact_url(&self.url)
-    }
-
-    /// Checks every setting before anything connects; the error names the field
-    /// (`url`, `max_connections`, `outbox_connections`, `acquire_timeout`,
-    /// `statement_timeout`, `schema`, `migrations_table`). A zero timeout is refused (the
-    /// drivers read 0 as "no timeout"), as is one under a millisecond (it would round to 0),
-    /// a `statement_timeout` beyond PostgreSQL's limit (2^31 - 1 ms), an acquire timeout over
-    /// [`MAX_TIMEOUT`], and a pool of 0 or over [`MAX_CONNECTIONS`].
-    pub fn validate(&self) -> StoreResult<()> {
-        if self.url.trim().is_empty() {
-            return Err(StoreError::invalid("url", "must not be empty"));
-        }
-        if let Err(e) = PgConnectOptions::from_str(&self.url) {
-            return Err(self.url_error(e));
-        }
-        for (field, n) in [
-            ("max_connections", self.max_connections),
-            ("outbox_connections", self.outbox_connections),
-        ] {
-            if n == 0 || n > MAX_CONNECTIONS {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("{n}: must be 1..={MAX_CONNECTIONS}"),
-                ));
-            }
-        }
-        credo_ports::validate::timeout("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT)?;
-        credo_ports::validate::timeout(
-            "statement_timeout",
-            self.statement_timeout,
-            Duration::from_millis(i32::MAX as u64),
-        )?;
-        if let Some(schema) = &self.schema
-            && !valid_identifier(schema)
-        {
-            return Err(StoreError::invalid(
-                "schema",
-                "must be 1..=63 of [a-z0-9_], not starting with a digit",
-            ));
-        }
-        if !valid_identifier(&self.migrations_table) {
-            return Err(StoreError::invalid(
-                "migrations_table",
-                "must be 1..=63 of [a-z0-9_], not starting with a digit",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Every secret of the URL, for scrubbing driver errors.
-    fn secrets(&self) -> Arc<[String]> {
-        redact::url_secrets(&self.url).into()
-    }
-
-    fn url_error(&self, e: sqlx::Error) -> StoreError {
-        let reason = match redact::redact_url(&self.url).as_str() {
-            // Nothing of an unparseable URL is shown, not even the driver's view of it.
-            redact::UNPARSEABLE_URL => {
-                format!("{}: not a postgres:// URL", redact::UNPARSEABLE_URL)
-            }
-            shown => format!(
-                "{shown}: {}",
-                redact::scrub(&e.to_string(), &self.secrets())
-            ),
-        };
-        StoreError::invalid("url", reason)
-    }
-}
-
-/// Largest pool [`PgConfig::validate`] accepts (PostgreSQL's own `max_connections` is far
-/// lower on any real server).
-pub const MAX_CONNECTIONS: u32 = 10_000;
-
-/// Longest timeout [`PgConfig::validate`] accepts where PostgreSQL sets no limit of its own
-/// (one day): longer is a configuration mistake, and `Instant + Duration` would overflow
-/// on absurd values.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
-
-impl fmt::Debug for PgConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConfig")
-            .field("url", &self.redacted_url())
-            .field("max_connections", &self.max_connections)
-            .field("outbox_connections", &self.outbox_connections)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("schema", &self.schema)
-            .field("migrations_table", &self.migrations_table)
-            .field("lease_clock", &self.lease_clock)
-            .finish()
-    }
-}
-
-/// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
-/// [`credo_ports::redact::redact_url`] (passwords whatever characters they hold, secret query
-/// parameters, and unparseable URLs replaced whole).
-pub fn redact(url: &str) -> String {
-    redact::redact_url(url)
-}
-
-fn valid_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-}
 
 /// Every PostgreSQL store over one connection pool, and the outbox over a small one of its own.
 #[derive(Clone)]
@@ -291,6 +126,7 @@ impl PgStores {
     }
 
     /// The same pool and schema, evaluating time against another clock.
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
@@ -349,7 +185,10 @@ impl PgStores {
     fn migrate_err(&self, e: sqlx::migrate::MigrateError) -> StoreError {
         self.scrubbed(match e {
             sqlx::migrate::MigrateError::Execute(e) => map_err(e),
-            other => StoreError::Unavailable(format!("migration failed: {other}")),
+            other => StoreError::Unavailable(credo_ports::Cause::with_source(
+                format!("migration failed: {other}"),
+                other,
+            )),
         })
     }
 
@@ -514,149 +353,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact("postgres://u:s3cret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(
-            redact("postgres://u:p@ss:w@h/db?sslmode=verify-full"),
-            "postgres://u:***@h/db?sslmode=verify-full"
-        );
-        assert_eq!(
-            redact("postgres://h/db?user=u&password=x"),
-            "postgres://h/db?user=u&password=***"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        let dbg = format!("{:?}", PgConfig::new("postgres://u:hunter2@h/db"));
-        assert!(!dbg.contains("hunter2"), "{dbg}");
-    }
-
-    /// Every documented bound is accepted, one past it refused.
-    #[test]
-    fn limits_are_inclusive_at_their_documented_values() {
-        let ok = PgConfig::new("postgres://u@h/db");
-        type Change = Box<dyn Fn(&mut PgConfig, bool)>;
-        let cases: Vec<(&str, Change)> = vec![
-            (
-                "max_connections",
-                Box::new(|c, past| c.max_connections = MAX_CONNECTIONS + u32::from(past)),
-            ),
-            (
-                "outbox_connections",
-                Box::new(|c, past| c.outbox_connections = MAX_CONNECTIONS + u32::from(past)),
-            ),
-            (
-                "acquire_timeout",
-                Box::new(|c, past| {
-                    c.acquire_timeout = MAX_TIMEOUT + Duration::from_millis(u64::from(past))
-                }),
-            ),
-            (
-                "statement_timeout",
-                Box::new(|c, past| {
-                    c.statement_timeout = Duration::from_millis(i32::MAX as u64 + u64::from(past))
-                }),
-            ),
-        ];
-        for (field, change) in cases {
-            let mut at = ok.clone();
-            change(&mut at, false);
-            assert!(at.validate().is_ok(), "{field} at its bound: {at:?}");
-            let mut past = ok.clone();
-            change(&mut past, true);
-            assert!(
-                matches!(past.validate(), Err(StoreError::InvalidInput { field: f, .. }) if f == field),
-                "{field} past its bound: {past:?}"
-            );
-        }
-        let mut smallest = ok.clone();
-        smallest.max_connections = 1;
-        smallest.outbox_connections = 1;
-        smallest.acquire_timeout = Duration::from_millis(1);
-        smallest.statement_timeout = Duration::from_millis(1);
-        smallest.validate().unwrap();
-    }
-
-    /// Logs and errors show every setting and where the server is, never a secret.
-    #[test]
-    fn the_redacted_url_and_debug_keep_everything_but_secrets() {
-        let c = PgConfig::new("postgres://app:s3cret@db.internal:5433/credo?sslmode=require");
-        let shown = "postgres://app:***@db.internal:5433/credo?sslmode=require";
-        assert_eq!(c.redacted_url(), shown);
-        let dbg = format!("{c:?}");
-        for part in [
-            shown,
-            "max_connections: 20",
-            "outbox_connections: 2",
-            "acquire_timeout: 5s",
-            "statement_timeout: 5s",
-            "schema: None",
-            "migrations_table: \"_credo_storage_migrations\"",
-            "lease_clock: Database",
-        ] {
-            assert!(dbg.contains(part), "{part} missing from {dbg}");
-        }
-        assert!(!dbg.contains("s3cret"), "{dbg}");
-    }
-
-    #[test]
-    fn every_duration_and_size_is_validated_by_field() {
-        let ok = PgConfig::new("postgres://u@h/db");
-        ok.validate().unwrap();
-        type Change = Box<dyn Fn(&mut PgConfig)>;
-        let cases: Vec<(&str, Change)> = vec![
-            ("url", Box::new(|c| c.url = " ".into())),
-            (
-                "url",
-                Box::new(|c| c.url = "postgres://u:hunter2@h:port/db".into()),
-            ),
-            ("max_connections", Box::new(|c| c.max_connections = 0)),
-            (
-                "max_connections",
-                Box::new(|c| c.max_connections = u32::MAX),
-            ),
-            ("outbox_connections", Box::new(|c| c.outbox_connections = 0)),
-            (
-                "acquire_timeout",
-                Box::new(|c| c.acquire_timeout = Duration::ZERO),
-            ),
-            (
-                "acquire_timeout",
-                Box::new(|c| c.acquire_timeout = Duration::MAX),
-            ),
-            (
-                "statement_timeout",
-                Box::new(|c| c.statement_timeout = Duration::ZERO),
-            ),
-            (
-                "statement_timeout",
-                Box::new(|c| c.statement_timeout = Duration::from_micros(999)),
-            ),
-            (
-                "statement_timeout",
-                Box::new(|c| c.statement_timeout = Duration::from_millis(1 << 31)),
-            ),
-            ("schema", Box::new(|c| c.schema = Some("Public".into()))),
-            (
-                "migrations_table",
-                Box::new(|c| c.migrations_table = "a.b".into()),
-            ),
-        ];
-        for (field, change) in cases {
-            let mut c = ok.clone();
-            change(&mut c);
-            match c.validate() {
-                Err(StoreError::InvalidInput { field: f, reason }) => {
-                    assert_eq!(f, field, "{reason}");
-                    assert!(!reason.contains("hunter2"), "{reason}");
-                }
-                other => panic!("{field}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
     fn the_default_migrations_table_is_not_sqlxs() {
         assert_eq!(MIGRATOR.table_name, DEFAULT_MIGRATIONS_TABLE);
         assert_ne!(DEFAULT_MIGRATIONS_TABLE, LEGACY_MIGRATIONS_TABLE);
@@ -665,13 +361,5 @@ mod tests {
             DEFAULT_MIGRATIONS_TABLE
         );
         assert!(MIGRATOR.iter().any(|m| m.version == 2));
-    }
-
-    #[test]
-    fn schema_names_are_plain_identifiers() {
-        assert!(valid_identifier("t_0123abc"));
-        for bad in ["", "1abc", "a-b", "A", "a;drop", &"a".repeat(64)] {
-            assert!(!valid_identifier(bad), "{bad}");
-        }
     }
 }

@@ -55,10 +55,13 @@ pub(crate) async fn enqueue_recorded(
             None => continue,
         }
     }
-    Err(StoreError::Unavailable(format!(
-        "event {} was enqueued and purged concurrently three times; retry",
-        message.id
-    )))
+    Err(StoreError::Unavailable(
+        format!(
+            "event {} was enqueued and purged concurrently three times; retry",
+            message.id
+        )
+        .into(),
+    ))
 }
 
 /// Inserts an encoded event as it is.
@@ -167,7 +170,7 @@ fn message(r: &PgRow) -> StoreResult<EncodedEvent> {
         schema_version: u32::try_from(version)
             .ok()
             .filter(|v| *v > 0)
-            .ok_or_else(|| StoreError::Corrupt(format!("schema_version {version}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("schema_version {version}").into()))?,
         payload: r.try_get("envelope").map_err(map_err)?,
     })
 }

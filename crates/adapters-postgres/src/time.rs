@@ -23,5 +23,5 @@ pub(crate) fn from_db_opt(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
 
 /// A status or category column that holds an unknown word.
 pub(crate) fn bad_enum(column: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{column}: unknown value {value:?}"))
+    StoreError::Corrupt(format!("{column}: unknown value {value:?}").into())
 }

@@ -6,8 +6,10 @@
 use fred::types::scripts::Script;
 use std::sync::LazyLock;
 
-/// One deliberately broken behaviour.
+/// One deliberately broken behaviour. Public (and constructible) only with the `mutants`
+/// feature; without it the stores still ask their `Switch`, which is always off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mutants"), allow(dead_code))]
 pub enum Mutant {
     /// The rate-limit script reads Redis `TIME` in milliseconds and uses it as microseconds:
     /// time passes a thousand times too slowly for the limiter.
@@ -67,6 +69,7 @@ impl Switch {
 impl crate::RedisStores {
     /// The same stores with one deliberate bug switched on; only for proving the suite.
     #[doc(hidden)]
+    #[must_use = "returns a new value and leaves this one unchanged"]
     pub fn with_mutant(&self, mutant: Mutant) -> Self {
         Self {
             mutant: Switch(Some(mutant)),

@@ -175,13 +175,13 @@ fn ts(fields: &HashMap<String, String>, name: &str) -> StoreResult<Option<Timest
         .map(|v| {
             v.parse::<i64>()
                 .map(Timestamp::from_micros)
-                .map_err(|_| StoreError::Corrupt(format!("session field {name}: {v:?}")))
+                .map_err(|_| StoreError::Corrupt(format!("session field {name}: {v:?}").into()))
         })
         .transpose()
 }
 
 fn required<T>(v: Option<T>, name: &str) -> StoreResult<T> {
-    v.ok_or_else(|| StoreError::Corrupt(format!("session field {name} missing")))
+    v.ok_or_else(|| StoreError::Corrupt(format!("session field {name} missing").into()))
 }
 
 fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> StoreResult<Session> {
@@ -189,7 +189,11 @@ fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> Store
         Some("pending_consent") => SessionStatus::PendingConsent,
         Some("active") => SessionStatus::Active,
         Some("revoked") => SessionStatus::Revoked,
-        other => return Err(StoreError::Corrupt(format!("session status {other:?}"))),
+        other => {
+            return Err(StoreError::Corrupt(
+                format!("session status {other:?}").into(),
+            ));
+        }
     };
     let user = required(f.get("user"), "user")?;
     let scopes = required(f.get("scopes"), "scopes")?;
@@ -198,11 +202,15 @@ fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> Store
         tenant_id: tenant,
         user_id: UserId(
             user.parse()
-                .map_err(|_| StoreError::Corrupt(format!("session user {user:?}")))?,
+                .map_err(|_| StoreError::Corrupt(format!("session user {user:?}").into()))?,
         ),
         client_id: required(f.get("client"), "client")?.clone(),
-        scopes: serde_json::from_str(scopes)
-            .map_err(|e| StoreError::Corrupt(format!("session scopes: {e}")))?,
+        scopes: serde_json::from_str(scopes).map_err(|e| {
+            StoreError::Corrupt(credo_ports::Cause::with_source(
+                format!("session scopes: {e}"),
+                e,
+            ))
+        })?,
         status,
         device: Device {
             user_agent: f.get("ua").cloned(),
@@ -402,7 +410,7 @@ impl SessionStore for RedisSessionStore {
             let parsed = id
                 .parse()
                 .map(SessionId)
-                .map_err(|_| StoreError::Corrupt(format!("session index member {id:?}")))?;
+                .map_err(|_| StoreError::Corrupt(format!("session index member {id:?}").into()))?;
             Ok::<_, StoreError>((id, self.read(tenant, parsed).await?))
         });
         let mut out = Vec::new();

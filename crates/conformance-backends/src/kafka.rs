@@ -160,10 +160,13 @@ impl EventSink for SettlingSink {
         if self.0.source.wait_for(&published.stored, SETTLE).await {
             Ok(published.deliveries)
         } else {
-            Err(StoreError::Unavailable(format!(
-                "published but not materialized within {SETTLE:?} ({:?})",
-                self.0.consumer.stats()
-            )))
+            Err(StoreError::Unavailable(
+                format!(
+                    "published but not materialized within {SETTLE:?} ({:?})",
+                    self.0.consumer.stats()
+                )
+                .into(),
+            ))
         }
     }
 
@@ -243,6 +246,7 @@ impl Harness for KafkaHarness {
             // The probe's default topics need not exist.
             HealthStatus::Ok | HealthStatus::Degraded(_) => Ok(()),
             HealthStatus::Failed(why) => Err(format!("kafka at {brokers}: {why}")),
+            other => Err(format!("kafka at {brokers}: {other:?}")),
         }
     }
 

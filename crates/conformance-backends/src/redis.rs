@@ -96,7 +96,7 @@ impl RedisHarness {
                 let cleaner = credo_adapters_redis::client_builder(&config)
                     .and_then(|b| {
                         b.build()
-                            .map_err(|e| StoreError::Unavailable(e.to_string()))
+                            .map_err(|e| StoreError::Unavailable(e.to_string().into()))
                     })
                     .map_err(|e| format!("redis clean-up client: {e}"))?;
                 fred::prelude::ClientLike::init(&cleaner)
@@ -115,6 +115,7 @@ impl Harness for RedisHarness {
         match self.time {
             TimeSource::Clock => "redis",
             TimeSource::Server => "redis-server-time",
+            other => unreachable!("the harness builds no {other:?} column"),
         }
     }
 

@@ -28,6 +28,7 @@ impl Backoff {
     }
 
     /// The pause after the `n`th failure in a row (`n` counts from 1; 0 is treated as 1).
+    #[must_use]
     pub fn delay(&self, n: u32) -> Duration {
         let base = self
             .min

@@ -86,6 +86,7 @@ pub struct ConsumerHandle {
 
 impl ConsumerHandle {
     /// Counters so far.
+    #[must_use]
     pub fn stats(&self) -> ConsumerStats {
         self.counters.snapshot()
     }

@@ -184,11 +184,14 @@ impl OutboxRelay {
                 let _ = self.outbox.release(token, &ids).await;
                 return Err(match other {
                     Err(e) => e,
-                    Ok(d) => StoreError::Corrupt(format!(
-                        "the sink answered for {} of {} events",
-                        d.len(),
-                        messages.len()
-                    )),
+                    Ok(d) => StoreError::Corrupt(
+                        format!(
+                            "the sink answered for {} of {} events",
+                            d.len(),
+                            messages.len()
+                        )
+                        .into(),
+                    ),
                 });
             }
         };

@@ -16,6 +16,7 @@ pub const MAX_METADATA_DEPTH: usize = 32;
 /// Broad class of an audit event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuditCategory {
     /// Regulatory record (consent, erasure).
     Compliance,
@@ -27,6 +28,7 @@ pub enum AuditCategory {
 
 impl AuditCategory {
     /// The stored spelling.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             AuditCategory::Compliance => "compliance",
@@ -89,7 +91,8 @@ impl AuditEvent {
         }
     }
 
-    /// The keyset position of this event in [`AuditStore::query`].
+    /// The keyset position of this event in [`AuditLog::query`].
+    #[must_use]
     pub fn cursor(&self) -> Cursor {
         Cursor {
             at: self.occurred_at,
@@ -135,6 +138,7 @@ impl AuditEvent {
     }
 
     /// True when the event matches every criterion of `q` (ignoring pagination).
+    #[must_use]
     pub fn matches(&self, q: &AuditQuery) -> bool {
         q.subject_user_id
             .is_none_or(|s| self.subject_user_id == Some(s))
@@ -193,7 +197,7 @@ fn value_has_nul(v: &Value) -> bool {
     }
 }
 
-/// Criteria for [`AuditStore::query`] and [`AuditStore::count`]; all optional, combined with AND.
+/// Criteria for [`AuditLog::query`] and [`AuditLog::count`]; all optional, combined with AND.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     /// Events about this user.
@@ -208,7 +212,7 @@ pub struct AuditQuery {
     pub until: Option<Timestamp>,
 }
 
-/// Result of [`AuditStore::append_batch`].
+/// Result of [`AuditLog::append_batch`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Events written now.
@@ -249,7 +253,7 @@ pub trait AuditLog: Send + Sync {
     async fn purge_before(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
-/// Validates a batch for [`AuditStore::append_batch`] and drops repeats of a `(tenant, id)`
+/// Validates a batch for [`AuditLog::append_batch`] and drops repeats of a `(tenant, id)`
 /// inside it (first occurrence wins), so every backend sees the same set. Event ids
 /// deduplicate per tenant: one tenant's id never suppresses another tenant's event.
 pub fn prepare_batch(events: &[AuditEvent]) -> StoreResult<(Vec<&AuditEvent>, u64)> {
@@ -285,6 +289,7 @@ pub mod events {
     }
 
     /// `user.created`.
+    #[must_use]
     pub fn user_created(u: &User, now: Timestamp) -> AuditEvent {
         base(
             u.tenant_id,
@@ -296,6 +301,7 @@ pub mod events {
     }
 
     /// `user.updated`, with the names of the changed fields in `metadata.fields`.
+    #[must_use]
     pub fn user_updated(u: &User, fields: &[&str], now: Timestamp) -> AuditEvent {
         let mut e = base(
             u.tenant_id,
@@ -312,6 +318,7 @@ pub mod events {
     }
 
     /// `user.deleted` (compliance: erasure).
+    #[must_use]
     pub fn user_deleted(tenant: TenantId, id: UserId, now: Timestamp) -> AuditEvent {
         base(tenant, now, AuditCategory::Compliance, "user.deleted", id)
     }
@@ -329,6 +336,7 @@ pub mod events {
     }
 
     /// `consent.granted` (new or renewed).
+    #[must_use]
     pub fn consent_granted(c: &Consent, now: Timestamp) -> AuditEvent {
         let mut e = consent(c, "consent.granted", now);
         e.decision = Some("granted".into());
@@ -336,6 +344,7 @@ pub mod events {
     }
 
     /// `consent.revoked`.
+    #[must_use]
     pub fn consent_revoked(c: &Consent, now: Timestamp) -> AuditEvent {
         let mut e = consent(c, "consent.revoked", now);
         e.decision = Some("revoked".into());
@@ -343,6 +352,7 @@ pub mod events {
     }
 
     /// `consent.deleted` (erasure).
+    #[must_use]
     pub fn consent_deleted(c: &Consent, now: Timestamp) -> AuditEvent {
         consent(c, "consent.deleted", now)
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Status of a consent, derived from `revoked_at` and `expires_at` at a given instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ConsentStatus {
     /// Granted, not revoked, not expired.
     Active,
@@ -39,6 +40,7 @@ pub struct Consent {
 
 impl Consent {
     /// Revoked, else expired (`expires_at <= now`), else active.
+    #[must_use]
     pub fn status(&self, now: Timestamp) -> ConsentStatus {
         if self.revoked_at.is_some() {
             ConsentStatus::Revoked
@@ -83,6 +85,7 @@ impl GrantConsent {
 
     /// Applies this grant at `now`: renews `existing` (same id, revocation cleared, version + 1)
     /// or creates a new record.
+    #[must_use]
     pub fn apply(self, existing: Option<Consent>, now: Timestamp) -> Consent {
         match existing {
             Some(mut c) => {

@@ -74,6 +74,7 @@ pub struct EncodedEvent {
 
 impl EncodedEvent {
     /// Encodes `event` in the current version.
+    #[must_use]
     pub fn encode(event: &AuditEvent) -> Self {
         let payload = serde_json::to_string(&Out {
             schema_version: SCHEMA_VERSION,
@@ -91,11 +92,13 @@ impl EncodedEvent {
     }
 
     /// The events of one order key must reach the log in the order they were recorded.
+    #[must_use]
     pub fn order_key(&self) -> (TenantId, Option<UserId>) {
         (self.tenant_id, self.subject)
     }
 
     /// The message key: `<tenant_id>:<subject_user_id>`, or `<tenant_id>:` without a subject.
+    #[must_use]
     pub fn key(&self) -> String {
         match self.subject {
             Some(u) => format!("{}:{}", self.tenant_id, u),
@@ -104,6 +107,7 @@ impl EncodedEvent {
     }
 
     /// The message headers as `(name, value)` pairs.
+    #[must_use]
     pub fn headers(&self) -> [(&'static str, String); 4] {
         [
             ("event_id", self.id.to_string()),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 /// Outcome of one health check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HealthStatus {
     /// Working.
     Ok,
@@ -20,6 +21,7 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// The FR-1 spelling: `ok`, `degraded` or `failed`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             HealthStatus::Ok => "ok",
@@ -41,6 +43,7 @@ pub trait HealthCheck: Send + Sync {
 /// `ready` or `not_ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReadyStatus {
     /// Every check is ok or degraded: HTTP 200.
     Ready,
@@ -64,6 +67,7 @@ pub struct ReadinessReport {
 
 impl ReadinessReport {
     /// 200 when ready, 503 otherwise.
+    #[must_use]
     pub fn http_status(&self) -> u16 {
         match self.status {
             ReadyStatus::Ready => 200,
@@ -72,6 +76,7 @@ impl ReadinessReport {
     }
 
     /// The JSON body.
+    #[must_use]
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -133,6 +138,7 @@ impl Readiness {
 
     /// The report: the cached one while it is fresh ([`cached_for`](Self::cached_for)),
     /// otherwise every check, run now. A check that times out counts as failed.
+    #[must_use = "the report is the only outcome of the checks"]
     pub async fn report(&self) -> ReadinessReport {
         if self.cache_for.is_zero() {
             return self.run().await;
@@ -193,6 +199,7 @@ pub struct Liveness {
 
 impl Liveness {
     /// The liveness body at the clock's now.
+    #[must_use]
     pub fn now(clock: &dyn Clock) -> Self {
         Self {
             status: "ok",
@@ -300,10 +307,10 @@ mod tests {
         }
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_millis(500)).await;
-        ready.report().await;
+        let _ = ready.report().await;
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_millis(600)).await;
-        ready.report().await;
+        let _ = ready.report().await;
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -316,8 +323,8 @@ mod tests {
             Duration::from_secs(2),
             clock,
         );
-        ready.report().await;
-        ready.report().await;
+        let _ = ready.report().await;
+        let _ = ready.report().await;
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -35,7 +35,7 @@ pub mod validate;
 pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder};
 pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent};
 pub use envelope::EncodedEvent;
-pub use error::{StoreError, StoreResult};
+pub use error::{Cause, StoreError, StoreResult};
 pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
 pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
 pub use outbox::{

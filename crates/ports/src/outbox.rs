@@ -83,6 +83,7 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// Its position in [`Outbox::dead_letters`], ordered by `(enqueued_at, id)`.
+    #[must_use]
     pub fn cursor(&self) -> crate::Cursor {
         crate::Cursor {
             at: self.enqueued_at,

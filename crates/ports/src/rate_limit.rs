@@ -83,6 +83,7 @@ impl RateLimitPolicy {
 
     /// Time between two requests at the sustained rate, rounded up so that no more than
     /// `limit` are ever admitted per period.
+    #[must_use]
     pub fn emission_interval_us(&self) -> i64 {
         let period = self.period.as_micros() as i64;
         let limit = i64::from(self.limit.max(1));
@@ -90,6 +91,7 @@ impl RateLimitPolicy {
     }
 
     /// How far ahead of now the TAT may run: `emission_interval * burst`.
+    #[must_use]
     pub fn tolerance_us(&self) -> i64 {
         self.emission_interval_us() * i64::from(self.burst)
     }
@@ -113,6 +115,7 @@ pub struct Decision {
 /// One GCRA step at `now` on a key whose stored TAT is `tat` (`None`: unknown or idle).
 /// Returns the decision and, when the request is admitted, the new TAT to store.
 /// Every backend that computes in Rust calls this; the Redis script mirrors it.
+#[must_use]
 pub fn gcra(
     policy: &RateLimitPolicy,
     tat: Option<Timestamp>,

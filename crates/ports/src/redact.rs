@@ -48,6 +48,7 @@ const SECRET_WORDS: &[&str] = &[
 /// `sslpassword`, `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
 /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `sasl.oauthbearer.config`,
 /// `sasl.jaas.config`, `token`, `api_key`, ...). Case-insensitive, percent-decoded.
+#[must_use]
 pub fn is_secret_name(name: &str) -> bool {
     let name = percent_decode(name).to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| name.contains(w))
@@ -55,6 +56,7 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// The value of a client property as it may be shown: [`REDACTED`] when
 /// [`is_secret_name`] says the property is secret, the value otherwise.
+#[must_use]
 pub fn redact_property<'a>(name: &str, value: &'a str) -> &'a str {
     if is_secret_name(name) {
         REDACTED
@@ -154,6 +156,7 @@ fn shown_userinfo(scheme: &str, userinfo: &str) -> String {
 
 /// The URL with every secret replaced by `***` (see the [module](self) for the rules), or
 /// [`UNPARSEABLE_URL`] when it cannot be parsed. For logs, errors and `Debug`.
+#[must_use]
 pub fn redact_url(url: &str) -> String {
     let Some(p) = split_url(url) else {
         return UNPARSEABLE_URL.to_string();
@@ -187,6 +190,7 @@ pub fn redact_url(url: &str) -> String {
 /// Every secret a URL holds, as written and percent-decoded: the password, the values of
 /// secret query parameters, a fragment, and the whole URL when it cannot be parsed. Driver
 /// errors are passed through [`scrub`] with these before they are shown.
+#[must_use]
 pub fn url_secrets(url: &str) -> Vec<String> {
     let mut found = Vec::new();
     let Some(p) = split_url(url) else {
@@ -238,6 +242,7 @@ fn finish(mut found: Vec<String>) -> Vec<String> {
 
 /// `text` with every occurrence of every secret replaced by `***`, for driver error texts
 /// that may echo a URL, a password or a property value.
+#[must_use]
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
@@ -248,8 +253,10 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// `error` with [`scrub`] applied to its message: for a driver error mapped into a
+/// `error` with [`scrub`] applied to its message and to the driver error it keeps as its
+/// source (see [`Cause`](crate::Cause)): for a driver error mapped into a
 /// [`StoreError`](crate::StoreError) on a path that knows the connection's secrets.
+#[must_use]
 pub fn scrub_error(error: crate::StoreError, secrets: &[String]) -> crate::StoreError {
     use crate::StoreError as E;
     match error {
@@ -259,9 +266,9 @@ pub fn scrub_error(error: crate::StoreError, secrets: &[String]) -> crate::Store
             reason: scrub(&reason, secrets),
         },
         E::InvalidState(m) => E::InvalidState(scrub(&m, secrets)),
-        E::Unavailable(m) => E::Unavailable(scrub(&m, secrets)),
+        E::Unavailable(c) => E::Unavailable(c.scrubbed(secrets)),
         E::Unsupported(m) => E::Unsupported(scrub(&m, secrets)),
-        E::Corrupt(m) => E::Corrupt(scrub(&m, secrets)),
+        E::Corrupt(c) => E::Corrupt(c.scrubbed(secrets)),
         other @ E::NotFound { .. } => other,
     }
 }

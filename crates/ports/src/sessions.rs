@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Lifecycle of a session: `pending_consent -> active -> revoked`; revoked is terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SessionStatus {
     /// Created, waiting for the user's consent.
     PendingConsent,
@@ -18,6 +19,7 @@ pub enum SessionStatus {
 
 impl SessionStatus {
     /// The stored spelling.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             SessionStatus::PendingConsent => "pending_consent",
@@ -82,6 +84,7 @@ pub struct Session {
 
 impl Session {
     /// True while `now < expires_at`.
+    #[must_use]
     pub fn is_live(&self, now: Timestamp) -> bool {
         now < self.expires_at
     }
@@ -154,6 +157,7 @@ impl NewSession {
     }
 
     /// The record this input creates at `now`.
+    #[must_use]
     pub fn into_session(self, now: Timestamp) -> Session {
         Session {
             id: self.id,

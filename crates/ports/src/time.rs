@@ -41,21 +41,25 @@ impl Timestamp {
     pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
 
     /// From microseconds since the Unix epoch.
+    #[must_use]
     pub const fn from_micros(micros: i64) -> Self {
         Self(micros)
     }
 
     /// From whole seconds since the Unix epoch, saturating at the `i64` range.
+    #[must_use]
     pub const fn from_secs(secs: i64) -> Self {
         Self(secs.saturating_mul(1_000_000))
     }
 
     /// Microseconds since the Unix epoch.
+    #[must_use]
     pub const fn as_micros(self) -> i64 {
         self.0
     }
 
     /// True inside [`Timestamp::MIN`] ..= [`Timestamp::MAX`].
+    #[must_use]
     pub const fn is_storable(self) -> bool {
         self.0 >= Self::MIN.0 && self.0 <= Self::MAX.0
     }
@@ -79,27 +83,32 @@ impl Timestamp {
 
     /// This bound moved into `MIN - 1 µs ..= MAX + 1 µs`: against storable values it compares
     /// exactly as the original (with `<`, `<=`, `>` or `>=`), and every backend can hold it.
+    #[must_use]
     pub fn clamp_bound(self) -> Self {
         Self(self.0.clamp(Self::MIN.0 - 1, Self::MAX.0 + 1))
     }
 
     /// This instant plus `d`, truncated to microseconds and saturating at the `i64` range.
+    #[must_use]
     pub fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(duration_micros(d)))
     }
 
     /// This instant minus `d`, saturating.
+    #[must_use]
     pub fn saturating_sub(self, d: Duration) -> Self {
         Self(self.0.saturating_sub(duration_micros(d)))
     }
 
     /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    #[must_use]
     pub fn duration_since(self, earlier: Timestamp) -> Duration {
         let micros = i128::from(self.0) - i128::from(earlier.0);
         Duration::from_micros(u64::try_from(micros.max(0)).unwrap_or(u64::MAX))
     }
 
     /// As a `chrono` UTC date-time, when chrono can represent it (about ±262,000 years).
+    #[must_use]
     pub fn to_chrono(self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp_micros(self.0)
     }
@@ -108,6 +117,7 @@ impl Timestamp {
     ///
     /// Storable values always give this form (four-digit years). Values beyond chrono's range
     /// give a description instead, which no parser accepts.
+    #[must_use]
     pub fn to_rfc3339(self) -> String {
         match self.to_chrono() {
             Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -122,6 +132,7 @@ impl Timestamp {
     /// leap second (`:60`) folds into the next second; impossible dates (`02-30`) and
     /// out-of-range fields are refused. The result may lie outside the storable range (year
     /// 0000): the stores refuse it then.
+    #[must_use]
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         let t = DateTime::parse_from_rfc3339(s).ok()?;
         Some(Timestamp(t.timestamp_micros()))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Whether a user may sign in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum UserStatus {
     /// May sign in.
     Active,
@@ -17,6 +18,7 @@ pub enum UserStatus {
 
 impl UserStatus {
     /// The stored spelling (`active`, `inactive`).
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Active => "active",
@@ -52,6 +54,7 @@ pub struct User {
 
 impl User {
     /// The keyset position of this user in [`UserStore::list`].
+    #[must_use]
     pub fn cursor(&self) -> Cursor {
         Cursor {
             at: self.created_at,
@@ -101,6 +104,7 @@ impl NewUser {
     }
 
     /// The record this input creates at `now` (email trimmed, version 1).
+    #[must_use]
     pub fn into_user(self, now: Timestamp) -> User {
         User {
             id: self.id,
@@ -151,6 +155,7 @@ impl UserUpdate {
     }
 
     /// Names of the fields this update sets (recorded in the `user.updated` audit event).
+    #[must_use]
     pub fn changed_fields(&self) -> Vec<&'static str> {
         let mut f = Vec::new();
         if self.email.is_some() {

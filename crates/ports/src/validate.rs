@@ -94,6 +94,7 @@ fn is_blank(value: &str) -> bool {
 /// The form an email is stored in: surrounding whitespace removed, Unicode composed (NFC), case
 /// kept. Two spellings of one address (`é` precomposed or as `e` + combining accent) are
 /// stored alike.
+#[must_use]
 pub fn normalize_email(email: &str) -> String {
     email.trim().nfc().collect()
 }
@@ -110,6 +111,7 @@ pub fn normalize_email(email: &str) -> String {
 ///
 /// Look-alikes across scripts (Cyrillic `а` and Latin `a`) are not folded: that needs a
 /// confusables table (UTS #39), and such an address is a different mailbox.
+#[must_use]
 pub fn email_key(email: &str) -> String {
     let trimmed = email.trim();
     if trimmed.is_ascii() {
@@ -139,6 +141,7 @@ pub fn email_key(email: &str) -> String {
 /// joiners, variation selectors, soft hyphen, Hangul fillers, tags) and format characters
 /// (bidirectional controls, byte-order mark), which render as nothing and let two addresses
 /// that look identical register as different users.
+#[must_use]
 pub fn is_invisible(c: char) -> bool {
     if c.is_ascii() {
         return false;

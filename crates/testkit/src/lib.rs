@@ -20,6 +20,7 @@ pub use proxy::{PrivateTansu, Proxy};
 
 /// The value of `var`, or `None` after printing why the test is skipped; under
 /// `CREDO_TEST_REQUIRE=all` (CI) a missing value panics instead.
+#[must_use]
 pub fn required(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.is_empty()) {
         Some(v) => Some(v),
@@ -39,6 +40,7 @@ pub fn skip<T>(reason: &str) -> Option<T> {
 }
 
 /// A port nothing listens on right now.
+#[must_use]
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -43,6 +43,7 @@ impl CapturedLogs {
     ///
     /// # Panics
     /// When the process already has another global `tracing` subscriber.
+    #[must_use = "capturing stops when the returned value is dropped"]
     pub fn start(level: tracing::Level) -> Self {
         static INSTALL: Once = Once::new();
         INSTALL.call_once(|| {
@@ -65,6 +66,7 @@ impl CapturedLogs {
     }
 
     /// Everything captured so far, one line per event.
+    #[must_use]
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
     }

@@ -12,6 +12,7 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// A new running cluster (user `credo`, trust authentication), or `None` (skipped) when
     /// no PostgreSQL binaries are installed.
+    #[must_use = "the cluster is stopped when the returned value is dropped"]
     pub fn start() -> Option<Self> {
         let Some(bin) = crate::system::pg_bin(None) else {
             return crate::skip(
@@ -95,6 +96,7 @@ impl PrivatePostgres {
     }
 
     /// `postgres://credo@127.0.0.1:<port>/postgres`.
+    #[must_use]
     pub fn url(&self) -> String {
         format!("postgres://credo@127.0.0.1:{}/postgres", self.port)
     }

@@ -16,6 +16,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Serves `listener`, forwarding to 127.0.0.1:`upstream`.
+    #[must_use = "the proxy stops when the returned value is dropped"]
     pub fn start(listener: TcpListener, upstream: u16) -> Proxy {
         let port = listener.local_addr().expect("bound listener").port();
         let (cut, is_cut) = watch::channel(false);
@@ -43,6 +44,7 @@ impl Proxy {
     }
 
     /// The port clients connect to.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -76,6 +78,7 @@ pub struct PrivateTansu {
 impl PrivateTansu {
     /// Starts the broker from `CREDO_TEST_TANSU_BIN` (exported by `cargo xtask services env`),
     /// or `None` (skipped) when that is not set.
+    #[must_use = "the broker is stopped when the returned value is dropped"]
     pub async fn start() -> Option<PrivateTansu> {
         let bin = crate::required("CREDO_TEST_TANSU_BIN")?;
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -110,6 +113,7 @@ impl PrivateTansu {
     }
 
     /// `bootstrap.servers` for clients: the proxy's address.
+    #[must_use]
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.proxy.port())
     }

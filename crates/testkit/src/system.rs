@@ -9,6 +9,7 @@ pub const PG_BASE: &str = "/usr/lib/postgresql";
 
 /// Whether this process runs as root (PostgreSQL refuses to: its tools then run as the
 /// `postgres` user).
+#[must_use]
 pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -19,6 +20,7 @@ pub fn is_root() -> bool {
 /// The PostgreSQL binaries: those of `data`'s major version when it holds a cluster, else
 /// those of the highest version under [`PG_BASE`] (compared as numbers: 17 above 9.6), else the
 /// directory of an `initdb` on `PATH`.
+#[must_use]
 pub fn pg_bin(data: Option<&Path>) -> Option<PathBuf> {
     let base = Path::new(PG_BASE);
     if let Some(v) = data.and_then(|d| std::fs::read_to_string(d.join("PG_VERSION")).ok()) {

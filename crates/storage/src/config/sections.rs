@@ -180,10 +180,7 @@ settings! {
         #[serde(default)]
         rate_limit_time: Option<String> => Setting::text()
             .check(Check::OneOf(&["server", "clock"]))
-            .default(redis!(|c| match c.rate_limit_time {
-                credo_adapters_redis::TimeSource::Server => "`server`".to_string(),
-                credo_adapters_redis::TimeSource::Clock => "`clock`".to_string(),
-            })),
+            .default(redis!(|c| format!("`{}`", c.rate_limit_time.as_str()))),
     }
 }
 

@@ -1,0 +1,117 @@
+//! The `redis` health check and the eviction policy it reports: a policy that may evict keys
+//! makes revoked tokens valid again, so anything but `noeviction` is degraded.
+
+use crate::map_err;
+use async_trait::async_trait;
+use credo_ports::redact;
+use credo_ports::{HealthCheck, HealthStatus, StoreError};
+use fred::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) struct RedisHealth {
+    pub(crate) pool: Pool,
+    pub(crate) timeout: Duration,
+    /// The URL's secrets, scrubbed from the check's errors.
+    pub(crate) secrets: Arc<[String]>,
+}
+
+/// Why a policy that can evict is degraded.
+pub(crate) fn eviction_warning(policy: &str) -> String {
+    format!(
+        "maxmemory-policy is {policy}: Redis may evict keys under memory pressure, so revoked \
+         tokens may become valid again and rate-limit state may be lost; set \
+         maxmemory-policy noeviction"
+    )
+}
+
+/// `CONFIG GET maxmemory-policy`, falling back to `INFO memory`; the error says why
+/// neither answered.
+pub(crate) async fn eviction_policy(pool: &Pool) -> Result<String, String> {
+    use fred::types::{ClusterHash, CustomCommand};
+    let client = pool.next();
+    let config = CustomCommand::new_static("CONFIG", ClusterHash::Random, false);
+    let config_err = match client
+        .custom::<Value, _>(config, vec!["GET", "maxmemory-policy"])
+        .await
+    {
+        Ok(value) => match policy_of_config_get(value) {
+            Some(policy) => return Ok(policy),
+            None => "CONFIG GET maxmemory-policy: no value".to_string(),
+        },
+        Err(e) => format!("CONFIG GET: {}", e.details()),
+    };
+    let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
+    match client.custom::<String, _>(info, vec!["memory"]).await {
+        Ok(text) => text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
+            .map(|p| p.trim().to_string())
+            .ok_or_else(|| format!("{config_err}; INFO memory: no maxmemory_policy field")),
+        Err(e) => Err(format!("{config_err}; INFO memory: {}", e.details())),
+    }
+}
+
+/// The policy in a `CONFIG GET` answer: `[name, value]` (RESP2) or `{name: value}` (RESP3).
+fn policy_of_config_get(value: Value) -> Option<String> {
+    match value {
+        Value::Array(items) => items.get(1).and_then(|v| v.as_string()),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .next()
+            .and_then(|(_, v)| v.as_string()),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl HealthCheck for RedisHealth {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn check(&self) -> HealthStatus {
+        // The probe's own timeout, not the command timeout, bounds the PING. (`fail_fast` is
+        // not set: while fred reconnects it still queued the PING about half of the time, so a
+        // probe of a Redis that is down answers within its timeout, not at once.)
+        let options = Options {
+            timeout: Some(self.timeout),
+            ..Default::default()
+        };
+        let bounded = self.pool.with_options(&options);
+        let probe = async {
+            bounded.ping::<String>(None).await.map_err(map_err)?;
+            Ok::<_, StoreError>(eviction_policy(&self.pool).await)
+        };
+        match tokio::time::timeout(self.timeout, probe).await {
+            Ok(Ok(Ok(policy))) if policy == "noeviction" => HealthStatus::Ok,
+            Ok(Ok(Ok(policy))) => HealthStatus::Degraded(eviction_warning(&policy)),
+            Ok(Ok(Err(why))) => HealthStatus::Degraded(format!(
+                "the eviction policy cannot be verified ({}); revoked tokens and rate-limit \
+                 state are lost if it lets Redis evict keys",
+                redact::scrub(&why, &self.secrets)
+            )),
+            Ok(Err(e)) => HealthStatus::Failed(redact::scrub(&e.to_string(), &self.secrets)),
+            Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_get_answers_in_both_protocols() {
+        let resp2 = Value::Array(vec!["maxmemory-policy".into(), "allkeys-lru".into()]);
+        assert_eq!(policy_of_config_get(resp2).as_deref(), Some("allkeys-lru"));
+        assert_eq!(policy_of_config_get(Value::Array(vec![])), None);
+        let resp3 = fred::types::Map::try_from(vec![("maxmemory-policy", "volatile-ttl")]).unwrap();
+        assert_eq!(
+            policy_of_config_get(Value::Map(resp3)).as_deref(),
+            Some("volatile-ttl")
+        );
+        assert_eq!(policy_of_config_get(Value::Null), None);
+    }
+}
