@@ -14,6 +14,7 @@ mod kafka;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+pub mod trials;
 
 pub use inmemory::{InMemoryHarness, config as inmemory_config, stores as inmemory_stores};
 #[cfg(feature = "kafka")]
