@@ -26,6 +26,7 @@ pub const AUDIT_DLQ_TOPIC: &str = "credo.audit.events.dlq";
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct KafkaConfig {
     /// `bootstrap.servers`: comma-separated `host:port` list.
     pub brokers: String,

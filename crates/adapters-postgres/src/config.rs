@@ -12,6 +12,7 @@ use std::time::Duration;
 
 /// Connection settings. `Debug` never shows the password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct PgConfig {
     /// `postgres://user:password@host:port/db?sslmode=...`; every `sslmode` libpq knows is
     /// accepted, including `verify-full` (certificate and host name checked).

@@ -32,6 +32,7 @@ impl TimeSource {
 
 /// Connection settings. `Debug` never shows the password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
     pub url: String,

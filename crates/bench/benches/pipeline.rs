@@ -83,14 +83,11 @@ fn setup(name: &str) -> Option<Setup> {
         );
         ensure_topics(&ours).await.unwrap();
         ensure_topics(&raw).await.unwrap();
-        let relay = OutboxRelay::new(
-            pg.outbox(),
-            Arc::new(KafkaSink::new(&ours).unwrap()),
-            RelayConfig {
-                batch: BATCH,
-                ..RelayConfig::default()
-            },
-        )
+        let relay = OutboxRelay::new(pg.outbox(), Arc::new(KafkaSink::new(&ours).unwrap()), {
+            let mut c = RelayConfig::default();
+            c.batch = BATCH;
+            c
+        })
         .unwrap();
         let producer: FutureProducer = raw.producer_config().create().unwrap();
         (pg, ours, raw, relay, producer)

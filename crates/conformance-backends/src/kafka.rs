@@ -114,9 +114,10 @@ impl KafkaHarness {
         let target = Arc::new(Target(RwLock::new(None)));
         let source = KafkaSource::new(&config).map_err(|e| format!("source: {e}"))?;
         let source_handle = source.handle();
-        let consumer_config = ConsumerConfig {
-            batch_wait: Duration::from_millis(2),
-            ..ConsumerConfig::default()
+        let consumer_config = {
+            let mut c = ConsumerConfig::default();
+            c.batch_wait = Duration::from_millis(2);
+            c
         };
         let consumer = AuditConsumer::new(Arc::new(source), target.clone(), consumer_config)
             .map_err(|e| format!("consumer: {e}"))?;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 /// Consumer settings.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ConsumerConfig {
     /// Messages materialized per `append_batch` at most (default 500).
     pub batch: usize,

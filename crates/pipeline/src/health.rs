@@ -115,6 +115,7 @@ impl HealthCheck for HeartbeatCheck {
 
 /// Outbox backlog limits: pending rows and the age of the oldest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BacklogThresholds {
     /// Pending rows above which readiness is `degraded` (default 1,000).
     pub depth_warning: u64,

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 /// Relay settings.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RelayConfig {
     /// Rows claimed per pass (default 100).
     pub batch: usize,

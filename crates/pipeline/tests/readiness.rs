@@ -37,9 +37,10 @@ async fn a_stalled_or_killed_relay_fails_readiness_after_the_limit() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let stores = InMemoryStores::new(clock);
     let stall = Duration::from_secs(60);
-    let config = RelayConfig {
-        lease: Duration::from_secs(120),
-        ..RelayConfig::default()
+    let config = {
+        let mut c = RelayConfig::default();
+        c.lease = Duration::from_secs(120);
+        c
     };
 
     // A working relay passes (empty passes included) and stays ok.
@@ -79,10 +80,11 @@ async fn a_stalled_or_killed_relay_fails_readiness_after_the_limit() {
 async fn the_backlog_is_degraded_then_failed_at_its_thresholds() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let stores = InMemoryStores::new(clock.clone());
-    let limits = BacklogThresholds {
-        depth_warning: 3,
-        depth_critical: 6,
-        ..BacklogThresholds::default()
+    let limits = {
+        let mut c = BacklogThresholds::default();
+        c.depth_warning = 3;
+        c.depth_critical = 6;
+        c
     };
     let check = BacklogCheck::new(stores.outbox(), limits);
     let tenant = TenantId::new();

@@ -80,9 +80,10 @@ async fn run_backs_off_while_the_sink_fails_then_publishes_everything_once() {
     let stores = InMemoryStores::new(clock.clone());
     let tenant = record_logins(&stores, clock.now(), 250).await;
     let sink = Arc::new(Flaky::new(&stores, 5));
-    let config = RelayConfig {
-        batch: 100,
-        ..RelayConfig::default()
+    let config = {
+        let mut c = RelayConfig::default();
+        c.batch = 100;
+        c
     };
     let relay = OutboxRelay::new(stores.outbox(), sink.clone(), config).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -148,10 +149,11 @@ fn relay_reports_published_failures_latency_and_outbox_gauges() {
                     refused: Some(refused.id),
                     ..Flaky::new(&stores, 2)
                 });
-                let config = RelayConfig {
-                    batch: 10,
-                    max_failures: 1,
-                    ..RelayConfig::default()
+                let config = {
+                    let mut c = RelayConfig::default();
+                    c.batch = 10;
+                    c.max_failures = 1;
+                    c
                 };
                 let relay = Arc::new(OutboxRelay::new(stores.outbox(), sink, config).unwrap());
                 // The gauges are sampled before the first pass: 31 pending, oldest 42 s.
@@ -263,9 +265,10 @@ async fn a_relay_whose_owner_is_dropped_stops_promptly_without_spinning() {
         inner: stores.outbox(),
         claims: AtomicU64::new(0),
     });
-    let config = RelayConfig {
-        idle_poll: Duration::from_millis(20),
-        ..RelayConfig::default()
+    let config = {
+        let mut c = RelayConfig::default();
+        c.idle_poll = Duration::from_millis(20);
+        c
     };
     let sink = Arc::new(DirectSink::new(stores.audit_log()));
     let relay = OutboxRelay::new(outbox.clone(), sink, config).unwrap();
@@ -308,9 +311,10 @@ impl EventSink for SlowSink {
 fn a_lease_not_longer_than_the_delivery_timeout_is_refused() {
     let stores = InMemoryStores::new(Arc::new(credo_ports::SystemClock));
     let sink = Arc::new(SlowSink(Duration::from_secs(30)));
-    let config = |lease| RelayConfig {
-        lease,
-        ..RelayConfig::default()
+    let config = |lease| {
+        let mut c = RelayConfig::default();
+        c.lease = lease;
+        c
     };
     let refused = OutboxRelay::new(
         stores.outbox(),
@@ -325,9 +329,10 @@ fn a_lease_not_longer_than_the_delivery_timeout_is_refused() {
         other => panic!("expected the lease refused, got {:?}", other.err()),
     }
     assert!(OutboxRelay::new(stores.outbox(), sink, config(Duration::from_secs(31))).is_ok());
-    let zero = RelayConfig {
-        max_failures: 0,
-        ..RelayConfig::default()
+    let zero = {
+        let mut c = RelayConfig::default();
+        c.max_failures = 0;
+        c
     };
     let sink = Arc::new(DirectSink::new(stores.audit_log()));
     assert!(matches!(

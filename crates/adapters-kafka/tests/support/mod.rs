@@ -171,12 +171,13 @@ impl Pipeline {
     }
 
     pub fn relay(&self, sink: Arc<dyn EventSink>, lease: Duration) -> OutboxRelay {
-        let config = RelayConfig {
-            batch: 500,
-            lease,
-            idle_poll: Duration::from_millis(10),
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
-            ..RelayConfig::default()
+        let config = {
+            let mut c = RelayConfig::default();
+            c.batch = 500;
+            c.lease = lease;
+            c.idle_poll = Duration::from_millis(10);
+            c.backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+            c
         };
         OutboxRelay::new(self.pg.outbox(), sink, config).unwrap()
     }

@@ -17,6 +17,64 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+impl super::PostgresSettings {
+    /// `[postgres]` with `url` and every other setting unset (the adapter's defaults).
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: None,
+            outbox_connections: None,
+            acquire_timeout_ms: None,
+            statement_timeout_ms: None,
+            schema: None,
+            migrations_table: None,
+            migrate: false,
+        }
+    }
+}
+
+impl super::RedisSettings {
+    /// `[redis]` with `url` and every other setting unset (the adapter's defaults).
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: None,
+            command_timeout_ms: None,
+            key_prefix: None,
+            rate_limit_time: None,
+        }
+    }
+}
+
+impl super::KafkaSettings {
+    /// `[kafka]` with `brokers` and every other setting unset (the adapter's defaults).
+    #[must_use]
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic: None,
+            dlq_topic: None,
+            group_id: None,
+            client_id: None,
+            delivery_timeout_ms: None,
+            linger_ms: None,
+            session_timeout_ms: None,
+            heartbeat_interval_ms: None,
+            max_poll_interval_ms: None,
+            fetch_wait_max_ms: None,
+            ensure_topics: false,
+            partitions: None,
+            replication: None,
+            retention_ms: None,
+            dlq_retention_ms: None,
+            min_insync_replicas: None,
+            properties: Default::default(),
+        }
+    }
+}
+
 #[cfg(feature = "postgres")]
 impl super::PostgresSettings {
     /// The PostgreSQL adapter's config: its defaults, overridden by what is set.

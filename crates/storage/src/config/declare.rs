@@ -361,6 +361,7 @@ macro_rules! settings {
     ) => {
         #[derive(Clone, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
+        #[non_exhaustive]
         $(#[$smeta])*
         pub struct $name {
             $(

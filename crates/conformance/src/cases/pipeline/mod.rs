@@ -45,13 +45,12 @@ pub(super) fn cases() -> Vec<super::Case> {
 const LEASE: Duration = Duration::from_secs(90);
 
 fn relay_config(batch: usize) -> RelayConfig {
-    RelayConfig {
-        batch,
-        lease: LEASE,
-        backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(1)),
-        max_failures: 3,
-        ..RelayConfig::default()
-    }
+    let mut c = RelayConfig::default();
+    c.batch = batch;
+    c.lease = LEASE;
+    c.backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    c.max_failures = 3;
+    c
 }
 
 fn relay(s: &Stores, sink: Arc<dyn EventSink>, batch: usize) -> Result<OutboxRelay, String> {
