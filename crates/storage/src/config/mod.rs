@@ -201,8 +201,8 @@ impl StorageConfig {
     ///
     /// A good guest in a host service: only variables in the storage's own namespace are
     /// checked for typos — those under one of its sections (`CREDO_BACKENDS_`,
-    /// `CREDO_POSTGRES_`, `CREDO_REDIS_`, `CREDO_KAFKA_`, `CREDO_RELAY_`) or starting like a
-    /// top-level setting (`CREDO_HEALTH_TIMEOUT`, `CREDO_SHUTDOWN_TIMEOUT`). There, a name
+    /// `CREDO_POSTGRES_`, `CREDO_REDIS_`, `CREDO_KAFKA_`, `CREDO_RELAY_`, `CREDO_READINESS_`)
+    /// or starting like a top-level setting (`CREDO_HEALTH_TIMEOUT`, `CREDO_SHUTDOWN_TIMEOUT`). There, a name
     /// that is no setting (`CREDO_POSTGRES_URLL`) is an error; every other variable
     /// (`CREDO_HTTP_ADDR`, the host's own `CREDO_FOO`) passes untouched. A host whose own
     /// variables use `CREDO_POSTGRES_...` can move the storage's under another prefix with
