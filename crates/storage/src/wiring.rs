@@ -47,13 +47,10 @@ fn setting_err(
             let field = field
                 .strip_prefix(section)
                 .map_or(field, |f| f.trim_start_matches('.'));
-            // The declared setting of that field: itself, or its `_ms` form.
-            let key = crate::config::settings()
-                .filter(|s| s.section == section)
-                .map(|s| s.key)
-                .find(|key| *key == field || key.strip_suffix("_ms") == Some(field))
-                .unwrap_or(field);
-            StorageError::Config(ConfigError::new(format!("{section}.{key}"), reason))
+            StorageError::Config(ConfigError::new(
+                crate::config::declared_setting(section, field),
+                reason,
+            ))
         }
         other => backend_err(fallback)(other),
     }
@@ -269,13 +266,12 @@ fn pick<T: ?Sized>(
     port: Port,
 ) -> Result<Arc<T>, StorageError> {
     store.ok_or_else(|| {
-        let choices: Vec<&str> = Backend::serving(port).iter().map(|b| b.as_str()).collect();
         ConfigError::new(
             setting,
             format!(
                 "the {} backend does not implement {port}; choose {}",
                 backend.as_str(),
-                choices.join(" or ")
+                Backend::choices(port)
             ),
         )
         .into()
@@ -455,13 +451,10 @@ fn relay_error(e: StoreError, sink: AuditSink) -> StorageError {
             } else {
                 reason
             };
-            let setting = match field {
-                "lease" => "relay.lease_ms",
-                "batch" => "relay.batch",
-                "max_failures" => "relay.max_failures",
-                other => other,
-            };
-            StorageError::Config(ConfigError::new(setting, reason))
+            StorageError::Config(ConfigError::new(
+                crate::config::declared_setting("relay", field),
+                reason,
+            ))
         }
         other => backend_err("relay")(other),
     }

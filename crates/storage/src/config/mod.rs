@@ -39,13 +39,12 @@ impl declare::Value for Backend {
             return Ok(());
         };
         if let Some(Support::No(why)) = self.capabilities().map(|c| c.supports(port)) {
-            let choices: Vec<&str> = Backend::serving(port).iter().map(|b| b.as_str()).collect();
             return Err(ConfigError::new(
                 setting.path(),
                 format!(
                     "{} does not implement this port ({why}); choose {}",
                     self.as_str(),
-                    choices.join(" or ")
+                    Backend::choices(port)
                 ),
             ));
         }
@@ -96,6 +95,13 @@ impl Backend {
             .collect()
     }
 
+    /// The compiled-in backends that serve `port`, as an error message offers them
+    /// (`inmemory or postgres`).
+    pub(crate) fn choices(port: Port) -> String {
+        let names: Vec<&str> = Backend::serving(port).iter().map(|b| b.as_str()).collect();
+        names.join(" or ")
+    }
+
     /// The configuration spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,6 +148,18 @@ pub const DEFAULT_ENV_PREFIX: &str = "CREDO_";
 /// Every setting that can come from the environment, as declared.
 pub fn settings() -> impl Iterator<Item = &'static Setting> {
     sections::all()
+}
+
+/// `section.key` of the declared setting an adapter's field comes from: the field itself, or
+/// its `_ms` form (`statement_timeout` -> `postgres.statement_timeout_ms`); an undeclared
+/// field keeps its own name.
+pub(crate) fn declared_setting(section: &str, field: &str) -> String {
+    let key = settings()
+        .filter(|s| s.section == section)
+        .map(|s| s.key)
+        .find(|key| *key == field || key.strip_suffix("_ms") == Some(field))
+        .unwrap_or(field);
+    format!("{section}.{key}")
 }
 
 /// The variable of `setting` under `prefix` (`CREDO_POSTGRES_URL`); for the property map, the
