@@ -3,11 +3,12 @@ use async_trait::async_trait;
 use credo_ports::audit::prepare_batch;
 use credo_ports::page::{Page, PageRequest};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, EventId, StoreResult, TenantId,
-    Timestamp, validate,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder, EventId,
+    StoreResult, TenantId, Timestamp, validate,
 };
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
 use std::ops::Bound;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -30,6 +31,10 @@ pub struct InMemoryAuditStore {
 }
 
 impl InMemoryAuditStore {
+    pub(crate) fn len(&self) -> usize {
+        self.log.read().ordered.len()
+    }
+
     pub(crate) fn new(outbox: Arc<InMemoryOutbox>) -> Self {
         Self {
             outbox,
@@ -130,13 +135,19 @@ impl AuditLog for InMemoryAuditStore {
             .count() as u64)
     }
 
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
         let mut log = self.log.write();
         let doomed: Vec<Key> = log
             .ordered
-            .keys()
-            .filter(|k| k.1 < before)
-            .copied()
+            .iter()
+            .filter(|(k, e)| k.1 < before && category.is_none_or(|c| e.category == c))
+            .map(|(k, _)| *k)
+            .take(limit.get() as usize)
             .collect();
         for k in &doomed {
             log.ordered.remove(k);

@@ -21,6 +21,10 @@ pub struct InMemoryConsentStore {
 }
 
 impl InMemoryConsentStore {
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
     pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Switch) -> Self {
         Self {
             clock,

@@ -22,6 +22,7 @@ mod capabilities;
 pub use capabilities::CAPABILITIES;
 mod audit;
 mod consents;
+mod leases;
 mod mutants;
 mod outbox;
 mod rate_limit;
@@ -30,6 +31,7 @@ mod users;
 
 pub use audit::InMemoryAuditStore;
 pub use consents::InMemoryConsentStore;
+pub use leases::InMemoryLeases;
 #[cfg(feature = "mutants")]
 pub use mutants::Mutant;
 use mutants::Switch;
@@ -40,7 +42,7 @@ pub use users::InMemoryUserStore;
 
 use async_trait::async_trait;
 use credo_ports::{
-    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, Outbox,
+    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, JobLeases, Outbox,
     RateLimitStore, SessionStore, UserStore,
 };
 use std::sync::Arc;
@@ -71,6 +73,7 @@ pub struct InMemoryStores {
     audit: Arc<InMemoryAuditStore>,
     rate_limits: Arc<InMemoryRateLimitStore>,
     outbox: Arc<InMemoryOutbox>,
+    leases: Arc<InMemoryLeases>,
 }
 
 impl InMemoryStores {
@@ -99,6 +102,7 @@ impl InMemoryStores {
                 mutant,
             )),
             audit: Arc::new(InMemoryAuditStore::new(outbox.clone())),
+            leases: Arc::new(InMemoryLeases::new(clock.clone())),
             rate_limits: Arc::new(InMemoryRateLimitStore::new(
                 clock,
                 config.rate_limit_sweep_interval,
@@ -146,10 +150,48 @@ impl InMemoryStores {
     pub fn outbox_inner(&self) -> Arc<InMemoryOutbox> {
         self.outbox.clone()
     }
+    /// Leases of the maintenance jobs (process-local: this backend is one instance).
+    pub fn leases(&self) -> Arc<dyn JobLeases> {
+        self.leases.clone()
+    }
+    /// How many records the stores hold, per kind: what maintenance shrinks (sessions, token
+    /// revocations, rate-limit keys, outbox rows, audit events) and what it leaves (users,
+    /// consents).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            users: self.users.len(),
+            sessions: self.sessions.sessions.len(),
+            revoked_tokens: self.sessions.tokens.len(),
+            consents: self.consents.len(),
+            audit_events: self.audit.len(),
+            outbox_rows: self.outbox.len(),
+            rate_limit_keys: self.rate_limits.key_count(),
+        }
+    }
     /// A health check that is always ok (named `memory`).
     pub fn health(&self) -> Arc<dyn HealthCheck> {
         Arc::new(MemoryHealth)
     }
+}
+
+/// Record counts of [`InMemoryStores::footprint`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Users (deleted ones are gone).
+    pub users: usize,
+    /// Sessions, expired ones included until purged.
+    pub sessions: usize,
+    /// Token revocations, expired ones included until purged.
+    pub revoked_tokens: usize,
+    /// Consent records.
+    pub consents: usize,
+    /// Materialized audit events.
+    pub audit_events: usize,
+    /// Outbox rows: pending, published and set aside.
+    pub outbox_rows: usize,
+    /// Rate-limit keys with state.
+    pub rate_limit_keys: usize,
 }
 
 struct MemoryHealth;

@@ -240,13 +240,17 @@ pub(crate) async fn racy_revoke(
 
 /// `PurgeWithoutRecheck`: reads the expired revocations, yields, then deletes those keys
 /// whatever they hold by then.
-pub(crate) async fn purge_without_recheck(store: &InMemorySessionStore) -> StoreResult<u64> {
+pub(crate) async fn purge_without_recheck(
+    store: &InMemorySessionStore,
+    limit: std::num::NonZeroU32,
+) -> StoreResult<u64> {
     let now = store.clock.now();
     let expired: Vec<(TenantId, String)> = store
         .tokens
         .iter()
         .filter(|e| !store.mutant.live(*e.value(), now))
         .map(|e| e.key().clone())
+        .take(limit.get() as usize)
         .collect();
     tokio::task::yield_now().await;
     for key in &expired {
@@ -290,7 +294,7 @@ fn like(text: &[u8], pattern: &[u8]) -> bool {
 }
 
 /// `PurgeDoesNothing`: counts what a purge would remove, and removes nothing.
-pub(crate) fn purge_does_nothing(store: &InMemorySessionStore) -> u64 {
+pub(crate) fn purge_does_nothing(store: &InMemorySessionStore, limit: std::num::NonZeroU32) -> u64 {
     let now = store.clock.now();
     let sessions = store
         .sessions
@@ -302,7 +306,7 @@ pub(crate) fn purge_does_nothing(store: &InMemorySessionStore) -> u64 {
         .iter()
         .filter(|e| !store.mutant.live(*e.value(), now))
         .count();
-    (sessions + tokens) as u64
+    ((sessions + tokens) as u64).min(u64::from(limit.get()))
 }
 
 /// `UpdateUnlocked`: reads the user, yields, then writes its updated copy back unchecked.

@@ -8,6 +8,7 @@ use credo_ports::{
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -70,6 +71,10 @@ pub struct InMemoryOutbox {
 }
 
 impl InMemoryOutbox {
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().rows.len()
+    }
+
     pub(crate) fn new(clock: Arc<dyn Clock>, mutant: Switch) -> Self {
         Self {
             clock,
@@ -322,13 +327,14 @@ impl Outbox for InMemoryOutbox {
         Ok(n)
     }
 
-    async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         let mut s = self.state.lock();
         let doomed: Vec<(u64, EventId)> = s
             .rows
             .iter()
             .filter(|(_, r)| r.published_at.is_some_and(|p| p < before))
             .map(|(seq, r)| (*seq, r.message.id))
+            .take(limit.get() as usize)
             .collect();
         for (seq, id) in &doomed {
             s.rows.remove(seq);

@@ -7,6 +7,7 @@ use credo_ports::{
 use dashmap::DashMap;
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -101,6 +102,25 @@ impl InMemoryRateLimitStore {
         removed
     }
 
+    /// At most `limit` idle keys, each removed only if still idle under its entry's lock.
+    fn sweep_some(&self, now: Timestamp, limit: NonZeroU32) -> u64 {
+        let doomed: Vec<Owned> = self
+            .tats
+            .iter()
+            .filter(|e| *e.value() <= now)
+            .map(|e| e.key().clone())
+            .take(limit.get() as usize)
+            .collect();
+        let mut removed = 0u64;
+        for key in &doomed {
+            removed += u64::from(self.tats.remove_if(key, |_, tat| *tat <= now).is_some());
+        }
+        if removed < u64::from(limit.get()) {
+            self.tats.shrink_to_fit();
+        }
+        removed
+    }
+
     fn maybe_sweep(&self, now: Timestamp) {
         let due = self.next_sweep_us.load(Ordering::Relaxed);
         if now.as_micros() < due {
@@ -172,8 +192,8 @@ impl RateLimitStore for InMemoryRateLimitStore {
 
     /// Sweeps idle keys now. Checks also sweep once per sweep interval, so the count only
     /// covers keys that went idle since the last sweep.
-    async fn purge_idle(&self) -> StoreResult<u64> {
-        Ok(self.sweep(self.clock.now()))
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
+        Ok(self.sweep_some(self.clock.now(), limit))
     }
 }
 

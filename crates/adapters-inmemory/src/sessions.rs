@@ -8,6 +8,7 @@ use credo_ports::{
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// In-memory [`SessionStore`]. Each state change happens under the session's map entry lock,
@@ -213,25 +214,35 @@ impl SessionStore for InMemorySessionStore {
         Ok(self.mutant.listing(out))
     }
 
-    async fn purge_expired(&self) -> StoreResult<u64> {
+    async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64> {
         if self.mutant.is(mutants::Mutant::PurgeWithoutRecheck) {
-            return mutants::purge_without_recheck(self).await;
+            return mutants::purge_without_recheck(self, limit).await;
         }
         if self.mutant.is(mutants::Mutant::PurgeDoesNothing) {
-            return Ok(mutants::purge_does_nothing(self));
+            return Ok(mutants::purge_does_nothing(self, limit));
         }
         let now = self.clock.now();
-        let mut gone = Vec::new();
+        let limit = limit.get() as usize;
+        let doomed: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|s| !self.live(s.expires_at, now))
+            .map(|s| s.id)
+            .take(limit)
+            .collect();
+        let mut gone = Vec::with_capacity(doomed.len());
         // Exclusive: a session created under a purged id between the two steps below would
         // otherwise lose its index entry (and vanish from listings and revoke_all).
         let exclusive = self.gate.write();
-        self.sessions.retain(|_, s| {
-            let keep = self.live(s.expires_at, now);
-            if !keep {
+        for id in doomed {
+            // Rechecked under the entry's lock: an id a concurrent create reused stays.
+            if let Some((_, s)) = self
+                .sessions
+                .remove_if(&id, |_, s| !self.live(s.expires_at, now))
+            {
                 gone.push((s.tenant_id, s.user_id, s.id));
             }
-            keep
-        });
+        }
         for (tenant, user, id) in &gone {
             if let Some(mut set) = self.by_user.get_mut(&(*tenant, *user)) {
                 set.remove(id);
@@ -240,12 +251,27 @@ impl SessionStore for InMemorySessionStore {
                 .remove_if(&(*tenant, *user), |_, set| set.is_empty());
         }
         drop(exclusive);
+        let budget = limit - gone.len();
+        let doomed_tokens: Vec<(TenantId, String)> = self
+            .tokens
+            .iter()
+            .filter(|e| !self.live(*e.value(), now))
+            .map(|e| e.key().clone())
+            .take(budget)
+            .collect();
         let mut tokens_gone = 0u64;
-        self.tokens.retain(|_, exp| {
-            let keep = self.live(*exp, now);
-            tokens_gone += u64::from(!keep);
-            keep
-        });
+        for key in doomed_tokens {
+            // Rechecked: a revocation renewed meanwhile stays.
+            tokens_gone += u64::from(
+                self.tokens
+                    .remove_if(&key, |_, exp| !self.live(*exp, now))
+                    .is_some(),
+            );
+        }
+        if gone.len() + (tokens_gone as usize) < limit {
+            self.sessions.shrink_to_fit();
+            self.tokens.shrink_to_fit();
+        }
         Ok(gone.len() as u64 + tokens_gone)
     }
 

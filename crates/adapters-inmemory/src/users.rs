@@ -36,6 +36,10 @@ enum Mode {
 }
 
 impl InMemoryUserStore {
+    pub(crate) fn len(&self) -> usize {
+        self.owners.len()
+    }
+
     pub(crate) fn new(clock: Arc<dyn Clock>, outbox: Arc<InMemoryOutbox>, mutant: Switch) -> Self {
         Self {
             clock,

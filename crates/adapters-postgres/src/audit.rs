@@ -11,6 +11,7 @@ use credo_ports::{
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// PostgreSQL audit recorder ([`AuditRecorder`]: `record` inserts an outbox row, durable on
@@ -223,12 +224,26 @@ impl AuditLog for PgAuditStore {
         Ok(n as u64)
     }
 
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
-        let r = sqlx::query("DELETE FROM audit_events WHERE occurred_at < $1")
-            .bind(to_db(before))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
+        // Events are immutable: no recheck is needed, and no concurrent write revives one.
+        let r = sqlx::query(
+            "DELETE FROM audit_events WHERE (tenant_id, id) IN (
+                 SELECT tenant_id, id FROM audit_events
+                 WHERE occurred_at < $1 AND ($2::text IS NULL OR category = $2)
+                 LIMIT $3
+             )",
+        )
+        .bind(to_db(before))
+        .bind(category.map(|c| c.as_str()))
+        .bind(i64::from(limit.get()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(r.rows_affected())
     }
 }

@@ -24,6 +24,7 @@ mod audit;
 mod config;
 mod consents;
 mod error;
+mod leases;
 mod locks;
 mod outbox;
 mod rate_limits;
@@ -36,6 +37,7 @@ mod users;
 pub use audit::PgAuditStore;
 pub use config::{LeaseClock, MAX_CONNECTIONS, MAX_TIMEOUT, PgConfig, redact};
 pub use consents::PgConsentStore;
+pub use leases::PgLeases;
 pub use outbox::PgOutbox;
 pub use rate_limits::PgRateLimitStore;
 pub use sessions::PgSessionStore;
@@ -44,7 +46,7 @@ pub use users::PgUserStore;
 use async_trait::async_trait;
 use credo_ports::redact;
 use credo_ports::{
-    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, Outbox,
+    AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, JobLeases, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
 };
 use sqlx::ConnectOptions;
@@ -235,6 +237,14 @@ impl PgStores {
     /// The rate limiter.
     pub fn rate_limits(&self) -> Arc<dyn RateLimitStore> {
         Arc::new(PgRateLimitStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// Leases of the maintenance jobs (table `maintenance_leases`), timed on the lease clock.
+    pub fn leases(&self) -> Arc<dyn JobLeases> {
+        Arc::new(PgLeases::new(
+            self.pool.clone(),
+            self.clock.clone(),
+            self.lease_clock,
+        ))
     }
     /// A health check (`database`): `SELECT 1` within `timeout`.
     pub fn health(&self, timeout: Duration) -> Arc<dyn HealthCheck> {

@@ -10,6 +10,7 @@ use credo_ports::{
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -414,24 +415,18 @@ impl Outbox for PgOutbox {
         Ok(r.rows_affected())
     }
 
-    async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
-        // Batched so a large backlog never holds one huge transaction.
-        let mut total = 0;
-        loop {
-            let r = sqlx::query(
-                // Condition repeated outside, rechecked on the row's latest version.
-                "DELETE FROM outbox WHERE seq IN (
-                     SELECT seq FROM outbox WHERE published_at < $1 LIMIT 5000
-                 ) AND published_at < $1",
-            )
-            .bind(to_db(before))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-            total += r.rows_affected();
-            if r.rows_affected() < 5000 {
-                return Ok(total);
-            }
-        }
+    async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
+        let r = sqlx::query(
+            // Condition repeated outside, rechecked on the row's latest version.
+            "DELETE FROM outbox WHERE seq IN (
+                 SELECT seq FROM outbox WHERE published_at < $1 LIMIT $2
+             ) AND published_at < $1",
+        )
+        .bind(to_db(before))
+        .bind(i64::from(limit.get()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(r.rows_affected())
     }
 }

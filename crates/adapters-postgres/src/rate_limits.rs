@@ -5,6 +5,7 @@ use credo_ports::{
     Clock, Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp,
 };
 use sqlx::PgPool;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// PostgreSQL GCRA [`RateLimitStore`] for single-database deployments: the key's row is locked
@@ -91,24 +92,19 @@ impl RateLimitStore for PgRateLimitStore {
         Ok(())
     }
 
-    async fn purge_idle(&self) -> StoreResult<u64> {
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = self.clock.now().as_micros();
-        let mut total = 0;
-        loop {
-            let r = sqlx::query(
-                // Condition repeated outside: a key a concurrent check just used is kept.
-                "DELETE FROM rate_limits WHERE (tenant_id, key) IN
-                     (SELECT tenant_id, key FROM rate_limits WHERE tat_us <= $1 LIMIT 5000)
-                     AND tat_us <= $1",
-            )
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-            total += r.rows_affected();
-            if r.rows_affected() < 5000 {
-                return Ok(total);
-            }
-        }
+        let r = sqlx::query(
+            // Condition repeated outside: a key a concurrent check just used is kept.
+            "DELETE FROM rate_limits WHERE (tenant_id, key) IN
+                 (SELECT tenant_id, key FROM rate_limits WHERE tat_us <= $1 LIMIT $2)
+                 AND tat_us <= $1",
+        )
+        .bind(now)
+        .bind(i64::from(limit.get()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(r.rows_affected())
     }
 }

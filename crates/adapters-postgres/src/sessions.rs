@@ -8,6 +8,7 @@ use credo_ports::{
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// PostgreSQL [`SessionStore`] for single-database deployments. Every state change is one
@@ -284,30 +285,29 @@ impl SessionStore for PgSessionStore {
         rows.iter().map(session).collect()
     }
 
-    async fn purge_expired(&self) -> StoreResult<u64> {
+    async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = to_db(self.clock.now());
-        let mut total = 0;
-        // Batched deletes: a large backlog never becomes one long transaction.
+        let mut total = 0u64;
         for sql in [
             // The condition is repeated outside: under READ COMMITTED a row that a concurrent
             // write made live again after the inner SELECT is rechecked on its new version.
-            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT 5000)
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at <= $1 LIMIT $2)
                  AND expires_at <= $1",
             "DELETE FROM revoked_tokens WHERE (tenant_id, jti) IN
-                 (SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at <= $1 LIMIT 5000)
+                 (SELECT tenant_id, jti FROM revoked_tokens WHERE expires_at <= $1 LIMIT $2)
                  AND expires_at <= $1",
         ] {
-            loop {
-                let r = sqlx::query(sql)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(map_err)?;
-                total += r.rows_affected();
-                if r.rows_affected() < 5000 {
-                    break;
-                }
+            let budget = u64::from(limit.get()) - total;
+            if budget == 0 {
+                break;
             }
+            let r = sqlx::query(sql)
+                .bind(now)
+                .bind(budget as i64)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            total += r.rows_affected();
         }
         Ok(total)
     }

@@ -27,8 +27,10 @@ pub mod scripts {
 
 mod capabilities;
 pub use capabilities::CAPABILITIES;
+pub use leases::RedisLeases;
 mod config;
 mod health;
+pub(crate) mod leases;
 mod lua;
 mod mutants;
 mod rate_limits;
@@ -44,7 +46,7 @@ pub use sessions::RedisSessionStore;
 
 use credo_ports::redact;
 use credo_ports::{
-    Cause, Clock, HealthCheck, RateLimitStore, SessionStore, StoreError, StoreResult,
+    Cause, Clock, HealthCheck, JobLeases, RateLimitStore, SessionStore, StoreError, StoreResult,
 };
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -162,6 +164,11 @@ impl RedisStores {
         Arc::new(RedisRateLimitStore::new(self.clone()))
     }
 
+    /// Leases of the maintenance jobs of the sessions and rate limits kept here.
+    pub fn leases(&self) -> Arc<dyn JobLeases> {
+        Arc::new(leases::RedisLeases::new(self.clone()))
+    }
+
     /// A health check (`redis`) within `timeout`: `PING` (no answer: failed), then the
     /// eviction policy (see [`RedisStores::eviction_policy`]): anything but `noeviction`, or
     /// a policy that cannot be read, is degraded.
@@ -220,20 +227,43 @@ impl RedisStores {
     }
 
     /// Every key matching `pattern` (SCAN, so the server is never blocked).
-    pub(crate) async fn scan_keys(&self, pattern: String) -> StoreResult<Vec<String>> {
+    /// Walks the keys matching `pattern` (SCAN, pages of 500) and offers each to `purge`,
+    /// until `limit` of them were purged or the walk ends; returns the purged keys. Each call
+    /// walks from the start again, so a key left in place is offered again next time.
+    pub(crate) async fn purge_scan<F, Fut>(
+        &self,
+        pattern: String,
+        limit: usize,
+        mut purge: F,
+    ) -> StoreResult<Vec<String>>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = StoreResult<bool>>,
+    {
         use fred::types::scan::Scanner;
         use futures_util::StreamExt;
+        let mut purged = Vec::new();
+        if limit == 0 {
+            return Ok(purged);
+        }
         let client = self.pool.next();
         let mut scan = client.scan(pattern, Some(500), None);
-        let mut keys = Vec::new();
         while let Some(page) = scan.next().await {
             let mut page = page.map_err(map_err)?;
-            if let Some(found) = page.take_results() {
-                keys.extend(found.into_iter().filter_map(|k| k.into_string()));
+            for key in page.take_results().into_iter().flatten() {
+                let Some(key) = key.into_string() else {
+                    continue;
+                };
+                if purge(key.clone()).await? {
+                    purged.push(key);
+                    if purged.len() == limit {
+                        return Ok(purged);
+                    }
+                }
             }
             page.next();
         }
-        Ok(keys)
+        Ok(purged)
     }
 
     pub(crate) fn key(&self, tenant: credo_ports::TenantId, kind: &str, id: &str) -> String {

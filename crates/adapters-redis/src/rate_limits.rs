@@ -5,6 +5,7 @@ use credo_ports::rate_limit::{validate_clock, validate_key};
 use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId};
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use std::num::NonZeroU32;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -125,19 +126,18 @@ impl RateLimitStore for RedisRateLimitStore {
     }
 
     /// Idle keys also expire by themselves (TAT plus the grace); this sweeps them now.
-    async fn purge_idle(&self) -> StoreResult<u64> {
-        let keys = self
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
+        let pattern = format!("{}:{{t:*}}:rl:*", self.r.prefix);
+        let purged = self
             .r
-            .scan_keys(format!("{}:{{t:*}}:rl:*", self.r.prefix))
+            .purge_scan(pattern, limit.get() as usize, |key| async move {
+                let deleted: i64 = self
+                    .r
+                    .eval(&PURGE_IDLE, vec![key], vec![self.purge_now_arg()])
+                    .await?;
+                Ok(deleted == 1)
+            })
             .await?;
-        let mut n = 0u64;
-        for key in keys {
-            let deleted: i64 = self
-                .r
-                .eval(&PURGE_IDLE, vec![key], vec![self.purge_now_arg()])
-                .await?;
-            n += deleted as u64;
-        }
-        Ok(n)
+        Ok(purged.len() as u64)
     }
 }

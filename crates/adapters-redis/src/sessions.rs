@@ -9,6 +9,7 @@ use credo_ports::{
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
 /// The lowest sorted-set score that can belong to a member whose expiry is after `now`: index
@@ -139,27 +140,25 @@ impl RedisSessionStore {
 
     /// Deletes every key matching `pattern` whose timestamp (hash field or string value) has
     /// passed; returns how many.
+    /// Deletes at most `limit` keys matching `pattern` whose expiry (`field` of a hash, or the
+    /// string's value when empty) has passed, each rechecked by the script.
     async fn purge(
         &self,
         pattern: String,
         field: &str,
         now: Timestamp,
+        limit: usize,
     ) -> StoreResult<Vec<String>> {
-        let mut deleted = Vec::new();
-        for key in self.r.scan_keys(pattern).await? {
-            let gone: i64 = self
-                .r
-                .eval(
-                    &PURGE_ONE,
-                    vec![key.clone()],
-                    vec![now.as_micros().to_string(), field.to_string()],
-                )
-                .await?;
-            if gone == 1 {
-                deleted.push(key);
-            }
-        }
-        Ok(deleted)
+        let now = now.as_micros().to_string();
+        self.r
+            .purge_scan(pattern, limit, |key| {
+                let args = vec![now.clone(), field.to_string()];
+                async move {
+                    let gone: i64 = self.r.eval(&PURGE_ONE, vec![key], args).await?;
+                    Ok(gone == 1)
+                }
+            })
+            .await
     }
 }
 
@@ -440,10 +439,16 @@ impl SessionStore for RedisSessionStore {
         Ok(out)
     }
 
-    async fn purge_expired(&self) -> StoreResult<u64> {
+    async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = self.r.clock.now();
+        let limit = limit.get() as usize;
         let sessions = self
-            .purge(format!("{}:{{t:*}}:s:*", self.r.prefix), "expires", now)
+            .purge(
+                format!("{}:{{t:*}}:s:*", self.r.prefix),
+                "expires",
+                now,
+                limit,
+            )
             .await?;
         // A purged session's id is free again, even for a clock that later reads earlier.
         for key in &sessions {
@@ -459,7 +464,12 @@ impl SessionStore for RedisSessionStore {
             }
         }
         let tokens = self
-            .purge(format!("{}:{{t:*}}:jti:*", self.r.prefix), "", now)
+            .purge(
+                format!("{}:{{t:*}}:jti:*", self.r.prefix),
+                "",
+                now,
+                limit - sessions.len(),
+            )
             .await?;
         Ok((sessions.len() + tokens.len()) as u64)
     }

@@ -43,6 +43,7 @@ pub fn stores(clock: Arc<ManualClock>, m: InMemoryStores) -> Stores {
             })
         }),
         rate_limits: Some(m.rate_limits()),
+        job_leases: Some(m.leases()),
         lease: None,
     }
 }

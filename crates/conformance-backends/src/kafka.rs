@@ -6,9 +6,9 @@ use credo_adapters_kafka::{
 use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent, EventId, EventSink,
-    HealthCheck, HealthStatus, ManualClock, Page, PageRequest, StoreError, StoreResult, TenantId,
-    Timestamp,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent,
+    EventId, EventSink, HealthCheck, HealthStatus, ManualClock, NonZeroU32, Page, PageRequest,
+    StoreError, StoreResult, TenantId, Timestamp,
 };
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
@@ -223,8 +223,13 @@ impl AuditLog for Target {
     async fn count(&self, tenant: TenantId, query: AuditQuery) -> StoreResult<u64> {
         self.get()?.count(tenant, query).await
     }
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
-        self.get()?.purge_before(before).await
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
+        self.get()?.purge_before(before, category, limit).await
     }
 }
 

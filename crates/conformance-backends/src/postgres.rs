@@ -197,6 +197,7 @@ impl Harness for PostgresHarness {
                 })
             }),
             rate_limits: Some(pg.rate_limits()),
+            job_leases: Some(pg.leases()),
             lease: Some(Arc::new(lease)),
         })
     }

@@ -196,6 +196,7 @@ pub fn stores(clock: Arc<ManualClock>, r: RedisStores) -> Stores {
         raw_outbox: None,
         outbox_faults: None,
         rate_limits: Some(r.rate_limits()),
+        job_leases: Some(r.leases()),
         lease: None,
     }
 }

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use credo_ports::{
-    AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, EventSink, ManualClock, Outbox,
-    RateLimitStore, SessionStore, StoreResult, Timestamp, UserStore,
+    AuditLog, AuditRecorder, Clock, ConsentStore, EncodedEvent, EventSink, JobLeases, ManualClock,
+    Outbox, RateLimitStore, SessionStore, StoreResult, Timestamp, UserStore,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -49,6 +49,8 @@ pub struct Stores {
     pub outbox_faults: Option<OutboxFaults>,
     /// Rate limiter.
     pub rate_limits: Option<Arc<dyn RateLimitStore>>,
+    /// Leases of the maintenance jobs.
+    pub job_leases: Option<Arc<dyn JobLeases>>,
     /// Held until the last clone of these stores is dropped: a backend hangs the release of
     /// its isolation unit here (e.g. a PostgreSQL schema returned to the harness's free list).
     pub lease: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -92,6 +94,7 @@ impl Stores {
     accessor!(raw_outbox, RawEnqueue);
     accessor!(outbox_faults, OutboxFaults);
     accessor!(rate_limits, Arc<dyn RateLimitStore>);
+    accessor!(job_leases, Arc<dyn JobLeases>);
 }
 
 impl Stores {

@@ -70,6 +70,7 @@ pub fn model_stores(clock: Arc<credo_ports::ManualClock>) -> Stores {
         }),
         outbox_faults: None,
         rate_limits: Some(m.rate_limits()),
+        job_leases: None,
         lease: None,
     }
 }

@@ -90,7 +90,12 @@ impl AuditLog for Down {
     async fn count(&self, _: TenantId, _: AuditQuery) -> StoreResult<u64> {
         unreachable!()
     }
-    async fn purge_before(&self, _: Timestamp) -> StoreResult<u64> {
+    async fn purge_before(
+        &self,
+        _: Timestamp,
+        _: Option<AuditCategory>,
+        _: credo_ports::NonZeroU32,
+    ) -> StoreResult<u64> {
         unreachable!()
     }
 }

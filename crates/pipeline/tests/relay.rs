@@ -11,6 +11,7 @@ use credo_ports::{
     Disposition, EncodedEvent, EventId, EventSink, ManualClock, Outbox, StoreError, StoreResult,
     TenantId, Timestamp,
 };
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -253,8 +254,8 @@ impl Outbox for CountingOutbox {
     async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64> {
         self.inner.requeue(ids).await
     }
-    async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
-        self.inner.purge_published(before).await
+    async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
+        self.inner.purge_published(before, limit).await
     }
 }
 

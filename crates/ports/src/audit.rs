@@ -5,6 +5,7 @@ use crate::{EventId, StoreError, StoreResult, TenantId, Timestamp, UserId, valid
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::num::NonZeroU32;
 
 /// Largest serialized `metadata` object accepted, in bytes.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -249,8 +250,15 @@ pub trait AuditLog: Send + Sync {
     ) -> StoreResult<Page<AuditEvent>>;
     /// Number of matching events.
     async fn count(&self, tenant: TenantId, query: AuditQuery) -> StoreResult<u64>;
-    /// Retention: deletes events of every tenant with `occurred_at < before`; returns how many.
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Retention: deletes at most `limit` events of every tenant with `occurred_at < before`,
+    /// of `category` only when given; returns how many, so fewer than `limit` means none is
+    /// left.
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64>;
 }
 
 /// Validates a batch for [`AuditLog::append_batch`] and drops repeats of a `(tenant, id)`

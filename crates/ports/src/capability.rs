@@ -20,19 +20,22 @@ pub enum Port {
     Outbox,
     /// [`crate::RateLimitStore`].
     RateLimits,
+    /// Leases on maintenance jobs ([`JobLeases`](crate::JobLeases)).
+    Leases,
     /// The audit pipeline: store mutations and `record` -> outbox -> relay -> sink -> log.
     Pipeline,
 }
 
 impl Port {
     /// Every port, in report order.
-    pub const ALL: [Port; 7] = [
+    pub const ALL: [Port; 8] = [
         Port::Users,
         Port::Sessions,
         Port::Consents,
         Port::Audit,
         Port::Outbox,
         Port::RateLimits,
+        Port::Leases,
         Port::Pipeline,
     ];
 
@@ -45,6 +48,7 @@ impl Port {
             Port::Audit => "audit",
             Port::Outbox => "outbox",
             Port::RateLimits => "rate_limits",
+            Port::Leases => "leases",
             Port::Pipeline => "pipeline",
         }
     }

@@ -22,6 +22,7 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod leases;
 pub mod outbox;
 pub mod page;
 pub mod rate_limit;
@@ -38,6 +39,7 @@ pub use envelope::EncodedEvent;
 pub use error::{Cause, StoreError, StoreResult};
 pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
 pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
+pub use leases::JobLeases;
 pub use outbox::{
     Claim, ClaimToken, DeadLetter, Delivery, Disposition, EventSink, EventSource, Outbox,
     OutboxRecord, SourceMessage,
@@ -47,3 +49,6 @@ pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use users::{NewUser, User, UserStatus, UserStore, UserUpdate};
+
+/// A purge's batch bound: [`std::num::NonZeroU32`], re-exported for callers of the purge methods.
+pub use std::num::NonZeroU32;

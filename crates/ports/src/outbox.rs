@@ -12,6 +12,7 @@ use crate::envelope::EncodedEvent;
 use crate::page::{Page, PageRequest};
 use crate::{EventId, StoreResult, Timestamp};
 use async_trait::async_trait;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Identifies one claim. [`Outbox::ack`], [`Outbox::release`] and [`Outbox::reject`] act only on
@@ -130,8 +131,9 @@ pub trait Outbox: Send + Sync {
     /// Makes dead letters pending again (failures cleared, enqueue position kept); returns how
     /// many were dead letters. Later events of the same key may already have been published.
     async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64>;
-    /// Deletes published rows acked before `before`; returns how many. Dead letters are kept.
-    async fn purge_published(&self, before: Timestamp) -> StoreResult<u64>;
+    /// Deletes at most `limit` published rows acked before `before`; returns how many, so
+    /// fewer than `limit` means none is left. Pending rows and dead letters are kept.
+    async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64>;
 }
 
 /// What became of one message of a batch given to [`EventSink::publish`].

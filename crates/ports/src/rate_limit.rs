@@ -5,6 +5,7 @@
 use crate::{StoreError, StoreResult, TenantId, Timestamp, validate};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Largest `limit` or `burst` accepted.
@@ -205,8 +206,10 @@ pub trait RateLimitStore: Send + Sync {
     ) -> StoreResult<Decision>;
     /// Forgets the key's state (full capacity again).
     async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()>;
-    /// Removes state of keys that are idle at now (their TAT has passed); returns how many.
-    async fn purge_idle(&self) -> StoreResult<u64>;
+    /// Removes the state of at most `limit` keys that are idle at now (their TAT has passed);
+    /// returns how many, so fewer than `limit` means none is left. A key a concurrent check
+    /// used meanwhile is kept.
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

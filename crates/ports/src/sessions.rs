@@ -3,6 +3,7 @@
 use crate::{SessionId, StoreError, StoreResult, TenantId, Timestamp, UserId, validate};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
 
 /// Lifecycle of a session: `pending_consent -> active -> revoked`; revoked is terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -218,9 +219,10 @@ pub trait SessionStore: Send + Sync {
     /// Every live (unexpired, unrevoked) session of the user, newest first by
     /// `(created_at, id)`, with no cap.
     async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>>;
-    /// Deletes expired sessions and expired token revocations of every tenant; returns how many
-    /// records were removed.
-    async fn purge_expired(&self) -> StoreResult<u64>;
+    /// Deletes at most `limit` expired records of every tenant (expired sessions first, then
+    /// expired token revocations); returns how many were removed, so fewer than `limit` means
+    /// none is left. A record a concurrent write made live again is kept.
+    async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64>;
     /// Marks a token id revoked until `expires_at` (which must be later than now). Revoking it
     /// again keeps the later of the two expiries.
     async fn revoke_token(

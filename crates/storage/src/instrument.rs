@@ -72,7 +72,7 @@ instrumented!(Sessions: SessionStore, "sessions";
     fn revoke(&self, tenant: TenantId, id: SessionId) -> Session;
     fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> u64;
     fn list_for_user(&self, tenant: TenantId, user: UserId) -> Vec<Session>;
-    fn purge_expired(&self) -> u64;
+    fn purge_expired(&self, limit: NonZeroU32) -> u64;
     fn revoke_token(&self, tenant: TenantId, jti: &str, expires_at: Timestamp) -> ();
     fn is_token_revoked(&self, tenant: TenantId, jti: &str) -> bool;
 );
@@ -95,14 +95,14 @@ instrumented!(Log: AuditLog, "audit";
     fn get(&self, tenant: TenantId, id: EventId) -> Option<AuditEvent>;
     fn query(&self, tenant: TenantId, query: AuditQuery, page: PageRequest) -> Page<AuditEvent>;
     fn count(&self, tenant: TenantId, query: AuditQuery) -> u64;
-    fn purge_before(&self, before: Timestamp) -> u64;
+    fn purge_before(&self, before: Timestamp, category: Option<AuditCategory>, limit: NonZeroU32) -> u64;
 );
 
 instrumented!(TimedRateLimits: RateLimitStore, "rate_limits";
     fn check(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy, cost: u32) -> Decision;
     fn peek(&self, tenant: TenantId, key: &str, policy: RateLimitPolicy) -> Decision;
     fn reset(&self, tenant: TenantId, key: &str) -> ();
-    fn purge_idle(&self) -> u64;
+    fn purge_idle(&self, limit: NonZeroU32) -> u64;
 );
 
 /// [`TimedRateLimits`] plus the allowed/denied counter.
@@ -139,7 +139,7 @@ impl RateLimitStore for RateLimits {
     async fn reset(&self, tenant: TenantId, key: &str) -> StoreResult<()> {
         self.0.reset(tenant, key).await
     }
-    async fn purge_idle(&self) -> StoreResult<u64> {
-        self.0.purge_idle().await
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
+        self.0.purge_idle(limit).await
     }
 }

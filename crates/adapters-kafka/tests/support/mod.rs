@@ -13,7 +13,8 @@ use credo_pipeline::{
 };
 use credo_ports::{
     AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, Clock, Delivery, EncodedEvent,
-    EventId, EventSink, Page, PageRequest, StoreResult, SystemClock, TenantId, Timestamp, UserId,
+    EventId, EventSink, NonZeroU32, Page, PageRequest, StoreResult, SystemClock, TenantId,
+    Timestamp, UserId,
 };
 use credo_testkit::{PrivateTansu, required};
 use parking_lot::Mutex;
@@ -91,8 +92,13 @@ impl AuditLog for Observed {
     async fn count(&self, tenant: TenantId, query: AuditQuery) -> StoreResult<u64> {
         self.inner.count(tenant, query).await
     }
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
-        self.inner.purge_before(before).await
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
+        self.inner.purge_before(before, category, limit).await
     }
 }
 

@@ -5,6 +5,7 @@ mod audit;
 mod consents;
 mod edges;
 mod histories;
+mod maintenance;
 mod outbox;
 mod pipeline;
 mod rate_limits;
@@ -65,6 +66,7 @@ pub fn all() -> Vec<Case> {
     v.extend(pipeline::cases());
     v.extend(edges::cases());
     v.extend(histories::cases());
+    v.extend(maintenance::cases());
     v.sort_by_key(|c| c.port);
     v
 }

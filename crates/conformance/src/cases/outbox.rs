@@ -6,6 +6,7 @@ use credo_ports::{
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -478,12 +479,18 @@ async fn purge_published_keeps_pending_rows(ctx: &Ctx) -> Result<(), String> {
     s.clock.advance(Duration::from_secs(1));
     eq(
         "nothing acked before the ack time",
-        ok("purge", outbox.purge_published(acked_at).await)?,
+        ok(
+            "purge",
+            outbox.purge_published(acked_at, NonZeroU32::MAX).await,
+        )?,
         0,
     )?;
     eq(
         "purge published",
-        ok("purge", outbox.purge_published(s.now()).await)?,
+        ok(
+            "purge",
+            outbox.purge_published(s.now(), NonZeroU32::MAX).await,
+        )?,
         4,
     )?;
     eq("pending rows kept", ok("depth", outbox.depth().await)?, 2)?;

@@ -6,6 +6,7 @@ use credo_ports::{RateLimitPolicy, RateLimitStore, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +172,11 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 m.reset(tenant(t), &key(k)).await,
                 b.reset(tenant(t), &key(k)).await,
             ),
-            Op::PurgeIdle => same(op, m.purge_idle().await, b.purge_idle().await),
+            Op::PurgeIdle => same(
+                op,
+                m.purge_idle(NonZeroU32::MAX).await,
+                b.purge_idle(NonZeroU32::MAX).await,
+            ),
             Op::Advance { micros } => {
                 let now = p.backend.now().as_micros();
                 p.backend.clock.set(Timestamp::from_micros(now + micros));
@@ -456,7 +461,7 @@ async fn idle_keys_are_purged(ctx: &Ctx) -> Result<(), String> {
     s.clock.advance(Duration::from_millis(100)); // single-use keys idle, busy key not
     eq(
         "purged (the idle keys)",
-        ok("purge", rl.purge_idle().await)?,
+        ok("purge", rl.purge_idle(NonZeroU32::MAX).await)?,
         20,
     )?;
     eq(

@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::json;
 use std::fmt::Debug;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub(super) fn cases() -> Vec<super::Case> {
@@ -149,8 +150,8 @@ fn sessions_apply<'a>(p: &'a Pair, op: &'a (u8, String)) -> BoxFuture<'a, Result
         p.backend.clock.advance(Duration::from_secs(61));
         check_pair(
             op,
-            m.purge_expired().await.map(|_| ()),
-            b.purge_expired().await.map(|_| ()),
+            m.purge_expired(NonZeroU32::MAX).await.map(|_| ()),
+            b.purge_expired(NonZeroU32::MAX).await.map(|_| ()),
         )
     }
     .boxed()

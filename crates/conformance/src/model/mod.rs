@@ -144,6 +144,22 @@ impl World {
 /// One page of a listing: `items` are every item after the requested position, already in
 /// listing order; the page holds the first `limit` of them, and `next` is the position of the
 /// last one returned when more remain (none when the page ends the listing, even exactly).
+/// Removes at most `limit` elements that are `doomed`, the first ones in order; returns how
+/// many. (Backends remove in their own order: cases compare counts and what remains.)
+pub(crate) fn remove_up_to<T>(
+    v: &mut Vec<T>,
+    limit: std::num::NonZeroU32,
+    doomed: impl Fn(&T) -> bool,
+) -> u64 {
+    let mut n = 0u64;
+    v.retain(|x| {
+        let gone = n < u64::from(limit.get()) && doomed(x);
+        n += u64::from(gone);
+        !gone
+    });
+    n
+}
+
 pub(crate) fn page_of<T>(
     mut items: Vec<T>,
     limit: usize,

@@ -3,8 +3,9 @@
 //! calling `credo_ports::rate_limit::gcra`, so that it is an independent oracle for that
 //! function too. The unit tests below cross-check the two.
 
-use super::{Inner, RateEntry, rules};
+use super::{Inner, RateEntry, remove_up_to, rules};
 use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId, Timestamp};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,12 +180,10 @@ impl RateLimitStore for ModelRateLimits {
         Ok(())
     }
 
-    async fn purge_idle(&self) -> StoreResult<u64> {
+    async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = self.0.now();
         let mut w = self.0.world.lock();
-        let n = w.rate.len();
-        w.rate.retain(|e| e.tat > now);
-        Ok((n - w.rate.len()) as u64)
+        Ok(remove_up_to(&mut w.rate, limit, |e| e.tat <= now))
     }
 }
 
@@ -194,6 +193,7 @@ mod tests {
     use credo_ports::rate_limit::{CLOCK_LIMIT_US, MAX_TOLERANCE_US};
     use credo_ports::{RateLimitPolicy, TenantId, Timestamp};
     use proptest::prelude::*;
+    use std::num::NonZeroU32;
     use std::time::Duration;
 
     fn policy() -> RateLimitPolicy {
@@ -280,10 +280,10 @@ mod tests {
         rl.check(t, "a", policy(), 3).await.unwrap();
         // "b" has TAT T0+1s, "a" T0+3s: at T0+1s exactly, only "b" is idle.
         clock.set(T0.saturating_add(Duration::from_secs(1)));
-        assert_eq!(rl.purge_idle().await.unwrap(), 1);
+        assert_eq!(rl.purge_idle(NonZeroU32::MAX).await.unwrap(), 1);
         clock.set(T0.saturating_add(Duration::from_secs(3)));
-        assert_eq!(rl.purge_idle().await.unwrap(), 1);
-        assert_eq!(rl.purge_idle().await.unwrap(), 0);
+        assert_eq!(rl.purge_idle(NonZeroU32::MAX).await.unwrap(), 1);
+        assert_eq!(rl.purge_idle(NonZeroU32::MAX).await.unwrap(), 0);
     }
 
     #[test]

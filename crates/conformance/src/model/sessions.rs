@@ -1,10 +1,11 @@
 //! The model's [`SessionStore`] and token revocation list.
 
-use super::{Inner, RevokedToken, rules};
+use super::{Inner, RevokedToken, remove_up_to, rules};
 use credo_ports::{
     NewSession, Session, SessionId, SessionStatus, SessionStore, StoreError, StoreResult, TenantId,
     Timestamp, UserId,
 };
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// Sessions kept in `World::sessions`; expired ones stay there (invisible) until purged.
@@ -173,13 +174,14 @@ impl SessionStore for ModelSessions {
         Ok(out)
     }
 
-    async fn purge_expired(&self) -> StoreResult<u64> {
+    async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = self.0.now();
         let mut w = self.0.world.lock();
-        let before = w.sessions.len() + w.revoked_tokens.len();
-        w.sessions.retain(|s| s.expires_at > now);
-        w.revoked_tokens.retain(|r| r.expires_at > now);
-        Ok((before - w.sessions.len() - w.revoked_tokens.len()) as u64)
+        let sessions = remove_up_to(&mut w.sessions, limit, |s| s.expires_at <= now);
+        let Some(rest) = NonZeroU32::new(limit.get() - sessions as u32) else {
+            return Ok(sessions);
+        };
+        Ok(sessions + remove_up_to(&mut w.revoked_tokens, rest, |r| r.expires_at <= now))
     }
 
     async fn revoke_token(
@@ -222,6 +224,7 @@ impl SessionStore for ModelSessions {
 mod tests {
     use super::super::test_support::{T0, model};
     use credo_ports::{Device, NewSession, SessionId, SessionStatus, TenantId, Timestamp, UserId};
+    use std::num::NonZeroU32;
     use std::time::Duration;
 
     fn new_session(t: TenantId, u: UserId, expires_at: Timestamp) -> NewSession {
@@ -262,7 +265,7 @@ mod tests {
         let mut again = new_session(t, u, exp.saturating_add(secs(10)));
         again.id = created.id;
         s.create(again).await.unwrap();
-        assert_eq!(s.purge_expired().await.unwrap(), 0);
+        assert_eq!(s.purge_expired(NonZeroU32::MAX).await.unwrap(), 0);
         // Creating one that expires at now is invalid input.
         assert_eq!(
             s.create(new_session(t, u, exp)).await.unwrap_err().kind(),
@@ -393,7 +396,7 @@ mod tests {
             .unwrap();
         clock.set(T0.saturating_add(secs(21)));
         assert!(!s.is_token_revoked(t, "j").await.unwrap());
-        assert_eq!(s.purge_expired().await.unwrap(), 1);
+        assert_eq!(s.purge_expired(NonZeroU32::MAX).await.unwrap(), 1);
         assert!(s.is_token_revoked(t, "k").await.unwrap());
     }
 }

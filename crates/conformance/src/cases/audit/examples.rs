@@ -10,6 +10,7 @@ use credo_ports::audit::MAX_METADATA_BYTES;
 use credo_ports::{AppendOutcome, AuditEvent, AuditQuery, EncodedEvent, PageRequest, Timestamp};
 use serde_json::json;
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 
 pub(super) async fn append_batch_is_idempotent(ctx: &Ctx) -> Result<(), String> {
     let (_s, a) = audit(ctx).await?;
@@ -218,7 +219,11 @@ pub(super) async fn purge_before_is_retention_only(ctx: &Ctx) -> Result<(), Stri
     ok("append", a.append_batch(&events.clone()).await)?;
     let cut = Timestamp::from_micros(Stores::START.as_micros() + 2_000_000);
     let expected = events.iter().filter(|e| e.occurred_at < cut).count() as u64;
-    eq("purged", ok("purge", a.purge_before(cut).await)?, expected)?;
+    eq(
+        "purged",
+        ok("purge", a.purge_before(cut, None, NonZeroU32::MAX).await)?,
+        expected,
+    )?;
     let left: HashSet<_> = [0u8, 1]
         .iter()
         .map(|t| a.query(tenant(*t), AuditQuery::default(), PageRequest::first(100)))

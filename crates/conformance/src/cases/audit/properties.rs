@@ -11,6 +11,7 @@ use credo_ports::outbox::Disposition;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -194,8 +195,8 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                     Timestamp::from_micros(Stores::START.as_micros() + offset_secs * 1_000_000);
                 same(
                     op,
-                    m.purge_before(before).await,
-                    b.purge_before(before).await,
+                    m.purge_before(before, None, NonZeroU32::MAX).await,
+                    b.purge_before(before, None, NonZeroU32::MAX).await,
                 )
             }
             Op::Depth => {
@@ -270,8 +271,8 @@ fn apply<'a>(p: &'a Pair, op: &'a Op) -> BoxFuture<'a, Result<(), String>> {
                 let (mo, bo) = (p.model.outbox()?, p.backend.outbox()?);
                 same(
                     op,
-                    mo.purge_published(before).await,
-                    bo.purge_published(before).await,
+                    mo.purge_published(before, NonZeroU32::MAX).await,
+                    bo.purge_published(before, NonZeroU32::MAX).await,
                 )
             }
         }

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::json;
+use std::num::NonZeroU32;
 
 #[derive(Clone, Debug)]
 enum AuditOp {
@@ -114,8 +115,8 @@ fn apply_audit<'a>(p: &'a Pair, op: &'a AuditOp) -> BoxFuture<'a, Result<(), Str
             ),
             AuditOp::Purge { before } => same(
                 op,
-                m.purge_before(before).await,
-                b.purge_before(before).await,
+                m.purge_before(before, None, NonZeroU32::MAX).await,
+                b.purge_before(before, None, NonZeroU32::MAX).await,
             ),
         }
     }

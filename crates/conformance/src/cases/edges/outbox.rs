@@ -8,6 +8,7 @@ use credo_ports::Timestamp;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
+use std::num::NonZeroU32;
 
 #[derive(Clone, Debug)]
 enum OutboxOp {
@@ -52,8 +53,8 @@ fn apply_outbox<'a>(p: &'a Pair, op: &'a OutboxOp) -> BoxFuture<'a, Result<(), S
             }
             OutboxOp::Purge { before } => same(
                 op,
-                m.purge_published(before).await,
-                b.purge_published(before).await,
+                m.purge_published(before, NonZeroU32::MAX).await,
+                b.purge_published(before, NonZeroU32::MAX).await,
             ),
             OutboxOp::Depth => same(op, m.depth().await, b.depth().await),
             OutboxOp::OldestAge => same(

@@ -10,6 +10,7 @@ use credo_ports::{RateLimitPolicy, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -111,7 +112,11 @@ fn apply_rate<'a>(p: &'a Pair, op: &'a RateOp) -> BoxFuture<'a, Result<(), Strin
                 m.peek(t, &key(k), policy).await,
                 b.peek(t, &key(k), policy).await,
             ),
-            RateOp::Purge => same(op, m.purge_idle().await, b.purge_idle().await),
+            RateOp::Purge => same(
+                op,
+                m.purge_idle(NonZeroU32::MAX).await,
+                b.purge_idle(NonZeroU32::MAX).await,
+            ),
         }
     }
     .boxed()

@@ -8,6 +8,7 @@ use credo_ports::{Device, NewSession, SessionStatus, Timestamp};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use proptest::prelude::*;
+use std::num::NonZeroU32;
 
 #[derive(Clone, Debug)]
 enum SessionOp {
@@ -103,7 +104,11 @@ fn apply_session<'a>(p: &'a Pair, op: &'a SessionOp) -> BoxFuture<'a, Result<(),
                 m.list_for_user(t, user_id(user)).await,
                 b.list_for_user(t, user_id(user)).await,
             ),
-            SessionOp::Purge => same(op, m.purge_expired().await, b.purge_expired().await),
+            SessionOp::Purge => same(
+                op,
+                m.purge_expired(NonZeroU32::MAX).await,
+                b.purge_expired(NonZeroU32::MAX).await,
+            ),
             SessionOp::RevokeToken { jti: j, expires } => {
                 let exp = expires.resolve(now);
                 same(

@@ -8,6 +8,7 @@ use crate::linearizability::{History, Spec, check};
 use crate::support::Ctx;
 use futures_util::future::BoxFuture;
 use std::fmt::Debug;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,7 +116,7 @@ fn exec_token(s: Arc<Stores>, op: TokenOp) -> BoxFuture<'static, TokenRet> {
                 Ok(r) => TokenRet::Revoked(r),
                 Err(e) => TokenRet::Err(e.kind()),
             },
-            TokenOp::Purge => match st.purge_expired().await {
+            TokenOp::Purge => match st.purge_expired(NonZeroU32::MAX).await {
                 Ok(n) => TokenRet::Purged(n),
                 Err(e) => TokenRet::Err(e.kind()),
             },

@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent, EventId, EventSink,
-    Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, Delivery, EncodedEvent,
+    EventId, EventSink, Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp,
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -138,7 +139,12 @@ impl AuditLog for Witness {
     async fn count(&self, tenant: TenantId, query: AuditQuery) -> StoreResult<u64> {
         self.inner.count(tenant, query).await
     }
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
-        self.inner.purge_before(before).await
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
+        self.inner.purge_before(before, category, limit).await
     }
 }

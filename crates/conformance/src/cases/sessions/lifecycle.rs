@@ -5,6 +5,7 @@ use super::{SEC, new_session, sessions};
 use crate::cases::{ensure, eq, err_kind, ok, session_id, tenant, user_id};
 use crate::support::Ctx;
 use credo_ports::{SessionStatus, Timestamp};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 pub(super) async fn expiry_is_exact_at_now(ctx: &Ctx) -> Result<(), String> {
@@ -246,7 +247,7 @@ pub(super) async fn purge_removes_only_expired(ctx: &Ctx) -> Result<(), String> 
     s.clock.advance(Duration::from_secs(5));
     eq(
         "purged (one session, one revocation)",
-        ok("purge", st.purge_expired().await)?,
+        ok("purge", st.purge_expired(NonZeroU32::MAX).await)?,
         2,
     )?;
     ensure(
@@ -258,7 +259,11 @@ pub(super) async fn purge_removes_only_expired(ctx: &Ctx) -> Result<(), String> 
         st.touch(tenant(0), session_id(1)).await,
         "NotFound",
     )?;
-    eq("second purge", ok("purge", st.purge_expired().await)?, 0)
+    eq(
+        "second purge",
+        ok("purge", st.purge_expired(NonZeroU32::MAX).await)?,
+        0,
+    )
 }
 
 pub(super) async fn token_revocation_expires_and_extends(ctx: &Ctx) -> Result<(), String> {

@@ -48,7 +48,14 @@ pub(super) fn cases() -> Vec<super::Case> {
 
 const SEC: i64 = 1_000_000;
 
-fn new_session(s: &Stores, id: u8, t: u8, user: u8, ttl_secs: i64, pending: bool) -> NewSession {
+pub(crate) fn new_session(
+    s: &Stores,
+    id: u8,
+    t: u8,
+    user: u8,
+    ttl_secs: i64,
+    pending: bool,
+) -> NewSession {
     NewSession {
         id: session_id(id),
         tenant_id: tenant(t),

@@ -1,11 +1,12 @@
 //! The model's [`AuditRecorder`] and [`AuditLog`]: `record` enqueues into `World::outbox`;
 //! `append_batch` materializes into `World::log`, which queries read.
 
-use crate::model::{Inner, World, page_of, rules};
+use crate::model::{Inner, World, page_of, remove_up_to, rules};
 use credo_ports::{
-    AppendOutcome, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Cursor, EventId, Page,
-    PageRequest, StoreError, StoreResult, TenantId, Timestamp,
+    AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder, Cursor, EventId,
+    Page, PageRequest, StoreError, StoreResult, TenantId, Timestamp,
 };
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// The audit log and the `record` entry into the outbox.
@@ -147,10 +148,15 @@ impl AuditLog for ModelAudit {
             .count() as u64)
     }
 
-    async fn purge_before(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_before(
+        &self,
+        before: Timestamp,
+        category: Option<AuditCategory>,
+        limit: NonZeroU32,
+    ) -> StoreResult<u64> {
         let mut w = self.0.world.lock();
-        let n = w.log.len();
-        w.log.retain(|e| e.occurred_at >= before);
-        Ok((n - w.log.len()) as u64)
+        Ok(remove_up_to(&mut w.log, limit, |e| {
+            e.occurred_at < before && category.is_none_or(|c| e.category == c)
+        }))
     }
 }

@@ -2,11 +2,12 @@
 //! releases, rejections, dead letters and the purge.
 
 use super::order_key;
-use crate::model::{Inner, OutboxRow, page_of, rules};
+use crate::model::{Inner, OutboxRow, page_of, remove_up_to, rules};
 use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
 use credo_ports::{
     Cursor, EventId, Outbox, OutboxRecord, Page, PageRequest, StoreError, StoreResult, Timestamp,
 };
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,11 +195,10 @@ impl Outbox for ModelOutbox {
         Ok(n)
     }
 
-    async fn purge_published(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         let mut w = self.0.world.lock();
-        let n = w.outbox.len();
-        w.outbox
-            .retain(|r| r.published_at.is_none_or(|p| p >= before));
-        Ok((n - w.outbox.len()) as u64)
+        Ok(remove_up_to(&mut w.outbox, limit, |r| {
+            r.published_at.is_some_and(|p| p < before)
+        }))
     }
 }

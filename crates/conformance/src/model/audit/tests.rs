@@ -6,6 +6,7 @@ use credo_ports::{
     AppendOutcome, AuditCategory, AuditEvent, AuditQuery, Delivery, Disposition, EncodedEvent,
     PageRequest, TenantId, Timestamp, UserId,
 };
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 fn ev(t: TenantId, at: Timestamp, action: &str) -> AuditEvent {
@@ -109,10 +110,19 @@ async fn outbox_claim_lease_ack_release() {
     );
     assert_eq!(outbox.depth().await.unwrap(), 0);
     assert_eq!(outbox.oldest_pending_age().await.unwrap(), None);
-    assert_eq!(outbox.purge_published(acked_at).await.unwrap(), 1);
     assert_eq!(
         outbox
-            .purge_published(acked_at.saturating_add(Duration::from_micros(1)))
+            .purge_published(acked_at, NonZeroU32::MAX)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        outbox
+            .purge_published(
+                acked_at.saturating_add(Duration::from_micros(1)),
+                NonZeroU32::MAX
+            )
             .await
             .unwrap(),
         2
@@ -308,7 +318,7 @@ async fn query_paginates_filters_and_purges() {
 
     assert_eq!(
         audit
-            .purge_before(T0.saturating_add(secs(1)))
+            .purge_before(T0.saturating_add(secs(1)), None, NonZeroU32::MAX)
             .await
             .unwrap(),
         4
