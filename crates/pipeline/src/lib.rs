@@ -47,12 +47,14 @@ pub mod backoff;
 pub mod consumer;
 pub mod direct;
 pub mod health;
+pub mod maintenance;
 pub mod relay;
 
 pub use backoff::Backoff;
 pub use consumer::{AuditConsumer, ConsumerConfig, ConsumerHandle, ConsumerStats};
 pub use direct::DirectSink;
 pub use health::{BacklogCheck, BacklogThresholds, Heartbeat, HeartbeatCheck};
+pub use maintenance::{Job, Maintenance, MaintenanceConfig};
 pub use relay::{OutboxRelay, RelayConfig, RelayPass, RelayStats};
 
 use tokio::sync::watch;

@@ -44,3 +44,11 @@ pub const STORE_OPERATION_SECONDS: &str = "credo_store_operation_seconds";
 pub const STORE_ERRORS: &str = "credo_store_errors_total";
 /// Counter, labels `backend`, `decision` (`allowed` or `denied`): rate-limit checks.
 pub const RATE_LIMIT_CHECKS: &str = "credo_rate_limit_checks_total";
+/// Counter, label `job`: rows the maintenance runner removed.
+pub const MAINTENANCE_REMOVED: &str = "credo_maintenance_removed_total";
+/// Histogram (seconds), label `job`: how long one run of a maintenance job took.
+pub const MAINTENANCE_RUN_SECONDS: &str = "credo_maintenance_run_seconds";
+/// Gauge (Unix seconds), label `job`: when the job last ran to the end on this instance.
+pub const MAINTENANCE_LAST_SUCCESS: &str = "credo_maintenance_last_success_timestamp_seconds";
+/// Counter, label `job`: maintenance runs that ended in a store error.
+pub const MAINTENANCE_FAILURES: &str = "credo_maintenance_failures_total";
