@@ -199,6 +199,31 @@ impl PgStores {
         &self.pool
     }
 
+    /// Rows per table of this backend (`users`, `sessions`, `revoked_tokens`, `consents`,
+    /// `audit_events`, `outbox`, `rate_limits`, `maintenance_leases`): what maintenance
+    /// shrinks, for operators and tests. Counts every row, so it reads whole tables.
+    pub async fn row_counts(&self) -> StoreResult<std::collections::BTreeMap<&'static str, u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        for table in [
+            "users",
+            "sessions",
+            "revoked_tokens",
+            "consents",
+            "audit_events",
+            "outbox",
+            "rate_limits",
+            "maintenance_leases",
+        ] {
+            let sql = format!("SELECT count(*) FROM {table}");
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.scrubbed(map_err(e)))?;
+            out.insert(table, n as u64);
+        }
+        Ok(out)
+    }
+
     /// Closes the pools.
     pub async fn close(&self) {
         self.outbox_pool.close().await;

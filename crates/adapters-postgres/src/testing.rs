@@ -24,7 +24,8 @@ impl PgStores {
     pub async fn clear_all_tables(&self) -> StoreResult<()> {
         sqlx::raw_sql(
             "DELETE FROM users; DELETE FROM sessions; DELETE FROM revoked_tokens; DELETE FROM consents;
-             DELETE FROM audit_events; DELETE FROM outbox; DELETE FROM rate_limits;",
+             DELETE FROM audit_events; DELETE FROM outbox; DELETE FROM rate_limits;
+             DELETE FROM maintenance_leases;",
         )
         .execute(&self.pool)
         .await

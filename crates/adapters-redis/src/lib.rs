@@ -169,6 +169,23 @@ impl RedisStores {
         Arc::new(leases::RedisLeases::new(self.clone()))
     }
 
+    /// Keys under this prefix by kind (`s` sessions, `u` user indexes, `jti` token
+    /// revocations, `rl` rate-limit state, `sid` session id reservations, `lease`
+    /// maintenance leases): what maintenance and key expiry shrink, for operators and tests.
+    /// Walks the keys with `SCAN`.
+    pub async fn key_counts(&self) -> StoreResult<std::collections::BTreeMap<String, u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        let prefix = format!("{}:", self.prefix);
+        let _: Vec<()> = self
+            .purge_scan(format!("{}:*", self.prefix), usize::MAX, |key| {
+                let kind = kind_of(key.strip_prefix(&prefix).unwrap_or(&key));
+                *out.entry(kind.to_string()).or_insert(0) += 1;
+                async { Ok(None) }
+            })
+            .await?;
+        Ok(out)
+    }
+
     /// A health check (`redis`) within `timeout`: `PING` (no answer: failed), then the
     /// eviction policy (see [`RedisStores::eviction_policy`]): anything but `noeviction`, or
     /// a policy that cannot be read, is degraded.
@@ -228,17 +245,18 @@ impl RedisStores {
 
     /// Every key matching `pattern` (SCAN, so the server is never blocked).
     /// Walks the keys matching `pattern` (SCAN, pages of 500) and offers each to `purge`,
-    /// until `limit` of them were purged or the walk ends; returns the purged keys. Each call
-    /// walks from the start again, so a key left in place is offered again next time.
-    pub(crate) async fn purge_scan<F, Fut>(
+    /// until `limit` of them were purged (`Some`) or the walk ends; returns what `purge` said
+    /// of each purged key. Each call walks from the start again, so a key left in place is
+    /// offered again next time.
+    pub(crate) async fn purge_scan<T, F, Fut>(
         &self,
         pattern: String,
         limit: usize,
         mut purge: F,
-    ) -> StoreResult<Vec<String>>
+    ) -> StoreResult<Vec<T>>
     where
         F: FnMut(String) -> Fut,
-        Fut: std::future::Future<Output = StoreResult<bool>>,
+        Fut: std::future::Future<Output = StoreResult<Option<T>>>,
     {
         use fred::types::scan::Scanner;
         use futures_util::StreamExt;
@@ -254,8 +272,8 @@ impl RedisStores {
                 let Some(key) = key.into_string() else {
                     continue;
                 };
-                if purge(key.clone()).await? {
-                    purged.push(key);
+                if let Some(done) = purge(key).await? {
+                    purged.push(done);
                     if purged.len() == limit {
                         return Ok(purged);
                     }
@@ -269,6 +287,21 @@ impl RedisStores {
     pub(crate) fn key(&self, tenant: credo_ports::TenantId, kind: &str, id: &str) -> String {
         format!("{}:{{t:{tenant}}}:{kind}:{id}", self.prefix)
     }
+}
+
+/// The kind of a key given without its prefix: `{t:<tenant>}:<kind>:...`, `sid:{<id>}`,
+/// `{lease}:<job>`.
+fn kind_of(rest: &str) -> &str {
+    if let Some(tagged) = rest.strip_prefix("{t:") {
+        return tagged
+            .split_once("}:")
+            .and_then(|(_, r)| r.split(':').next())
+            .unwrap_or("?");
+    }
+    if rest.starts_with("{lease}") {
+        return "lease";
+    }
+    rest.split(':').next().unwrap_or("?")
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ impl RateLimitStore for RedisRateLimitStore {
                     .r
                     .eval(&PURGE_IDLE, vec![key], vec![self.purge_now_arg()])
                     .await?;
-                Ok(deleted == 1)
+                Ok((deleted == 1).then_some(()))
             })
             .await?;
         Ok(purged.len() as u64)

@@ -69,6 +69,11 @@ static REVOKE_ALL: LazyLock<Script> =
 static PURGE_ONE: LazyLock<Script> =
     LazyLock::new(|| with_time_cmp(include_str!("lua/purge_one.lua")));
 
+/// Deletes a session whose expiry is not after now. KEYS: session. ARGV: now. Returns its
+/// user id when deleted, else nil.
+static PURGE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| with_time_cmp(include_str!("lua/purge_session.lua")));
+
 /// Drops an id reservation whose session has expired. KEYS: reservation. ARGV: now.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/release.lua")));
 
@@ -154,8 +159,8 @@ impl RedisSessionStore {
             .purge_scan(pattern, limit, |key| {
                 let args = vec![now.clone(), field.to_string()];
                 async move {
-                    let gone: i64 = self.r.eval(&PURGE_ONE, vec![key], args).await?;
-                    Ok(gone == 1)
+                    let gone: i64 = self.r.eval(&PURGE_ONE, vec![key.clone()], args).await?;
+                    Ok((gone == 1).then_some(key))
                 }
             })
             .await
@@ -442,23 +447,41 @@ impl SessionStore for RedisSessionStore {
     async fn purge_expired(&self, limit: NonZeroU32) -> StoreResult<u64> {
         let now = self.r.clock.now();
         let limit = limit.get() as usize;
-        let sessions = self
-            .purge(
-                format!("{}:{{t:*}}:s:*", self.r.prefix),
-                "expires",
-                now,
-                limit,
-            )
+        let now_arg = now.as_micros().to_string();
+        let sessions: Vec<(String, String)> = self
+            .r
+            .purge_scan(format!("{}:{{t:*}}:s:*", self.r.prefix), limit, |key| {
+                let args = vec![now_arg.clone()];
+                async move {
+                    let user: Option<String> =
+                        self.r.eval(&PURGE_SESSION, vec![key.clone()], args).await?;
+                    Ok(user.map(|u| (key, u)))
+                }
+            })
             .await?;
-        // A purged session's id is free again, even for a clock that later reads earlier.
-        for key in &sessions {
-            if let Some(id) = key.rsplit(':').next().and_then(|id| id.parse().ok()) {
+        for (key, user) in &sessions {
+            // `{prefix}:{t:<tenant>}:s:<id>`: the part before `:s:` also prefixes the tenant's
+            // user indexes (`...:u:<user>`).
+            let Some((tenant_part, id)) = key.rsplit_once(":s:") else {
+                continue;
+            };
+            // The user's index drops the id now, not when its own TTL ends.
+            let _: i64 = self
+                .r
+                .eval(
+                    &DROP_DANGLING,
+                    vec![format!("{tenant_part}:u:{user}")],
+                    vec![format!("{tenant_part}:s:"), user.clone(), id.to_string()],
+                )
+                .await?;
+            // A purged session's id is free again, even for a clock that later reads earlier.
+            if let Ok(id) = id.parse() {
                 let _: i64 = self
                     .r
                     .eval(
                         &RELEASE,
                         vec![self.reservation_key(SessionId(id))],
-                        vec![now.as_micros().to_string()],
+                        vec![now_arg.clone()],
                     )
                     .await?;
             }

@@ -347,14 +347,13 @@ impl Maintenance {
 
     /// Runs each job on its interval (the first run at once) until `stop` turns true or its
     /// sender is dropped; a job in progress stops between two batches.
-    pub async fn run(self, stop: watch::Receiver<bool>) {
-        let config = Arc::new(self.config);
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
-        for job in self.jobs {
-            let (config, mut stop) = (config.clone(), stop.clone());
+        for job in self.jobs.clone() {
+            let (this, mut stop) = (self.clone(), stop.clone());
             tasks.spawn(async move {
                 while !is_stopped(&stop) {
-                    run_job(&job, &config, &stop).await;
+                    run_job(&job, &this.config, &stop).await;
                     if !pause_unless_stopped(job.interval, &mut stop).await {
                         return;
                     }

@@ -109,7 +109,7 @@ async fn two_instances_at_once_run_a_job_once() {
     let a = Maintenance::new(vec![rate_limit_job(&stores)], config("a", 10)).unwrap();
     let b = Maintenance::new(vec![rate_limit_job(&stores)], config("b", 10)).unwrap();
     let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
-    let mut outcomes = vec![
+    let mut outcomes = [
         ra[0].outcome.as_ref().unwrap().clone(),
         rb[0].outcome.as_ref().unwrap().clone(),
     ];
@@ -267,7 +267,7 @@ async fn run_repeats_each_job_on_its_interval_and_stops_between_batches() {
     c.pause = Duration::from_secs(5);
     let m = Maintenance::new(vec![rate_limit_job(&stores)], c).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(m.run(stopped));
+    let task = tokio::spawn(Arc::new(m).run(stopped));
     // The first run starts at once: two full batches, then (after the pause) a short one.
     keys_become(&stores, 0, Duration::from_secs(6)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;

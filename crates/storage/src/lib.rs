@@ -25,6 +25,7 @@
 
 pub mod config;
 mod instrument;
+mod maintenance;
 mod wiring;
 
 pub use config::{AuditSink, Backend, ConfigError, StorageConfig};

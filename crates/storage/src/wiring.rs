@@ -1,13 +1,15 @@
 //! [`Storage::connect`]: configuration to wired stores.
 
 use crate::config::{AuditSink, Backend, ConfigError, StorageConfig};
+use crate::maintenance::{Purged, leased};
+use credo_pipeline::maintenance::{JobReport, Maintenance};
 use credo_pipeline::{
     AuditConsumer, BacklogCheck, ConsumerConfig, DirectSink, HeartbeatCheck, OutboxRelay,
 };
 use credo_ports::capability::Port;
 use credo_ports::{
-    AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, Outbox,
-    RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
+    AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, JobLeases,
+    Outbox, RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,9 +89,14 @@ pub struct Storage {
     /// Dropping it (with `Storage`) stops the relay and the consumer.
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    maintenance: Option<Arc<Maintenance>>,
     shutdown_timeout: Duration,
+    #[cfg(feature = "inmemory")]
+    pub(crate) inmemory: Option<credo_adapters_inmemory::InMemoryStores>,
     #[cfg(feature = "postgres")]
-    postgres: Option<credo_adapters_postgres::PgStores>,
+    pub(crate) postgres: Option<credo_adapters_postgres::PgStores>,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<credo_adapters_redis::RedisStores>,
 }
 
 /// Connections opened so far, one per backend.
@@ -124,6 +131,7 @@ macro_rules! every_port {
             audit_log: Some($s.audit_log()),
             rate_limits: Some($s.rate_limits()),
             outbox: Some($s.outbox()),
+            leases: Some($s.leases()),
         }
     };
 }
@@ -137,6 +145,8 @@ struct Ports {
     audit_log: Option<Arc<dyn AuditLog>>,
     rate_limits: Option<Arc<dyn RateLimitStore>>,
     outbox: Option<Arc<dyn Outbox>>,
+    /// Leases of the maintenance jobs over this backend's data.
+    leases: Option<Arc<dyn JobLeases>>,
 }
 
 impl Opened {
@@ -208,6 +218,7 @@ impl Opened {
                     audit_log: None,
                     rate_limits: Some(s.rate_limits()),
                     outbox: None,
+                    leases: Some(s.leases()),
                 })
             }
             #[allow(unreachable_patterns)]
@@ -301,6 +312,12 @@ impl Storage {
         let limits = opened
             .open(b.rate_limits, "backends.rate_limits", config, &clock)
             .await?;
+        let purged = Purged {
+            sessions: leased(sessions.sessions.clone(), &sessions.leases),
+            rate_limits: leased(limits.rate_limits.clone(), &limits.leases),
+            outbox: leased(users.outbox.clone(), &users.leases),
+            audit_log: leased(users.audit_log.clone(), &users.leases),
+        };
         let audit = pick(users.audit, "backends.audit", b.audit, Port::Audit)?;
         let audit_log = pick(users.audit_log, "backends.audit", b.audit, Port::Audit)?;
         let outbox = pick(users.outbox, "backends.audit", b.audit, Port::Outbox)?;
@@ -337,9 +354,16 @@ impl Storage {
             outbox.clone(),
             config.readiness.backlog(),
         )));
-        // Both end when `stop` says so or is dropped with the `Storage`.
+        let maintenance = crate::maintenance::build(&config.maintenance, &clock, purged)?;
+        if let Some(m) = &maintenance {
+            opened.checks.push(Arc::new(m.health()));
+        }
+        // Every task ends when `stop` says so or is dropped with the `Storage`.
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+        if let Some(m) = &maintenance {
+            tasks.push(("maintenance", tokio::spawn(m.clone().run(stopped.clone()))));
+        }
         let relay_stop = stopped.clone();
         tasks.push((
             "relay",
@@ -407,9 +431,14 @@ impl Storage {
             ),
             stop,
             tasks,
+            maintenance,
             shutdown_timeout: config.shutdown_timeout(),
+            #[cfg(feature = "inmemory")]
+            inmemory: opened.inmemory.take(),
             #[cfg(feature = "postgres")]
             postgres: opened.postgres.take(),
+            #[cfg(feature = "redis")]
+            redis: opened.redis.take(),
         })
     }
 
@@ -417,6 +446,15 @@ impl Storage {
     /// `GET /health/ready`.
     pub fn readiness(&self) -> Arc<Readiness> {
         self.readiness.clone()
+    }
+
+    /// Runs every maintenance job once now, one after the other, each under its lease (a
+    /// job another instance is running reports `Busy`); empty when maintenance is off.
+    pub async fn run_maintenance(&self) -> Vec<JobReport> {
+        match &self.maintenance {
+            Some(m) => m.run_once().await,
+            None => Vec::new(),
+        }
     }
 
     /// Stops the relay and the consumer: each finishes (or releases) the batch in hand, within

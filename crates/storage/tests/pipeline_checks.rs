@@ -19,7 +19,7 @@ async fn readiness_checks_the_relay_and_the_backlog() {
     let (storage, _) = connect("").await;
     let report = storage.readiness().report().await;
     let names: Vec<&str> = report.checks.keys().map(String::as_str).collect();
-    assert_eq!(names, ["memory", "outbox", "relay"]);
+    assert_eq!(names, ["maintenance", "memory", "outbox", "relay"]);
     assert_eq!(report.http_status(), 200, "{:?}", report.details);
     storage.shutdown().await;
 }

@@ -53,6 +53,7 @@ fn the_readme_capability_table_is_what_the_adapters_declare() {
         ("RateLimitStore", Port::RateLimits),
         ("Outbox", Port::Outbox),
         ("audit pipeline", Port::Pipeline),
+        ("JobLeases (maintenance)", Port::Leases),
     ];
     let mut checked = 0;
     for line in readme.lines().filter(|l| l.starts_with('|')) {
@@ -72,4 +73,5 @@ fn the_readme_capability_table_is_what_the_adapters_declare() {
         checked += 1;
     }
     assert_eq!(checked, rows.len(), "every port has its row in the README");
+    assert_eq!(rows.len(), Port::ALL.len(), "a port is missing from `rows`");
 }

@@ -1,9 +1,14 @@
 //! Settings into the adapters' own config types. Only a setting that was given overrides the
 //! adapter's default, so the adapters' defaults are the only defaults.
 
-use super::sections::{DEFAULT_READINESS_CACHE_MS, DEFAULT_STALL_AFTER_MS};
-use super::{ConfigError, ReadinessSettings, RelaySettings};
-use credo_pipeline::RelayConfig;
+use super::sections::{
+    DEFAULT_AUDIT_INTERVAL_MS, DEFAULT_AUDIT_KEEP_DAYS, DEFAULT_OUTBOX_INTERVAL_MS,
+    DEFAULT_OUTBOX_KEEP_MS, DEFAULT_READINESS_CACHE_MS, DEFAULT_SHORT_JOB_INTERVAL_MS,
+    DEFAULT_STALL_AFTER_MS,
+};
+use super::{ConfigError, MaintenanceSettings, ReadinessSettings, RelaySettings};
+use credo_pipeline::{MaintenanceConfig, RelayConfig};
+use credo_ports::{AuditCategory, NonZeroU32};
 use std::time::Duration;
 
 /// Overrides an adapter's default with a setting that was given.
@@ -206,6 +211,108 @@ impl ReadinessSettings {
                     "{}: must not exceed readiness.backlog_age_critical_ms ({})",
                     b.age_warning.as_millis(),
                     b.age_critical.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A job's schedule as [`MaintenanceSettings::schedule`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Schedule {
+    /// How often the job runs.
+    pub interval: Duration,
+    /// For the outbox and audit jobs, the age of what it purges.
+    pub keep: Duration,
+}
+
+/// The maintenance jobs the facade knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MaintenanceJob {
+    /// Expired sessions and token revocations.
+    Sessions,
+    /// Idle rate-limit keys.
+    RateLimits,
+    /// Published outbox rows.
+    Outbox,
+    /// Audit events of one category past its retention.
+    Audit(AuditCategory),
+}
+
+impl MaintenanceSettings {
+    /// Whether the runner runs.
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// The runner's settings (this instance's lease holder name is a fresh random one).
+    pub fn config(&self) -> MaintenanceConfig {
+        let mut c = MaintenanceConfig::default();
+        if let Some(batch) = self.batch.and_then(NonZeroU32::new) {
+            c.batch = batch;
+        }
+        set(&mut c.pause, self.pause_ms.map(ms));
+        set(&mut c.lease, self.lease_ms.map(ms));
+        set(&mut c.failing_after, self.failing_after);
+        c
+    }
+
+    /// The job's schedule, or `None` when it is switched off (or the runner is).
+    pub fn schedule(&self, job: MaintenanceJob) -> Option<Schedule> {
+        const DAY: u64 = 86_400_000;
+        let (on, interval, keep_ms) = match job {
+            MaintenanceJob::Sessions => (
+                self.sessions,
+                self.sessions_interval_ms
+                    .unwrap_or(DEFAULT_SHORT_JOB_INTERVAL_MS),
+                0,
+            ),
+            MaintenanceJob::RateLimits => (
+                self.rate_limits,
+                self.rate_limits_interval_ms
+                    .unwrap_or(DEFAULT_SHORT_JOB_INTERVAL_MS),
+                0,
+            ),
+            MaintenanceJob::Outbox => (
+                self.outbox,
+                self.outbox_interval_ms
+                    .unwrap_or(DEFAULT_OUTBOX_INTERVAL_MS),
+                self.outbox_keep_ms.unwrap_or(DEFAULT_OUTBOX_KEEP_MS),
+            ),
+            MaintenanceJob::Audit(category) => {
+                let days = match category {
+                    AuditCategory::Compliance => self.audit_keep_compliance_days,
+                    AuditCategory::Security => self.audit_keep_security_days,
+                    AuditCategory::Operations => self.audit_keep_operations_days,
+                    // A category added later keeps the default (the longest) retention.
+                    _ => None,
+                };
+                (
+                    self.audit,
+                    self.audit_interval_ms.unwrap_or(DEFAULT_AUDIT_INTERVAL_MS),
+                    days.unwrap_or(DEFAULT_AUDIT_KEEP_DAYS).saturating_mul(DAY),
+                )
+            }
+        };
+        (self.enabled() && on.unwrap_or(true)).then(|| Schedule {
+            interval: ms(interval),
+            keep: ms(keep_ms),
+        })
+    }
+
+    /// The pause must be shorter than the lease, which is renewed between batches.
+    pub(crate) fn check_order(&self) -> Result<(), ConfigError> {
+        let c = self.config();
+        if c.pause >= c.lease {
+            return Err(ConfigError::new(
+                "maintenance.pause_ms",
+                format!(
+                    "{}: must be shorter than maintenance.lease_ms ({}), which is renewed between batches",
+                    c.pause.as_millis(),
+                    c.lease.as_millis()
                 ),
             ));
         }

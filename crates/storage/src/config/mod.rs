@@ -13,9 +13,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use adapters::{MaintenanceJob, Schedule};
 pub use sections::{
-    Backends, KafkaSettings, PostgresSettings, ReadinessSettings, RedisSettings, RelaySettings,
-    StorageConfig,
+    Backends, KafkaSettings, MaintenanceSettings, PostgresSettings, ReadinessSettings,
+    RedisSettings, RelaySettings, StorageConfig,
 };
 
 /// A backend that can serve a store port.
@@ -348,7 +349,8 @@ impl StorageConfig {
     /// built in code).
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_fields()?;
-        self.readiness.check_order()
+        self.readiness.check_order()?;
+        self.maintenance.check_order()
     }
 }
 

@@ -329,6 +329,84 @@ settings! {
     }
 }
 
+/// A maintenance default of the runner itself.
+macro_rules! maintenance {
+    (|$c:ident| $e:expr) => {{
+        fn read() -> Option<String> {
+            let $c = credo_pipeline::MaintenanceConfig::default();
+            Some($e)
+        }
+        Default::From(read)
+    }};
+}
+
+/// Seven years (of 365.25 days): the seed's audit history.
+pub(crate) const DEFAULT_AUDIT_KEEP_DAYS: u64 = 2_557;
+/// Default interval of the session and rate-limit purges.
+pub(crate) const DEFAULT_SHORT_JOB_INTERVAL_MS: u64 = 300_000;
+/// Default interval of the outbox purge.
+pub(crate) const DEFAULT_OUTBOX_INTERVAL_MS: u64 = 600_000;
+/// Default age of published outbox rows the outbox purge removes.
+pub(crate) const DEFAULT_OUTBOX_KEEP_MS: u64 = 86_400_000;
+/// Default interval of the audit retention purges.
+pub(crate) const DEFAULT_AUDIT_INTERVAL_MS: u64 = 3_600_000;
+
+settings! {
+    /// `[maintenance]`: the purges every instance runs in the background, one instance per job
+    /// at a time (a lease on the job's backend). Each job can be switched off.
+    #[derive(Default, PartialEq, Eq)]
+    #[serde(default)]
+    pub struct MaintenanceSettings in "maintenance" {
+        /// Whether the runner runs at all (off: nothing is ever purged).
+        enabled: Option<bool> => Setting::flag("true"),
+        /// Rows one purge statement removes at most.
+        batch: Option<u32> => Setting::int(1, 100_000)
+            .default(maintenance!(|c| c.batch.to_string())),
+        /// Pause between two batches of a job.
+        pause_ms: Option<u64> => Setting::int(0, 60_000)
+            .default(maintenance!(|c| ms(c.pause))),
+        /// Lease of a running job, renewed between batches: how long a crashed instance keeps
+        /// its job from the others (longer than `pause_ms`).
+        lease_ms: Option<u64> => Setting::int(1_000, DAY_MS)
+            .default(maintenance!(|c| ms(c.lease))),
+        /// Failed runs in a row after which readiness says `degraded` (check `maintenance`).
+        failing_after: Option<u32> => Setting::int(1, 1_000)
+            .default(maintenance!(|c| c.failing_after.to_string())),
+        /// Purge expired sessions and token revocations.
+        sessions: Option<bool> => Setting::flag("true"),
+        /// Interval of the session purge.
+        sessions_interval_ms: Option<u64> => Setting::int(1_000, DAY_MS)
+            .default(Default::Number(DEFAULT_SHORT_JOB_INTERVAL_MS)),
+        /// Purge the state of idle rate-limit keys.
+        rate_limits: Option<bool> => Setting::flag("true"),
+        /// Interval of the rate-limit purge.
+        rate_limits_interval_ms: Option<u64> => Setting::int(1_000, DAY_MS)
+            .default(Default::Number(DEFAULT_SHORT_JOB_INTERVAL_MS)),
+        /// Purge published outbox rows (pending rows and dead letters are never purged).
+        outbox: Option<bool> => Setting::flag("true"),
+        /// Interval of the outbox purge.
+        outbox_interval_ms: Option<u64> => Setting::int(1_000, DAY_MS)
+            .default(Default::Number(DEFAULT_OUTBOX_INTERVAL_MS)),
+        /// Age of the published outbox rows the outbox purge removes.
+        outbox_keep_ms: Option<u64> => Setting::int(0, DAY_MS * 365)
+            .default(Default::Number(DEFAULT_OUTBOX_KEEP_MS)),
+        /// Delete audit events past their category's retention.
+        audit: Option<bool> => Setting::flag("true"),
+        /// Interval of the audit retention purges.
+        audit_interval_ms: Option<u64> => Setting::int(1_000, DAY_MS)
+            .default(Default::Number(DEFAULT_AUDIT_INTERVAL_MS)),
+        /// Retention of `compliance` audit events, in days.
+        audit_keep_compliance_days: Option<u64> => Setting::int(1, 36_500)
+            .default(Default::Number(DEFAULT_AUDIT_KEEP_DAYS)),
+        /// Retention of `security` audit events, in days.
+        audit_keep_security_days: Option<u64> => Setting::int(1, 36_500)
+            .default(Default::Number(DEFAULT_AUDIT_KEEP_DAYS)),
+        /// Retention of `operations` audit events, in days.
+        audit_keep_operations_days: Option<u64> => Setting::int(1, 36_500)
+            .default(Default::Number(DEFAULT_AUDIT_KEEP_DAYS)),
+    }
+}
+
 settings! {
     /// The whole configuration.
     ///
@@ -368,6 +446,8 @@ settings! {
         relay: RelaySettings => Setting::section(),
         /// `[readiness]`.
         readiness: ReadinessSettings => Setting::section(),
+        /// `[maintenance]`.
+        maintenance: MaintenanceSettings => Setting::section(),
         /// Bound of each readiness check.
         health_timeout_ms: Option<u64> => Setting::int(1, DAY_MS)
             .default(Default::Number(DEFAULT_HEALTH_TIMEOUT_MS)),
@@ -386,6 +466,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Setting> {
         KafkaSettings::SETTINGS,
         RelaySettings::SETTINGS,
         ReadinessSettings::SETTINGS,
+        MaintenanceSettings::SETTINGS,
         StorageConfig::SETTINGS,
     ]
     .into_iter()
