@@ -61,6 +61,9 @@ pub fn bench(args: &[String]) -> Result<bool, String> {
         ]);
     }
     cmd.args(filter);
+    if quick {
+        cmd.env("CREDO_BENCH_QUICK", "1");
+    }
     for (k, v) in &env {
         cmd.env(k, v);
     }
@@ -73,7 +76,8 @@ pub fn bench(args: &[String]) -> Result<bool, String> {
     print_table(&rows);
     let out = root.join("bench");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    let report = json!({ "quick": quick, "rows": rows });
+    let extra = collect_extra(&out.join("extra"), started);
+    let report = json!({ "quick": quick, "rows": rows, "extra": extra });
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report).unwrap_or_default(),
@@ -139,6 +143,27 @@ fn collect(criterion: &Path, since: SystemTime) -> Result<Vec<Value>, String> {
         }));
     }
     Ok(rows)
+}
+
+/// Rows the non-criterion benches wrote during this run (`target/bench/extra/*.json`); they
+/// print their own tables.
+fn collect_extra(dir: &Path, since: SystemTime) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let fresh = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if let (true, Ok(text)) = (fresh, std::fs::read_to_string(e.path()))
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        {
+            out.push(v);
+        }
+    }
+    out
 }
 
 fn human(ns: f64) -> String {

@@ -3,9 +3,11 @@
 //! - `conformance [--backend NAME]... [--cases N] [--filter TEXT]`: the backend x port x case
 //!   matrix, printed and written to `target/conformance/report.{md,json}` (by the
 //!   `conformance-matrix` binary of `credo-conformance-backends`: xtask links no driver).
-//! - `test`: starts the test servers (`services up`), runs every test of the workspace, then
-//!   the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
+//! - `test`: the alert rules' checks (`alerts`), then starts the test servers (`services
+//!   up`), runs every test of the workspace, then the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
 //!   started (the README's test command; `.ci/run` calls it).
+//! - `alerts`: `promtool check rules` and `promtool test rules` over `deploy/prometheus/`
+//!   (installs Debian's `prometheus` package when promtool is missing); part of `test`.
 //! - `bench [--quick] [FILTER]`: the criterion benchmarks of `crates/bench`, ours beside each
 //!   baseline, printed as one table of ratios and written to `target/bench/report.json`.
 //! - `mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX] [--list]`:
@@ -14,6 +16,7 @@
 //! - `services up | down | status | env`: PostgreSQL, Redis and a Kafka-protocol broker as
 //!   local processes for the tests (see `services.rs`).
 
+mod alerts;
 mod bench;
 mod mutants;
 mod services;
@@ -22,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
+                     | test | alerts | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
                      | services <up | down | status | env>>";
 
 fn main() -> ExitCode {
@@ -34,6 +37,9 @@ fn main() -> ExitCode {
             "test takes no arguments, got {:?}\n{USAGE}",
             &args[1..]
         )),
+        Some("alerts") if args.len() == 1 => {
+            services::Services::new().and_then(|s| alerts::alerts(&s))
+        }
         Some("bench") => bench::bench(&args[1..]),
         Some("mutants") => mutants::mutants(&args[1..]),
         Some("services") => services::cli(&args[1..]),
@@ -126,6 +132,10 @@ fn run(cmd: &mut Command) -> Result<bool, String> {
 /// the outcome. A server whose `CREDO_TEST_*` variable is already set is used as given.
 fn test() -> Result<bool, String> {
     let services = services::Services::new()?;
+    // Seconds, and no server needed: a broken rule fails before the long part.
+    if !alerts::alerts(&services)? {
+        return Ok(false);
+    }
     let mut session = services::ServiceSession::new(&services);
     let mut env: Vec<(&str, String)> = vec![("CREDO_TEST_REQUIRE", "all".into())];
     for s in services::Service::ALL {

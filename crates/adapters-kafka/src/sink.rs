@@ -213,7 +213,11 @@ impl KafkaSink {
                             stopped.insert(m.order_key());
                             break;
                         }
-                        Step::Fail(e) => return Err(e),
+                        Step::Fail(e) => {
+                            metrics::counter!(credo_ports::telemetry::KAFKA_PRODUCE_ERRORS)
+                                .increment(1);
+                            return Err(e);
+                        }
                     },
                 }
             }
@@ -233,6 +237,10 @@ impl KafkaSink {
                     first_error.get_or_insert(why);
                 }
             }
+        }
+        if failed > 0 {
+            metrics::counter!(credo_ports::telemetry::KAFKA_PRODUCE_ERRORS)
+                .increment(failed as u64);
         }
         match first_error {
             None => Ok(Published { deliveries, stored }),

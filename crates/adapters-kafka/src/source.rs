@@ -3,7 +3,7 @@
 
 use crate::{Delivered, KafkaConfig, kafka_err};
 use async_trait::async_trait;
-use credo_ports::{EventSource, SourceMessage, StoreError, StoreResult};
+use credo_ports::{EventSource, PartitionLag, SourceMessage, StoreError, StoreResult, Timestamp};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -111,6 +111,10 @@ fn detach(m: &BorrowedMessage<'_>) -> SourceMessage {
             })
             .unwrap_or_default(),
         payload: m.payload().map(<[u8]>::to_vec),
+        timestamp: m
+            .timestamp()
+            .to_millis()
+            .map(|ms| Timestamp::from_micros(ms.saturating_mul(1000))),
     }
 }
 
@@ -222,6 +226,45 @@ impl EventSource for KafkaSource {
             }
         });
         queued.map_err(|e| kafka_err("committing offsets", e))
+    }
+
+    /// Per assigned partition, the high watermark minus the consumer's position (the next
+    /// message it will read; what it has handled when it has no position yet).
+    async fn lag(&self) -> StoreResult<Vec<PartitionLag>> {
+        let consumer = self.consumer.clone();
+        let topic = self.config.topic.clone();
+        let timeout = self.config.health_timeout;
+        let handled = self.progress.borrow().clone();
+        let read = tokio::task::spawn_blocking(move || -> KafkaResult<Vec<PartitionLag>> {
+            let assigned = consumer.assignment()?;
+            let positions = consumer.position()?;
+            let mut out = Vec::new();
+            for e in assigned.elements_for_topic(&topic) {
+                let p = e.partition();
+                let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+                let at = positions
+                    .find_partition(&topic, p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .or_else(|| handled.get(&p).copied())
+                    .unwrap_or(low);
+                out.push(PartitionLag {
+                    partition: p,
+                    messages: high.saturating_sub(at).max(0) as u64,
+                });
+            }
+            Ok(out)
+        })
+        .await;
+        match read {
+            Ok(r) => r.map_err(|e| kafka_err("reading the consumer lag", e)),
+            Err(e) => Err(StoreError::Unavailable(credo_ports::Cause::with_source(
+                format!("kafka: reading the consumer lag: {e}"),
+                e,
+            ))),
+        }
     }
 
     async fn close(&self) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use credo_adapters_kafka::{
 };
 use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
 use credo_ports::{
-    AuditCategory, AuditEvent, AuditLog, Delivery, EncodedEvent, EventSink, EventSource,
+    AuditCategory, AuditEvent, AuditLog, Clock, Delivery, EncodedEvent, EventSink, EventSource,
     HealthCheck, HealthStatus, SystemClock, TenantId, Timestamp, UserId,
 };
 use rdkafka::Message;
@@ -363,17 +363,33 @@ async fn a_batch_holds_at_most_max_messages_and_waits_no_longer_for_more() {
     ensure_topics(&config).await.unwrap();
     let tenant = TenantId::new();
     let events: Vec<AuditEvent> = (0..5).map(|n| event(tenant, None, n)).collect();
-    KafkaSink::new(&config)
-        .unwrap()
-        .publish(&encode(&events))
-        .await
-        .unwrap();
+    let sink = KafkaSink::new(&config).unwrap();
+    // One publish each: tansu's high watermark counts record batches' base offsets, so five
+    // messages in one batch would read as a lag of 1 (Apache Kafka counts messages).
+    for e in &events {
+        sink.publish(&encode(std::slice::from_ref(e)))
+            .await
+            .unwrap();
+    }
     let source = KafkaSource::new(&config).unwrap();
     let wait = Duration::from_secs(3);
-    assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 3);
+    let first = source.next_batch(3, wait).await.unwrap();
+    assert_eq!(first.len(), 3);
+    // Each message says when it was produced; the lag counts the 2 not read yet.
+    let now = SystemClock.now();
+    for m in &first {
+        let at = m.timestamp.expect("a broker timestamp");
+        assert!(
+            at <= now && at > now.saturating_sub(Duration::from_secs(120)),
+            "{at:?}"
+        );
+    }
+    let lag = |lags: Vec<credo_ports::PartitionLag>| lags.iter().map(|l| l.messages).sum::<u64>();
+    assert_eq!(lag(source.lag().await.unwrap()), 2);
     let started = std::time::Instant::now();
     assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 2);
     assert!(started.elapsed() < wait * 2, "{:?}", started.elapsed());
+    assert_eq!(lag(source.lag().await.unwrap()), 0);
 }
 
 /// A source that read nothing has nothing to commit: closing it succeeds without a commit

@@ -224,6 +224,20 @@ impl PgStores {
         Ok(out)
     }
 
+    /// Sizes of the store pool (`main`) and the outbox's own (`outbox`), for metrics.
+    pub fn pool_stats(&self) -> [credo_ports::telemetry::PoolStats; 2] {
+        let stats = |name, pool: &PgPool| credo_ports::telemetry::PoolStats {
+            pool: name,
+            max: pool.options().get_max_connections(),
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+        };
+        [
+            stats("main", &self.pool),
+            stats("outbox", &self.outbox_pool),
+        ]
+    }
+
     /// Closes the pools.
     pub async fn close(&self) {
         self.outbox_pool.close().await;

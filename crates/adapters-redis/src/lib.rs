@@ -169,6 +169,20 @@ impl RedisStores {
         Arc::new(leases::RedisLeases::new(self.clone()))
     }
 
+    /// Sizes of the client pool (`main`), for metrics: `open` counts connected clients;
+    /// commands are pipelined, so no client is ever "in use" apart from the others and
+    /// `idle` equals `open`.
+    pub fn pool_stats(&self) -> credo_ports::telemetry::PoolStats {
+        let clients = self.pool.clients();
+        let open = clients.iter().filter(|c| c.is_connected()).count() as u32;
+        credo_ports::telemetry::PoolStats {
+            pool: "main",
+            max: clients.len() as u32,
+            open,
+            idle: open,
+        }
+    }
+
     /// Keys under this prefix by kind (`s` sessions, `u` user indexes, `jti` token
     /// revocations, `rl` rate-limit state, `sid` session id reservations, `lease`
     /// maintenance leases): what maintenance and key expiry shrink, for operators and tests.

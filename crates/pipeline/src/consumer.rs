@@ -21,6 +21,8 @@ pub struct ConsumerConfig {
     /// Pauses between retries of a failed read, write or dead-letter publish (default 100 ms
     /// doubling to 10 s, jittered).
     pub backoff: Backoff,
+    /// How often the lag per partition is sampled from the source (default 15 s).
+    pub metrics_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -29,6 +31,7 @@ impl Default for ConsumerConfig {
             batch: 500,
             batch_wait: Duration::from_millis(20),
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            metrics_interval: Duration::from_secs(15),
         }
     }
 }
@@ -127,7 +130,7 @@ impl AuditConsumer {
             log,
             config,
             counters: Arc::default(),
-            heartbeat: crate::Heartbeat::default(),
+            heartbeat: crate::Heartbeat::reporting(telemetry::CONSUMER_LAST_PASS),
         })
     }
 
@@ -149,7 +152,12 @@ impl AuditConsumer {
     /// at that moment: then it is left uncommitted and will be read again.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> ConsumerStats {
         let mut errors_in_a_row = 0;
+        let mut next_sample = tokio::time::Instant::now();
         while !is_stopped(&stop) {
+            if tokio::time::Instant::now() >= next_sample {
+                self.sample_lag().await;
+                next_sample = tokio::time::Instant::now() + self.config.metrics_interval;
+            }
             let read = tokio::select! {
                 _ = stopped(&mut stop) => break,
                 r = self.source.next_batch(self.config.batch, self.config.batch_wait) => r,
@@ -180,6 +188,22 @@ impl AuditConsumer {
             tracing::warn!(error = %e, "audit consumer: final commit failed");
         }
         self.counters.snapshot()
+    }
+
+    /// Samples the lag per partition; a failed sample leaves the gauges as they were. A
+    /// partition read to its end has no age.
+    pub async fn sample_lag(&self) {
+        let Ok(lags) = self.source.lag().await else {
+            return;
+        };
+        for lag in lags {
+            let partition = lag.partition.to_string();
+            metrics::gauge!(telemetry::CONSUMER_LAG_MESSAGES, "partition" => partition.clone())
+                .set(lag.messages as f64);
+            if lag.messages == 0 {
+                metrics::gauge!(telemetry::CONSUMER_LAG_SECONDS, "partition" => partition).set(0.0);
+            }
+        }
     }
 
     /// Writes, sets aside and commits one batch; `false` when stopped in the middle.
@@ -247,6 +271,7 @@ impl AuditConsumer {
             c.add(&c.commit_failures, telemetry::CONSUMER_COMMIT_FAILURES, 1);
             tracing::warn!(error = %e, "audit consumer: commit failed");
         }
+        record_age(&batch);
         true
     }
 
@@ -288,5 +313,22 @@ impl AuditConsumer {
                 other => return Some(other),
             }
         }
+    }
+}
+
+/// Sets each partition's lag in seconds from the newest message of the batch read from it.
+fn record_age(batch: &[SourceMessage]) {
+    let now = credo_ports::Clock::now(&credo_ports::SystemClock).as_micros();
+    let mut newest: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    for m in batch {
+        if let Some(at) = m.timestamp {
+            let e = newest.entry(m.partition).or_insert(i64::MIN);
+            *e = (*e).max(at.as_micros());
+        }
+    }
+    for (partition, at) in newest {
+        let age = now.saturating_sub(at).max(0) as f64 / 1e6;
+        metrics::gauge!(telemetry::CONSUMER_LAG_SECONDS, "partition" => partition.to_string())
+            .set(age);
     }
 }

@@ -15,6 +15,8 @@ pub struct Heartbeat(Arc<Beats>);
 
 #[derive(Debug)]
 struct Beats {
+    /// Gauge set to the Unix time of each beat, if any.
+    gauge: Option<&'static str>,
     born: Instant,
     /// Nanoseconds after `born` of the last beat; `u64::MAX` before the first.
     last: AtomicU64,
@@ -23,6 +25,7 @@ struct Beats {
 impl Default for Heartbeat {
     fn default() -> Self {
         Self(Arc::new(Beats {
+            gauge: None,
             born: Instant::now(),
             last: AtomicU64::new(u64::MAX),
         }))
@@ -30,10 +33,26 @@ impl Default for Heartbeat {
 }
 
 impl Heartbeat {
+    /// A heartbeat that also sets the gauge `metric` to the Unix time of each beat.
+    #[must_use]
+    pub fn reporting(metric: &'static str) -> Self {
+        Self(Arc::new(Beats {
+            gauge: Some(metric),
+            born: Instant::now(),
+            last: AtomicU64::new(u64::MAX),
+        }))
+    }
+
     /// Records a completed pass now.
     pub fn beat(&self) {
         let nanos = self.0.born.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
         self.0.last.store(nanos, Ordering::Relaxed);
+        if let Some(metric) = self.0.gauge {
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            metrics::gauge!(metric).set(unix.as_secs_f64());
+        }
     }
 
     /// Time since the last beat; `None` before the first.

@@ -2,7 +2,10 @@
 
 use crate::{Backoff, is_stopped, pause_unless_stopped};
 use credo_ports::outbox::{Claim, Delivery, Disposition};
-use credo_ports::{EncodedEvent, EventId, EventSink, Outbox, StoreError, StoreResult, telemetry};
+use credo_ports::{
+    Clock, EncodedEvent, EventId, EventSink, Outbox, StoreError, StoreResult, SystemClock,
+    Timestamp, telemetry,
+};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,7 +136,7 @@ impl OutboxRelay {
             outbox,
             sink,
             config,
-            heartbeat: crate::Heartbeat::default(),
+            heartbeat: crate::Heartbeat::reporting(telemetry::RELAY_LAST_PASS),
         })
     }
 
@@ -174,6 +177,7 @@ impl OutboxRelay {
         }
         let ids: Vec<EventId> = records.iter().map(|r| r.message.id).collect();
         let failures: Vec<u32> = records.iter().map(|r| r.failures).collect();
+        let enqueued: Vec<Timestamp> = records.iter().map(|r| r.enqueued_at).collect();
         let messages: Vec<EncodedEvent> = records.into_iter().map(|r| r.message).collect();
         let started = tokio::time::Instant::now();
         let published = self.sink.publish(&messages).await;
@@ -214,10 +218,14 @@ impl OutboxRelay {
             ..RelayPass::default()
         };
         let mut acked = Vec::new();
+        let mut acked_enqueued = Vec::new();
         let mut held = Vec::new();
         for (i, d) in deliveries.into_iter().enumerate() {
             match d {
-                Delivery::Published => acked.push(ids[i]),
+                Delivery::Published => {
+                    acked.push(ids[i]);
+                    acked_enqueued.push(enqueued[i]);
+                }
                 Delivery::Held => held.push(ids[i]),
                 Delivery::Rejected(reason) => {
                     pass.rejected += 1;
@@ -255,6 +263,14 @@ impl OutboxRelay {
         // Published but not acked (crash, lost connection) means published again after the
         // lease: consumers deduplicate by event id.
         pass.published = self.outbox.ack(token, &acked).await?;
+        // Wall clock against the stores' enqueue time: with a test clock this is meaningless,
+        // and a negative age counts as 0.
+        let now = SystemClock.now().as_micros();
+        for at in acked_enqueued {
+            let age = now.saturating_sub(at.as_micros()).max(0) as u64;
+            metrics::histogram!(telemetry::RELAY_TIME_TO_ACK_SECONDS)
+                .record(Duration::from_micros(age));
+        }
         if !held.is_empty() {
             self.outbox.release(token, &held).await?;
         }

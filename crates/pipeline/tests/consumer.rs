@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use credo_adapters_inmemory::InMemoryStores;
 use credo_pipeline::{AuditConsumer, ConsumerConfig};
 use credo_ports::{
-    AuditCategory, AuditEvent, AuditQuery, EncodedEvent, EventSource, SourceMessage, StoreResult,
-    SystemClock, TenantId, Timestamp,
+    AuditCategory, AuditEvent, AuditQuery, Clock, EncodedEvent, EventSource, PartitionLag,
+    SourceMessage, StoreResult, SystemClock, TenantId, Timestamp,
 };
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -33,6 +33,8 @@ impl MemorySource {
             key: None,
             headers: Vec::new(),
             payload: Some(payload.to_vec()),
+            // Produced a minute ago.
+            timestamp: Some(SystemClock.now().saturating_sub(Duration::from_secs(60))),
         });
     }
 }
@@ -59,6 +61,12 @@ impl EventSource for MemorySource {
     async fn commit(&self, batch: &[SourceMessage]) -> StoreResult<()> {
         self.committed.lock().extend(batch.iter().map(|m| m.offset));
         Ok(())
+    }
+    async fn lag(&self) -> StoreResult<Vec<PartitionLag>> {
+        Ok(vec![PartitionLag {
+            partition: 0,
+            messages: self.queue.lock().len() as u64,
+        }])
     }
 }
 
@@ -119,4 +127,74 @@ async fn materializes_sets_aside_commits_and_ends_with_its_owner() {
     assert!(at_stop <= reads + 1, "reads {reads} -> {at_stop}");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(source.reads.load(Ordering::SeqCst), at_stop);
+}
+
+#[test]
+fn the_consumer_reports_lag_per_partition_and_its_last_pass() {
+    use credo_ports::telemetry;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let lag_before_reading = metrics::with_local_recorder(&recorder, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let log = InMemoryStores::new(Arc::new(SystemClock)).audit_log();
+                let source = Arc::new(MemorySource::default());
+                let e = AuditEvent::new(
+                    TenantId::new(),
+                    Timestamp::from_secs(1_800_000_000),
+                    AuditCategory::Security,
+                    "auth.login_failed",
+                );
+                for _ in 0..3 {
+                    source.push(EncodedEvent::encode(&e).payload.as_bytes());
+                }
+                let consumer =
+                    AuditConsumer::new(source.clone(), log, ConsumerConfig::default()).unwrap();
+                // The first sample sees the 3 unread messages.
+                consumer.sample_lag().await;
+                let before = snapshotter.snapshot().into_vec();
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(consumer.run(stopped));
+                while source.committed.lock().len() < 3 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                stop.send(true).unwrap();
+                task.await.unwrap();
+                before
+            })
+    });
+    // A snapshot resets what it reads: read each once, into name -> (labels, value).
+    let read = |snapshot: Vec<(metrics_util::CompositeKey, _, _, DebugValue)>| {
+        snapshot
+            .into_iter()
+            .map(|(k, _, _, v)| {
+                let labels: Vec<String> = k
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (k.key().name().to_string(), (labels, v))
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let before = read(lag_before_reading);
+    let (labels, lag) = &before[telemetry::CONSUMER_LAG_MESSAGES];
+    assert_eq!(labels, &["partition=0"]);
+    assert_eq!(lag, &DebugValue::Gauge(3.0.into()));
+    let after = read(snapshotter.snapshot().into_vec());
+    match &after[telemetry::CONSUMER_LAG_SECONDS] {
+        (labels, DebugValue::Gauge(s)) => {
+            assert_eq!(labels, &["partition=0"]);
+            assert!((59.0..120.0).contains(&s.into_inner()), "{s:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &after[telemetry::CONSUMER_LAST_PASS] {
+        (_, DebugValue::Gauge(t)) => assert!(t.into_inner() > 1.7e9, "{t:?}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -109,7 +109,12 @@ pub struct Readiness {
     cache_for: Duration,
     /// The last report and when it was made (monotonic), shared by concurrent probes.
     last: tokio::sync::Mutex<Option<(tokio::time::Instant, ReadinessReport)>>,
+    /// Told of every report made (not of cached ones served again).
+    observer: Option<ReportObserver>,
 }
+
+/// A function told of every readiness report made, e.g. to export it as metrics.
+pub type ReportObserver = Arc<dyn Fn(&ReadinessReport) + Send + Sync>;
 
 impl Readiness {
     /// A readiness aggregator over `checks`, each bounded by `timeout`.
@@ -124,6 +129,7 @@ impl Readiness {
             clock,
             cache_for: Duration::ZERO,
             last: tokio::sync::Mutex::new(None),
+            observer: None,
         }
     }
 
@@ -133,6 +139,13 @@ impl Readiness {
     #[must_use]
     pub fn cached_for(mut self, ttl: Duration) -> Self {
         self.cache_for = ttl;
+        self
+    }
+
+    /// Tells `observer` of every report made from now on.
+    #[must_use]
+    pub fn observed_by(mut self, observer: ReportObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -179,12 +192,16 @@ impl Readiness {
             }
             checks.insert(name, s.as_str());
         }
-        ReadinessReport {
+        let report = ReadinessReport {
             status,
             checks,
             details,
             timestamp: self.clock.now(),
+        };
+        if let Some(observe) = &self.observer {
+            observe(&report);
         }
+        report
     }
 }
 

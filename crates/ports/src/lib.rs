@@ -37,12 +37,14 @@ pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, 
 pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent};
 pub use envelope::EncodedEvent;
 pub use error::{Cause, StoreError, StoreResult};
-pub use health::{HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus};
+pub use health::{
+    HealthCheck, HealthStatus, Liveness, Readiness, ReadinessReport, ReadyStatus, ReportObserver,
+};
 pub use ids::{ConsentId, EventId, SessionId, TenantId, UserId};
 pub use leases::JobLeases;
 pub use outbox::{
     Claim, ClaimToken, DeadLetter, Delivery, Disposition, EventSink, EventSource, Outbox,
-    OutboxRecord, SourceMessage,
+    OutboxRecord, PartitionLag, SourceMessage,
 };
 pub use page::{Cursor, Page, PageRequest};
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};

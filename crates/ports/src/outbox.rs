@@ -178,6 +178,17 @@ pub struct SourceMessage {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Message value (an envelope, when well-formed).
     pub payload: Option<Vec<u8>>,
+    /// When the broker says it was produced, if it says.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// How far a reader is behind one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// Messages not read yet.
+    pub messages: u64,
 }
 
 /// Where the audit consumer reads encoded events from (the Kafka topic).
@@ -192,6 +203,11 @@ pub trait EventSource: Send + Sync {
     /// handled, so it is not read again. It may return before the mark is durable: a mark
     /// lost in a crash only means a redelivery, which the log absorbs.
     async fn commit(&self, batch: &[SourceMessage]) -> StoreResult<()>;
+    /// How far this reader is behind each partition it reads (for metrics); empty when the
+    /// source cannot tell.
+    async fn lag(&self) -> StoreResult<Vec<PartitionLag>> {
+        Ok(Vec::new())
+    }
     /// Makes every mark so far durable; called once when the consumer stops.
     async fn close(&self) -> StoreResult<()> {
         Ok(())

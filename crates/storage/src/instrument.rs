@@ -26,6 +26,32 @@ fn observe<T>(
             "port" => port, "operation" => operation, "backend" => backend, "kind" => e.kind()
         )
         .increment(1);
+        // A revocation that cannot be written or checked is a security event of its own.
+        let token = match operation {
+            "revoke_token" => Some("write"),
+            "is_token_revoked" => Some("check"),
+            _ => None,
+        };
+        if let Some(op) = token {
+            metrics::counter!(telemetry::REVOKED_TOKEN_FAILURES, "operation" => op).increment(1);
+        }
+    }
+}
+
+/// The `class` label of a rate-limit key: its prefix before the first `:` when that is 1 to
+/// 24 ASCII lowercase letters, `_` or `-` (`ip`, `login`, `api_key`), else `other`. Never
+/// the key itself, so the label stays low-cardinality and free of user data.
+pub(crate) fn key_class(key: &str) -> &str {
+    match key.split_once(':') {
+        Some((class, _))
+            if (1..=24).contains(&class.len())
+                && class
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-') =>
+        {
+            class
+        }
+        _ => "other",
     }
 }
 
@@ -122,7 +148,8 @@ impl RateLimitStore for RateLimits {
             let decision = if d.allowed { "allowed" } else { "denied" };
             metrics::counter!(
                 telemetry::RATE_LIMIT_CHECKS,
-                "backend" => self.0.backend, "decision" => decision
+                "backend" => self.0.backend, "decision" => decision,
+                "class" => key_class(key).to_string()
             )
             .increment(1);
         }
@@ -141,5 +168,41 @@ impl RateLimitStore for RateLimits {
     }
     async fn purge_idle(&self, limit: NonZeroU32) -> StoreResult<u64> {
         self.0.purge_idle(limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_class;
+    use proptest::prelude::*;
+
+    #[test]
+    fn key_classes_are_word_prefixes_or_other() {
+        for (key, class) in [
+            ("ip:10.0.0.1", "ip"),
+            ("login:ada@example.com", "login"),
+            ("api_key:k-1", "api_key"),
+            ("pass-reset:x", "pass-reset"),
+            ("ada@example.com", "other"),
+            (":x", "other"),
+            ("IP:1", "other"),
+            ("user1:x", "other"),
+            ("ÿp:x", "other"),
+            ("abcdefghijklmnopqrstuvwxy:x", "other"),
+        ] {
+            assert_eq!(key_class(key), class, "{key:?}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the key, the class is `other` or a short lowercase word that the key
+        /// starts with: at most 27^24 values, and never more of the key than its prefix.
+        #[test]
+        fn a_class_never_carries_more_than_a_word(key in "\\PC{0,40}") {
+            let class = key_class(&key);
+            let word = class == "other"
+                || (key.starts_with(&format!("{class}:")) && class.len() <= 24);
+            prop_assert!(word, "{:?} -> {:?}", key, class);
+        }
     }
 }

@@ -24,6 +24,7 @@
 //! say), fails at start-up with an error naming the setting.
 
 pub mod config;
+mod exported;
 mod instrument;
 mod maintenance;
 mod wiring;

@@ -300,6 +300,7 @@ impl Storage {
         config: &StorageConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Storage, StorageError> {
+        let started = std::time::Instant::now();
         validate(config)?;
         let b = &config.backends;
         let mut opened = Opened::default();
@@ -358,8 +359,13 @@ impl Storage {
         if let Some(m) = &maintenance {
             opened.checks.push(Arc::new(m.health()));
         }
+        crate::exported::initialize(
+            b.audit_sink == AuditSink::Kafka,
+            maintenance.iter().flat_map(|m| m.jobs().map(|j| j.name())),
+        );
         // Every task ends when `stop` says so or is dropped with the `Storage`.
         let (stop, stopped) = watch::channel(false);
+        let stopped_reports = stopped.clone();
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
         if let Some(m) = &maintenance {
             tasks.push(("maintenance", tokio::spawn(m.clone().run(stopped.clone()))));
@@ -379,6 +385,40 @@ impl Storage {
                 }),
             ));
         }
+        let pools = crate::exported::Pools {
+            #[cfg(feature = "postgres")]
+            postgres: opened.postgres.clone(),
+            #[cfg(feature = "redis")]
+            redis: opened.redis.clone(),
+        };
+        let readiness = Arc::new(
+            Readiness::new(
+                std::mem::take(&mut opened.checks),
+                config.health_timeout(),
+                clock,
+            )
+            .cached_for(config.readiness.cache())
+            .observed_by(crate::exported::observer(pools)),
+        );
+        // Reports made by the facade itself keep the readiness and pool metrics current
+        // when nothing probes.
+        if let Some(every) = config.readiness.report_every() {
+            let (readiness, mut stop) = (readiness.clone(), stopped_reports);
+            tasks.push((
+                "readiness-reports",
+                tokio::spawn(async move {
+                    loop {
+                        let _ = readiness.report().await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                    }
+                }),
+            ));
+        }
+        metrics::gauge!(credo_ports::telemetry::STARTUP_SECONDS)
+            .set(started.elapsed().as_secs_f64());
         use crate::instrument as i;
         Ok(Storage {
             users: Arc::new(i::Users {
@@ -421,14 +461,7 @@ impl Storage {
                 backend: b.rate_limits.as_str(),
             })),
             outbox,
-            readiness: Arc::new(
-                Readiness::new(
-                    std::mem::take(&mut opened.checks),
-                    config.health_timeout(),
-                    clock,
-                )
-                .cached_for(config.readiness.cache()),
-            ),
+            readiness,
             stop,
             tasks,
             maintenance,
@@ -460,6 +493,7 @@ impl Storage {
     /// Stops the relay and the consumer: each finishes (or releases) the batch in hand, within
     /// the configured bound; what is still running then is aborted. Connections close after.
     pub async fn shutdown(self) -> ShutdownReport {
+        let started = std::time::Instant::now();
         self.stop.send_replace(true);
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut report = ShutdownReport::default();
@@ -476,6 +510,8 @@ impl Storage {
         if let Some(pg) = self.postgres {
             pg.close().await;
         }
+        metrics::gauge!(credo_ports::telemetry::SHUTDOWN_SECONDS)
+            .set(started.elapsed().as_secs_f64());
         report
     }
 }

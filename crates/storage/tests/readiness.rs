@@ -81,9 +81,7 @@ async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_reco
         brokers = broker.brokers(),
     ))
     .unwrap();
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .unwrap();
+    let metrics = http::exporter().install_recorder().unwrap();
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_800_000_000)));
     let storage = Storage::connect_with_clock(&config, clock.clone())
         .await

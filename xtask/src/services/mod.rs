@@ -330,7 +330,7 @@ impl Services {
 
     /// `apt-get install -y PACKAGE` (root only), with `apt-get update` first when the package
     /// lists are missing and once more when the install fails.
-    pub(super) fn apt_install(&self, package: &str, what: &str) -> Result<(), String> {
+    pub(crate) fn apt_install(&self, package: &str, what: &str) -> Result<(), String> {
         if !self.root {
             return Err(format!(
                 "{what} is not installed; install it (`sudo apt-get install -y {package}`) or \

@@ -22,6 +22,19 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
 }
 
+/// A Prometheus exporter that exports every histogram of credo-storage as a histogram with
+/// the buckets of `credo_storage::telemetry::HISTOGRAMS` (not as a summary).
+pub fn exporter() -> metrics_exporter_prometheus::PrometheusBuilder {
+    use metrics_exporter_prometheus::Matcher;
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    for (name, buckets) in credo_storage::telemetry::HISTOGRAMS {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full((*name).to_string()), buckets)
+            .expect("bucket lists are not empty");
+    }
+    builder
+}
+
 /// `GET /health/live`, `/health/ready`, `/health`, `/metrics`.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

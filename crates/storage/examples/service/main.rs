@@ -15,7 +15,7 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = StorageConfig::from_env()?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let metrics = http::exporter().install_recorder()?;
     let storage = Storage::connect(&config).await?;
     let app = Arc::new(http::App {
         readiness: storage.readiness(),

@@ -3,8 +3,8 @@
 
 use super::sections::{
     DEFAULT_AUDIT_INTERVAL_MS, DEFAULT_AUDIT_KEEP_DAYS, DEFAULT_OUTBOX_INTERVAL_MS,
-    DEFAULT_OUTBOX_KEEP_MS, DEFAULT_READINESS_CACHE_MS, DEFAULT_SHORT_JOB_INTERVAL_MS,
-    DEFAULT_STALL_AFTER_MS,
+    DEFAULT_OUTBOX_KEEP_MS, DEFAULT_READINESS_CACHE_MS, DEFAULT_REPORT_EVERY_MS,
+    DEFAULT_SHORT_JOB_INTERVAL_MS, DEFAULT_STALL_AFTER_MS,
 };
 use super::{ConfigError, MaintenanceSettings, ReadinessSettings, RelaySettings};
 use credo_pipeline::{MaintenanceConfig, RelayConfig};
@@ -185,6 +185,12 @@ impl ReadinessSettings {
     /// How long a readiness report is served.
     pub fn cache(&self) -> Duration {
         ms(self.cache_ms.unwrap_or(DEFAULT_READINESS_CACHE_MS))
+    }
+
+    /// How often the facade reports readiness by itself (`None`: only when probed).
+    pub fn report_every(&self) -> Option<Duration> {
+        let every = self.report_every_ms.unwrap_or(DEFAULT_REPORT_EVERY_MS);
+        (every > 0).then(|| ms(every))
     }
 
     /// Silence after which the relay or consumer is `failed`.

@@ -300,6 +300,8 @@ macro_rules! backlog {
 pub(crate) const DEFAULT_READINESS_CACHE_MS: u64 = 1_000;
 /// Default silence after which the relay or consumer counts as stopped.
 pub(crate) const DEFAULT_STALL_AFTER_MS: u64 = 60_000;
+/// Default interval of the facade's own readiness reports (which export the checks' metrics).
+pub(crate) const DEFAULT_REPORT_EVERY_MS: u64 = 15_000;
 
 settings! {
     /// `[readiness]`: what `GET /health/ready` checks beyond the backends.
@@ -310,6 +312,11 @@ settings! {
         /// runs them); probes arriving meanwhile share one run.
         cache_ms: Option<u64> => Setting::int(0, DAY_MS)
             .default(Default::Number(DEFAULT_READINESS_CACHE_MS)),
+        /// How often the facade runs the readiness checks itself, so that their metrics
+        /// (`credo_readiness_*`, `credo_pool_connections`) stay current without probes (0:
+        /// only when probed).
+        report_every_ms: Option<u64> => Setting::int(0, DAY_MS)
+            .default(Default::Number(DEFAULT_REPORT_EVERY_MS)),
         /// Silence after which the relay or the audit consumer (no completed pass) is `failed`.
         stall_after_ms: Option<u64> => Setting::int(1, DAY_MS)
             .default(Default::Number(DEFAULT_STALL_AFTER_MS)),
