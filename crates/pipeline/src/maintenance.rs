@@ -69,8 +69,10 @@ pub struct MaintenanceConfig {
 impl Default for MaintenanceConfig {
     fn default() -> Self {
         Self {
-            batch: NonZeroU32::new(1_000).expect("positive"),
-            pause: Duration::from_millis(100),
+            // Measured (crates/bench/benches/maintenance.rs): foreground p99 on the purged
+            // table stays within 10 % of its quiet value; 1,000 / 100 ms made it 1.24×.
+            batch: NonZeroU32::new(500).expect("positive"),
+            pause: Duration::from_millis(400),
             lease: Duration::from_secs(60),
             holder: format!("instance-{}", uuid::Uuid::new_v4()),
             failing_after: 3,

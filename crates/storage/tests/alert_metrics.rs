@@ -9,7 +9,7 @@ use credo_storage::{
     AuditCategory, AuditEvent, AuditQuery, Clock, NewUser, RateLimitPolicy, Storage, StorageConfig,
     SystemClock, TenantId,
 };
-use credo_testkit::required;
+use credo_testkit::{required, unique_name as unique};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -86,14 +86,6 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
-}
-
-fn unique(name: &str) -> String {
-    format!(
-        "{name}_{}_{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

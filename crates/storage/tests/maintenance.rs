@@ -8,7 +8,7 @@ use credo_storage::{
     AuditCategory, AuditEvent, Clock, Device, GrantConsent, ManualClock, NewSession, NewUser,
     RateLimitPolicy, SessionId, SessionStatus, Storage, StorageConfig, TenantId, Timestamp,
 };
-use credo_testkit::required;
+use credo_testkit::{required, unique_name as unique};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,14 +178,6 @@ async fn back_to_baseline(toml: &str) -> BTreeMap<String, u64> {
     assert_eq!(ready.checks["maintenance"], "ok", "{ready:?}");
     storage.shutdown().await;
     grown
-}
-
-fn unique(name: &str) -> String {
-    format!(
-        "{name}_{}_{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use credo_storage::{
     NewSession, NewUser, PageRequest, RateLimitPolicy, SessionId, SessionStatus, Storage,
     StorageConfig, TenantId, Timestamp, UserId,
 };
-use credo_testkit::required;
+use credo_testkit::{required, unique_name as unique};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,14 +172,6 @@ async fn run(toml: &str) -> Vec<String> {
     let report = storage.shutdown().await;
     assert!(report.aborted.is_empty(), "{report:?}");
     seen
-}
-
-fn unique(name: &str) -> String {
-    format!(
-        "{name}_{}_{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

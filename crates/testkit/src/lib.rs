@@ -39,6 +39,23 @@ pub fn skip<T>(reason: &str) -> Option<T> {
     None
 }
 
+/// A name no other test (of this run or another) uses: `prefix`, the process id and a
+/// per-process count, then the time, for schemas, key prefixes, topics and groups.
+#[must_use]
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos:x}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A port nothing listens on right now.
 #[must_use]
 pub fn free_port() -> u16 {
