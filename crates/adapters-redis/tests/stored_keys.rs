@@ -153,6 +153,8 @@ async fn an_orphaned_reservation_is_a_conflict_after_a_bounded_wait() {
 /// the one behind it is still live and must still be listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
+    // Its scripts' first loads would count in another test's tally of SCRIPT LOADs.
+    let _serial = SERIAL.lock().await;
     let Some(url) = test_url() else { return };
     let (ahead, _, now, _cleanup) = prefixed(&url, "skew", Duration::from_secs(60)).await;
     let behind = ahead.with_clock(Arc::new(ManualClock::new(
@@ -184,6 +186,8 @@ async fn an_instance_behind_still_lists_a_session_one_ahead_saw_expire() {
 /// user's session is never shown to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
+    // Its scripts' first loads would count in another test's tally of SCRIPT LOADs.
+    let _serial = SERIAL.lock().await;
     let Some(url) = test_url() else { return };
     let addr = address(&url);
     let (stores, prefix, now, _cleanup) = prefixed(&url, "stray", Duration::from_secs(60)).await;
@@ -217,6 +221,8 @@ async fn an_index_entry_for_another_users_session_is_dropped_when_listed() {
 /// drops the entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_entry_goes_with_its_session_key_not_by_a_clock() {
+    // Its scripts' first loads would count in another test's tally of SCRIPT LOADs.
+    let _serial = SERIAL.lock().await;
     let Some(url) = test_url() else { return };
     let addr = address(&url);
     let grace = Duration::from_millis(1);
