@@ -9,7 +9,7 @@ use credo_adapters_kafka::{
 use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
 use credo_ports::{
     AuditCategory, AuditEvent, AuditLog, Clock, Delivery, EncodedEvent, EventSink, EventSource,
-    HealthCheck, HealthStatus, SystemClock, TenantId, Timestamp, UserId,
+    HealthCheck, HealthStatus, SystemClock, TenantId, Timestamp, TraceParent, UserId,
 };
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -126,7 +126,13 @@ async fn published_events_carry_key_headers_and_materialize_once() {
     let events: Vec<_> = (0..30)
         .map(|n| event(tenant, (n % 3 != 0).then_some(user), n))
         .collect();
-    let published = sink.publish_acked(&encode(&events)).await.unwrap();
+    // Event 1 was recorded inside a trace and relayed with its enqueue time.
+    let tp = TraceParent::new_root();
+    let enqueued = Timestamp::from_micros(1_700_000_000_123_456);
+    let mut encoded = encode(&events);
+    encoded[1].traceparent = Some(tp);
+    encoded[1].enqueued_at = Some(enqueued);
+    let published = sink.publish_acked(&encoded).await.unwrap();
     assert!(
         published
             .deliveries
@@ -158,6 +164,17 @@ async fn published_events_carry_key_headers_and_materialize_once() {
     assert_eq!(h["event_type"], "auth.login_failed");
     assert_eq!(h["tenant_id"], tenant.to_string());
     assert_eq!(h["schema_version"], "1");
+    assert_eq!(h["traceparent"], tp.to_string());
+    assert_eq!(h["trace_id"], tp.trace_id());
+    assert_eq!(h["enqueued_at_us"], "1700000000123456");
+    let untraced = messages
+        .iter()
+        .find(|m| header_map(m)["event_id"] == events[2].id.to_string())
+        .expect("event 2 on the topic");
+    assert!(
+        !header_map(untraced).contains_key("traceparent"),
+        "an event recorded outside a trace carries no trace header"
+    );
     assert_eq!(first.key(), Some(format!("{tenant}:{user}").as_bytes()));
     // The value is the envelope exactly as encoded (and as the outbox holds it).
     assert_eq!(

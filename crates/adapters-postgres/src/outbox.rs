@@ -6,7 +6,7 @@ use credo_ports::outbox::{Claim, ClaimToken, DeadLetter, Disposition};
 use credo_ports::page::{Page, PageRequest};
 use credo_ports::{
     AuditEvent, Clock, EncodedEvent, EventId, Outbox, OutboxRecord, StoreError, StoreResult,
-    TenantId, Timestamp, UserId,
+    TenantId, Timestamp, TraceParent, UserId,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -82,8 +82,8 @@ async fn insert_rows(
 ) -> StoreResult<u64> {
     let r = sqlx::query(
         "INSERT INTO outbox (event_id, tenant_id, subject_user_id, event_type, schema_version,
-                             envelope, enqueued_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+                             envelope, enqueued_at, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(message.id.0)
     .bind(message.tenant_id.0)
@@ -92,6 +92,7 @@ async fn insert_rows(
     .bind(i32::try_from(message.schema_version).unwrap_or(i32::MAX))
     .bind(&message.payload)
     .bind(to_db(now))
+    .bind(message.traceparent.map(|t| t.to_string()))
     .execute(conn)
     .await
     .map_err(map_err)?;
@@ -173,6 +174,12 @@ fn message(r: &PgRow) -> StoreResult<EncodedEvent> {
             .filter(|v| *v > 0)
             .ok_or_else(|| StoreError::Corrupt(format!("schema_version {version}").into()))?,
         payload: r.try_get("envelope").map_err(map_err)?,
+        // A malformed value (written by hand) only loses the trace, never the event.
+        traceparent: r
+            .try_get::<Option<String>, _>("traceparent")
+            .map_err(map_err)?
+            .and_then(|t| TraceParent::parse(&t)),
+        enqueued_at: None,
     })
 }
 
@@ -227,7 +234,8 @@ impl Outbox for PgOutbox {
                  claim_token = $4, attempts = o.attempts + 1
              FROM picked WHERE o.seq = picked.seq
              RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
-                       o.schema_version, o.envelope, o.enqueued_at, o.attempts, o.failures";
+                       o.schema_version, o.envelope, o.enqueued_at, o.attempts, o.failures,
+                       o.traceparent";
         // Runs on the outbox's own sessions, which plan without sorts or JIT
         // (`PgStores::connect`): a queue table's statistics lag behind it, and with stale ones
         // the planner bitmap-scanned and sorted every pending row per claim, or costed a
@@ -364,7 +372,7 @@ impl Outbox for PgOutbox {
         page.validate()?;
         let rows = sqlx::query(
             "SELECT event_id, tenant_id, subject_user_id, event_type, schema_version, envelope,
-                    enqueued_at, dead_at, failures, last_error
+                    enqueued_at, dead_at, failures, last_error, traceparent
              FROM outbox
              WHERE dead_at IS NOT NULL
                AND ($1::timestamptz IS NULL OR (enqueued_at, event_id) > ($1, $2::uuid))

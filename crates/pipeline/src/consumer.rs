@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Consumer settings.
 #[derive(Clone, Debug)]
@@ -166,7 +167,8 @@ impl AuditConsumer {
                 Ok(batch) if batch.is_empty() => self.heartbeat.beat(),
                 Ok(batch) => {
                     errors_in_a_row = 0;
-                    if !self.handle_batch(batch, &mut stop).await {
+                    let span = tracing::info_span!("credo.audit.consume", messages = batch.len());
+                    if !self.handle_batch(batch, &mut stop).instrument(span).await {
                         break;
                     }
                     self.heartbeat.beat();
@@ -230,6 +232,13 @@ impl AuditConsumer {
                 Err(reason) => dead.push((i, reason)),
             }
         }
+        // One span per event, open while it is written: each carries the trace id of the call
+        // that recorded the event, so a trace follows the event from that call to the log.
+        let spans: Vec<tracing::Span> = at
+            .iter()
+            .zip(&events)
+            .map(|(&i, e)| materialize_span(&batch[i], e))
+            .collect();
         match self.append(&events, stop).await {
             None => return false,
             Some(Ok(())) => {}
@@ -247,6 +256,7 @@ impl AuditConsumer {
                 }
             }
         }
+        let set_aside: std::collections::HashSet<usize> = dead.iter().map(|(i, _)| *i).collect();
         for (i, reason) in dead {
             tracing::warn!(
                 partition = batch[i].partition,
@@ -270,6 +280,19 @@ impl AuditConsumer {
         if let Err(e) = self.source.commit(&batch).await {
             c.add(&c.commit_failures, telemetry::CONSUMER_COMMIT_FAILURES, 1);
             tracing::warn!(error = %e, "audit consumer: commit failed");
+        }
+        let now = credo_ports::Clock::now(&credo_ports::SystemClock).as_micros();
+        for (&i, span) in at.iter().zip(&spans) {
+            if set_aside.contains(&i) {
+                span.record("outcome", "set_aside");
+                continue;
+            }
+            span.record("outcome", "materialized");
+            if let Some(at) = batch[i].enqueued_at() {
+                let age = now.saturating_sub(at.as_micros()).max(0) as u64;
+                metrics::histogram!(telemetry::AUDIT_TIME_TO_PERSIST_SECONDS)
+                    .record(Duration::from_micros(age));
+            }
         }
         record_age(&batch);
         true
@@ -314,6 +337,25 @@ impl AuditConsumer {
             }
         }
     }
+}
+
+/// The span of one event's write into the log, with its trace context when the message has one.
+fn materialize_span(m: &SourceMessage, e: &AuditEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "credo.audit.materialize",
+        event_id = %e.id,
+        tenant = %e.tenant_id,
+        partition = m.partition,
+        offset = m.offset,
+        trace_id = tracing::field::Empty,
+        remote_parent_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    if let Some(tp) = m.traceparent() {
+        span.record("trace_id", tp.trace_id().as_str());
+        span.record("remote_parent_id", tp.parent_id().as_str());
+    }
+    span
 }
 
 /// Sets each partition's lag in seconds from the newest message of the batch read from it.

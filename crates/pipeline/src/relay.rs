@@ -1,15 +1,16 @@
 //! The outbox relay: claim, publish unchanged, then ack, release or reject each row.
 
 use crate::{Backoff, is_stopped, pause_unless_stopped};
-use credo_ports::outbox::{Claim, Delivery, Disposition};
+use credo_ports::outbox::{Claim, ClaimToken, Delivery, Disposition};
 use credo_ports::{
-    Clock, EncodedEvent, EventId, EventSink, Outbox, StoreError, StoreResult, SystemClock,
-    Timestamp, telemetry,
+    Clock, EncodedEvent, EventId, EventSink, Outbox, OutboxRecord, StoreError, StoreResult,
+    SystemClock, Timestamp, telemetry,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Relay settings.
 #[derive(Clone, Debug)]
@@ -175,10 +176,41 @@ impl OutboxRelay {
         if records.is_empty() {
             return Ok(RelayPass::default());
         }
+        // Only passes that carry events get a span: an idle relay polls several times a second.
+        let span = tracing::info_span!(
+            "credo.relay.pass",
+            claimed = records.len(),
+            published = tracing::field::Empty,
+            rejected = tracing::field::Empty,
+            set_aside = tracing::field::Empty,
+        );
+        let pass = self
+            .publish_claimed(token, records)
+            .instrument(span.clone())
+            .await;
+        if let Ok(p) = &pass {
+            span.record("published", p.published);
+            span.record("rejected", p.rejected);
+            span.record("set_aside", p.dead_lettered);
+        }
+        pass
+    }
+
+    async fn publish_claimed(
+        &self,
+        token: ClaimToken,
+        records: Vec<OutboxRecord>,
+    ) -> StoreResult<RelayPass> {
         let ids: Vec<EventId> = records.iter().map(|r| r.message.id).collect();
         let failures: Vec<u32> = records.iter().map(|r| r.failures).collect();
         let enqueued: Vec<Timestamp> = records.iter().map(|r| r.enqueued_at).collect();
-        let messages: Vec<EncodedEvent> = records.into_iter().map(|r| r.message).collect();
+        let messages: Vec<EncodedEvent> = records
+            .into_iter()
+            .map(|r| EncodedEvent {
+                enqueued_at: Some(r.enqueued_at),
+                ..r.message
+            })
+            .collect();
         let started = tokio::time::Instant::now();
         let published = self.sink.publish(&messages).await;
         metrics::histogram!(telemetry::RELAY_PUBLISH_SECONDS).record(started.elapsed());

@@ -34,7 +34,8 @@
 //! assert!(envelope::decode(Some(b"{\"schema_version\":2,\"event\":{}}")).is_err());
 //! ```
 
-use crate::{AuditEvent, EventId, TenantId, UserId};
+use crate::trace::{ENQUEUED_AT_HEADER, TRACE_ID_HEADER, TRACEPARENT_HEADER, TraceParent};
+use crate::{AuditEvent, EventId, TenantId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The version written now and the newest one [`decode`] reads.
@@ -70,6 +71,12 @@ pub struct EncodedEvent {
     pub schema_version: u32,
     /// The envelope JSON, `{"schema_version": N, "event": {...}}`.
     pub payload: String,
+    /// The trace context of the call that recorded the event ([`crate::trace::current`] when
+    /// it was encoded), kept in the outbox row and sent as the `traceparent` header.
+    pub traceparent: Option<TraceParent>,
+    /// When the event entered the outbox, set by the relay from the outbox record and sent as
+    /// the `enqueued_at_us` header, so the consumer can time enqueue → materialized.
+    pub enqueued_at: Option<Timestamp>,
 }
 
 impl EncodedEvent {
@@ -88,6 +95,8 @@ impl EncodedEvent {
             event_type: event.action.clone(),
             schema_version: SCHEMA_VERSION,
             payload,
+            traceparent: crate::trace::current(),
+            enqueued_at: None,
         }
     }
 
@@ -106,15 +115,24 @@ impl EncodedEvent {
         }
     }
 
-    /// The message headers as `(name, value)` pairs.
+    /// The message headers as `(name, value)` pairs: the routing fields, then the trace
+    /// context and the enqueue time when the event has them.
     #[must_use]
-    pub fn headers(&self) -> [(&'static str, String); 4] {
-        [
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
             ("event_id", self.id.to_string()),
             ("event_type", self.event_type.clone()),
             ("tenant_id", self.tenant_id.to_string()),
             ("schema_version", self.schema_version.to_string()),
-        ]
+        ];
+        if let Some(tp) = self.traceparent {
+            headers.push((TRACEPARENT_HEADER, tp.to_string()));
+            headers.push((TRACE_ID_HEADER, tp.trace_id()));
+        }
+        if let Some(at) = self.enqueued_at {
+            headers.push((ENQUEUED_AT_HEADER, at.as_micros().to_string()));
+        }
+        headers
     }
 
     /// [`decode`]s the payload and checks that it is the event this message says it carries.

@@ -30,6 +30,7 @@ pub mod redact;
 pub mod sessions;
 pub mod telemetry;
 pub mod time;
+pub mod trace;
 pub mod users;
 pub mod validate;
 
@@ -50,6 +51,7 @@ pub use page::{Cursor, Page, PageRequest};
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use trace::TraceParent;
 pub use users::{NewUser, User, UserStatus, UserStore, UserUpdate};
 
 /// A purge's batch bound: [`std::num::NonZeroU32`], re-exported for callers of the purge methods.

@@ -182,6 +182,33 @@ pub struct SourceMessage {
     pub timestamp: Option<Timestamp>,
 }
 
+impl SourceMessage {
+    /// The value of the first header called `name`, if it has one.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The trace context of the call that recorded the event (its `traceparent` header);
+    /// `None` when missing or malformed.
+    #[must_use]
+    pub fn traceparent(&self) -> Option<crate::TraceParent> {
+        let v = std::str::from_utf8(self.header(crate::trace::TRACEPARENT_HEADER)?).ok()?;
+        crate::TraceParent::parse(v)
+    }
+
+    /// When the event entered the outbox (its `enqueued_at_us` header); `None` when missing
+    /// or malformed.
+    #[must_use]
+    pub fn enqueued_at(&self) -> Option<Timestamp> {
+        let v = std::str::from_utf8(self.header(crate::trace::ENQUEUED_AT_HEADER)?).ok()?;
+        v.parse().ok().map(Timestamp::from_micros)
+    }
+}
+
 /// How far a reader is behind one partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionLag {

@@ -68,6 +68,10 @@ pub const CONSUMER_LAG_SECONDS: &str = "credo_audit_consumer_lag_seconds";
 /// Histogram (seconds): from an event's enqueue in the outbox to its acknowledgement by the
 /// sink (with the direct sink, its write into the log).
 pub const RELAY_TIME_TO_ACK_SECONDS: &str = "credo_relay_enqueue_to_ack_seconds";
+/// Histogram (seconds): from an event's enqueue in the outbox to its write into the audit log
+/// by the Kafka consumer (the message's `enqueued_at_us` header against the consumer's wall
+/// clock): the seed's time-to-persist.
+pub const AUDIT_TIME_TO_PERSIST_SECONDS: &str = "credo_audit_enqueue_to_materialized_seconds";
 /// Counter, label `operation` (`write` or `check`): token revocation calls that failed.
 pub const REVOKED_TOKEN_FAILURES: &str = "credo_revoked_token_failures_total";
 /// Counter: messages the Kafka producer could not deliver (each is retried by the relay).
@@ -126,5 +130,6 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     (STORE_OPERATION_SECONDS, CALL_BUCKETS),
     (RELAY_PUBLISH_SECONDS, PIPELINE_BUCKETS),
     (RELAY_TIME_TO_ACK_SECONDS, PIPELINE_BUCKETS),
+    (AUDIT_TIME_TO_PERSIST_SECONDS, PIPELINE_BUCKETS),
     (MAINTENANCE_RUN_SECONDS, JOB_BUCKETS),
 ];

@@ -1,12 +1,14 @@
 //! Store wrappers that time every call and count errors and rate-limit decisions through the
-//! `metrics` facade (names in [`credo_ports::telemetry`]). No label carries user data: only
-//! the port, the operation, the backend and the error kind.
+//! `metrics` facade (names in [`credo_ports::telemetry`]), and run every call in a
+//! `credo.store` span (fields `port`, `operation`, `backend`, `tenant`, `trace_id`,
+//! `error_kind`). No label or field carries user data: never an email, IP, key or token.
 
 use async_trait::async_trait;
 use credo_ports::telemetry;
 use credo_ports::*;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 fn observe<T>(
     port: &'static str,
@@ -14,6 +16,7 @@ fn observe<T>(
     backend: &'static str,
     started: Instant,
     result: &StoreResult<T>,
+    span: &tracing::Span,
 ) {
     metrics::histogram!(
         telemetry::STORE_OPERATION_SECONDS,
@@ -21,6 +24,7 @@ fn observe<T>(
     )
     .record(started.elapsed());
     if let Err(e) = result {
+        span.record("error_kind", e.kind());
         metrics::counter!(
             telemetry::STORE_ERRORS,
             "port" => port, "operation" => operation, "backend" => backend, "kind" => e.kind()
@@ -55,6 +59,73 @@ pub(crate) fn key_class(key: &str) -> &str {
     }
 }
 
+/// The tenant an argument of a store call names, for the call's span; `None` for arguments
+/// that name none (ids, keys, pages, ...).
+trait TenantField {
+    fn tenant(&self) -> Option<TenantId> {
+        None
+    }
+}
+
+impl TenantField for TenantId {
+    fn tenant(&self) -> Option<TenantId> {
+        Some(*self)
+    }
+}
+
+macro_rules! tenant_field {
+    ($($t:ty),*) => { $(impl TenantField for $t { fn tenant(&self) -> Option<TenantId> { Some(self.tenant_id) } })* };
+}
+tenant_field!(NewUser, NewSession, GrantConsent, AuditEvent);
+
+macro_rules! no_tenant_field {
+    ($($t:ty),*) => { $(impl TenantField for $t {})* };
+}
+no_tenant_field!(
+    UserId,
+    &str,
+    UserUpdate,
+    Option<u64>,
+    PageRequest,
+    SessionId,
+    NonZeroU32,
+    Timestamp,
+    ConsentFilter,
+    &[AuditEvent],
+    EventId,
+    AuditQuery,
+    Option<AuditCategory>,
+    RateLimitPolicy,
+    u32
+);
+
+/// The span of one store call; `tenant` and `trace_id` are filled only when the span is on.
+fn call_span(
+    port: &'static str,
+    operation: &'static str,
+    backend: &'static str,
+    tenant: Option<TenantId>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "credo.store",
+        port,
+        operation,
+        backend,
+        tenant = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        error_kind = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        if let Some(t) = tenant {
+            span.record("tenant", tracing::field::display(t));
+        }
+        if let Some(tp) = credo_ports::trace::current() {
+            span.record("trace_id", tp.trace_id().as_str());
+        }
+    }
+    span
+}
+
 /// A timed wrapper around `Arc<dyn $trait>` forwarding every listed method.
 macro_rules! instrumented {
     ($wrapper:ident: $trait:ident, $port:literal;
@@ -68,9 +139,11 @@ macro_rules! instrumented {
         impl $trait for $wrapper {
             $(
                 async fn $m(&self $(, $a: $t)*) -> StoreResult<$r> {
+                    let tenant: Option<TenantId> = None $(.or(TenantField::tenant(&$a)))*;
+                    let span = call_span($port, stringify!($m), self.backend, tenant);
                     let started = Instant::now();
-                    let result = self.inner.$m($($a),*).await;
-                    observe($port, stringify!($m), self.backend, started, &result);
+                    let result = self.inner.$m($($a),*).instrument(span.clone()).await;
+                    observe($port, stringify!($m), self.backend, started, &result, &span);
                     result
                 }
             )*

@@ -17,7 +17,11 @@
 //! ```
 //!
 //! Every store call is timed, and errors and rate-limit decisions counted, through the
-//! `metrics` facade (names in [`telemetry`]); install any recorder to export them.
+//! `metrics` facade (names in [`telemetry`]); install any recorder to export them. Every store
+//! call also runs in a `credo.store` span (`port`, `operation`, `backend`, `tenant`,
+//! `trace_id`, `error_kind`; never an email, IP, key or token), and an audit event recorded
+//! inside [`trace::in_trace`] carries that W3C trace context through the outbox and the Kafka
+//! headers to the consumer's `credo.audit.materialize` span.
 //!
 //! Features: `inmemory` (default), `postgres`, `redis`, `kafka`. Choosing a backend whose
 //! feature is not compiled in, or a combination the backends do not support (users in Redis,

@@ -6,17 +6,20 @@
 //! - [`PrivateTansu`]: a tansu broker whose advertised address is a [`Proxy`] that can cut
 //!   every connection, so all Kafka traffic can be interrupted and restored;
 //! - [`CapturedLogs`]: the log lines a piece of code writes;
+//! - [`CapturedSpans`]: the spans it opens, with their fields;
 //! - [`system`]: where PostgreSQL is installed and whether we run as root (shared with
 //!   `cargo xtask services`).
 
 mod logs;
 mod postgres;
 mod proxy;
+mod spans;
 pub mod system;
 
 pub use logs::CapturedLogs;
 pub use postgres::PrivatePostgres;
 pub use proxy::{PrivateTansu, Proxy};
+pub use spans::{CapturedSpans, SpanRecord};
 
 /// The value of `var`, or `None` after printing why the test is skipped; under
 /// `CREDO_TEST_REQUIRE=all` (CI) a missing value panics instead.

@@ -2,7 +2,8 @@ use super::{cases, ensure, eq, err_kind, ok, tenant, user_id};
 use crate::harness::{Port, Stores};
 use crate::support::Ctx;
 use credo_ports::{
-    AuditCategory, AuditEvent, Claim, Disposition, EventId, Outbox, PageRequest, StoreError, UserId,
+    AuditCategory, AuditEvent, Claim, Disposition, EventId, Outbox, PageRequest, StoreError,
+    TraceParent, UserId, trace,
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         depth_and_oldest_pending_age,
         purge_published_keeps_pending_rows,
         claim_rejects_zero_batch_or_lease,
+        the_recording_calls_trace_context_is_kept,
     ]
 }
 
@@ -417,6 +419,49 @@ async fn dead_letters_page_in_enqueue_order(ctx: &Ctx) -> Result<(), String> {
         "page size 0",
         outbox.dead_letters(PageRequest::first(0)).await,
         "InvalidInput",
+    )
+}
+
+/// An event recorded inside a trace keeps that trace's `traceparent` in its row, through a
+/// claim and a dead-letter listing; one recorded outside any trace has none.
+async fn the_recording_calls_trace_context_is_kept(ctx: &Ctx) -> Result<(), String> {
+    let s = ctx.fresh().await?;
+    let audit = s.audit()?;
+    let tp = TraceParent::new_root();
+    let traced = AuditEvent::new(tenant(0), s.now(), AuditCategory::Security, "auth.login");
+    let plain = AuditEvent::new(tenant(0), s.now(), AuditCategory::Security, "auth.logout");
+    let ids = [traced.id, plain.id];
+    ok(
+        "record in a trace",
+        trace::in_trace(tp, audit.record(traced)).await,
+    )?;
+    ok("record outside", audit.record(plain).await)?;
+    let outbox = s.outbox()?;
+    let c = claim(&outbox, 10).await?;
+    let carried: Vec<_> = c
+        .records
+        .iter()
+        .map(|r| (r.message.id, r.message.traceparent))
+        .collect();
+    eq(
+        "claimed trace contexts",
+        carried,
+        vec![(ids[0], Some(tp)), (ids[1], None)],
+    )?;
+    ok(
+        "set aside",
+        outbox
+            .reject(c.token, ids[0], "no", Disposition::SetAside)
+            .await,
+    )?;
+    let dead = ok("list", outbox.dead_letters(PageRequest::first(10)).await)?;
+    eq(
+        "dead letter's trace context",
+        dead.items
+            .iter()
+            .map(|d| d.message.traceparent)
+            .collect::<Vec<_>>(),
+        vec![Some(tp)],
     )
 }
 

@@ -2,13 +2,16 @@
 //! Kept in its own file so the readiness tests serve exactly this router.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use credo_storage::trace::{self, TRACEPARENT_HEADER, TraceParent};
 use credo_storage::{Clock, Liveness, Readiness, ReadyStatus};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// What the handlers read.
 pub struct App {
@@ -42,7 +45,36 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/ready", get(ready))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn(trace_request))
         .with_state(app)
+}
+
+/// The request trace layer: an `http.request` span per request (method, route template,
+/// status, trace id), and the request's W3C trace context made [`trace::current`] for the
+/// handler, continuing the caller's `traceparent` header or starting a trace. Store calls and
+/// audit events of the request carry it. The route template, not the path, is recorded, so a
+/// path that holds an email or a token never reaches a span.
+async fn trace_request(route: MatchedPath, req: Request, next: Next) -> Response {
+    let caller = req
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let tp = caller.map_or_else(TraceParent::new_root, |c| c.child());
+    let span = tracing::info_span!(
+        "http.request",
+        method = %req.method(),
+        route = route.as_str(),
+        trace_id = tp.trace_id().as_str(),
+        span_id = tp.parent_id().as_str(),
+        remote_parent_id = caller.map(|c| c.parent_id()).as_deref().unwrap_or(""),
+        status = tracing::field::Empty,
+    );
+    let response = trace::in_trace(tp, next.run(req))
+        .instrument(span.clone())
+        .await;
+    span.record("status", response.status().as_u16());
+    response
 }
 
 /// 200 while the process serves requests; no I/O.

@@ -115,6 +115,8 @@ pub(super) fn poison_row(id: EventId, tenant_id: TenantId, subject: UserId) -> E
         event_type: "auth.login_failed".into(),
         schema_version: 1,
         payload: "x".repeat(1_200_000),
+        traceparent: None,
+        enqueued_at: None,
     }
 }
 
