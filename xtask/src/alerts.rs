@@ -1,5 +1,6 @@
 //! `cargo xtask alerts`: `promtool check rules` and `promtool test rules` over
-//! `deploy/prometheus/` (Debian's `prometheus` package provides promtool; installed when
+//! `deploy/prometheus/`, and `promtool check config` over its `prometheus.yml` (the compose
+//! stack's Prometheus; Debian's `prometheus` package provides promtool; installed when
 //! missing). Part of `cargo xtask test`.
 
 use crate::services::Services;
@@ -30,7 +31,11 @@ pub fn alerts(services: &Services) -> Result<bool, String> {
         services.apt_install("prometheus", "promtool")?;
     }
     let dir = crate::workspace_root().join("deploy/prometheus");
-    let rules = yaml_files(&dir)?;
+    const CONFIG: &str = "prometheus.yml";
+    let rules: Vec<PathBuf> = yaml_files(&dir)?
+        .into_iter()
+        .filter(|p| !p.ends_with(CONFIG))
+        .collect();
     let tests = yaml_files(&dir.join("tests"))?;
     if rules.is_empty() || tests.is_empty() {
         return Err(format!(
@@ -45,5 +50,11 @@ pub fn alerts(services: &Services) -> Result<bool, String> {
     }
     let mut test = Command::new("promtool");
     test.args(["test", "rules"]).args(&tests);
-    crate::run(&mut test)
+    if !crate::run(&mut test)? {
+        return Ok(false);
+    }
+    // Its rule_files are relative to it, as the container reads them.
+    let mut config = Command::new("promtool");
+    config.args(["check", "config"]).arg(dir.join(CONFIG));
+    crate::run(&mut config)
 }

@@ -74,11 +74,19 @@ impl HealthCheck for KafkaHealth {
                     HealthStatus::Degraded(format!("topic missing: {}", missing.join(", ")))
                 }
             }
-            Ok(Err(e)) => HealthStatus::Failed(format!(
-                "no metadata from {} within {:?}: {e}",
-                self.config.brokers, timeout
-            )),
-            Err(e) => HealthStatus::Failed(format!("health task failed: {e}")),
+            // The report is served to anyone who can probe: broker addresses and the client's
+            // text go to the log only.
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    brokers = %self.config.brokers,
+                    error = %e,
+                    "kafka: readiness probe got no metadata"
+                );
+                HealthStatus::Failed(format!(
+                    "no broker metadata within {timeout:?}; the reason is in the service log"
+                ))
+            }
+            Err(_) => HealthStatus::Failed("the probe task failed".into()),
         }
     }
 }

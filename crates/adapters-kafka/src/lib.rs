@@ -39,7 +39,7 @@ mod source;
 pub use config::{AUDIT_DLQ_TOPIC, AUDIT_TOPIC, KafkaConfig};
 pub use credo_ports as ports;
 pub use health::{KafkaHealth, ensure_topics};
-pub use sink::{Delivered, KafkaSink, Published};
+pub use sink::{Delivered, KafkaSink, ProducerHealth, Published};
 pub use source::{KafkaSource, SourceHandle};
 
 use credo_ports::{Cause, StoreError};

@@ -138,6 +138,17 @@ impl KafkaSink {
         self.rebuilds.load(Ordering::Relaxed)
     }
 
+    /// The code of the fatal error the current producer is in, if it is in one (it is
+    /// replaced at the next failed publish). The client's message is left out: it can name
+    /// brokers.
+    pub fn fatal_error(&self) -> Option<RDKafkaErrorCode> {
+        self.producer
+            .read()
+            .client()
+            .fatal_error()
+            .map(|(code, _)| code)
+    }
+
     /// Publishes `batch` in order and says what became of each message and where the
     /// published ones were stored.
     pub async fn publish_acked(&self, batch: &[EncodedEvent]) -> StoreResult<Published> {
@@ -274,6 +285,34 @@ impl EventSink for KafkaSink {
     }
 }
 
+/// Readiness of a [`KafkaSink`]'s producer (check `kafka_producer`): failed while the producer
+/// is in a fatal state, which no retry of it can leave (an idempotent producer whose broker
+/// lost its state, for one); ok again once a publish has replaced it.
+pub struct ProducerHealth(Arc<KafkaSink>);
+
+impl ProducerHealth {
+    /// The check of `sink`'s producer.
+    pub fn new(sink: Arc<KafkaSink>) -> Self {
+        Self(sink)
+    }
+}
+
+#[async_trait]
+impl credo_ports::HealthCheck for ProducerHealth {
+    fn name(&self) -> &str {
+        "kafka_producer"
+    }
+
+    async fn check(&self) -> credo_ports::HealthStatus {
+        match self.0.fatal_error() {
+            None => credo_ports::HealthStatus::Ok,
+            Some(code) => credo_ports::HealthStatus::Failed(format!(
+                "the producer is in a fatal state ({code:?}); the next publish replaces it"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +332,42 @@ mod tests {
         RDKafkaErrorCode::NotEnoughReplicas,
         RDKafkaErrorCode::Fatal,
     ];
+
+    /// librdkafka's own hook for this: fatal errors cannot be provoked from outside.
+    #[allow(unsafe_code)]
+    fn inject_fatal(producer: &FutureProducer) {
+        use rdkafka::bindings::{rd_kafka_resp_err_t as Code, rd_kafka_test_fatal_error};
+        // SAFETY: a live client handle and a NUL-terminated reason that outlives the call.
+        let code = unsafe {
+            rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                Code::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"injected by a test".as_ptr(),
+            )
+        };
+        assert_eq!(code, Code::RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_producer_fails_readiness_until_it_is_replaced() {
+        use credo_ports::{HealthCheck, HealthStatus};
+        let sink = Arc::new(KafkaSink::new(&KafkaConfig::new("127.0.0.1:9")).unwrap());
+        let check = ProducerHealth::new(sink.clone());
+        assert_eq!(check.check().await, HealthStatus::Ok);
+        let producer = sink.producer.read().clone();
+        inject_fatal(&producer);
+        let HealthStatus::Failed(why) = check.check().await else {
+            panic!("a fatal producer must fail readiness")
+        };
+        assert!(why.contains("fatal"), "{why}");
+        assert!(
+            !why.contains("injected"),
+            "the client's message stays out: {why}"
+        );
+        sink.rebuild(&producer);
+        assert_eq!(sink.rebuilds(), 1);
+        assert_eq!(check.check().await, HealthStatus::Ok);
+    }
 
     #[test]
     fn a_full_queue_is_retried_a_refusal_is_rejected_anything_else_fails_the_publish() {

@@ -389,8 +389,18 @@ impl HealthCheck for PgHealth {
         let probe = sqlx::query("SELECT 1").execute(&self.pool);
         match tokio::time::timeout(self.timeout, probe).await {
             Ok(Ok(_)) => HealthStatus::Ok,
+            // The report is served to anyone who can probe: the driver's text (hosts, users,
+            // addresses) goes to the log only.
             Ok(Err(e)) => {
-                HealthStatus::Failed(redact::scrub(&map_err(e).to_string(), &self.secrets))
+                let e = map_err(e);
+                tracing::warn!(
+                    error = %redact::scrub(&e.to_string(), &self.secrets),
+                    "postgres: readiness probe failed"
+                );
+                HealthStatus::Failed(format!(
+                    "the probe query failed ({}); the reason is in the service log",
+                    e.kind()
+                ))
             }
             Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
         }

@@ -87,12 +87,30 @@ impl HealthCheck for RedisHealth {
         match tokio::time::timeout(self.timeout, probe).await {
             Ok(Ok(Ok(policy))) if policy == "noeviction" => HealthStatus::Ok,
             Ok(Ok(Ok(policy))) => HealthStatus::Degraded(eviction_warning(&policy)),
-            Ok(Ok(Err(why))) => HealthStatus::Degraded(format!(
-                "the eviction policy cannot be verified ({}); revoked tokens and rate-limit \
-                 state are lost if it lets Redis evict keys",
-                redact::scrub(&why, &self.secrets)
-            )),
-            Ok(Err(e)) => HealthStatus::Failed(redact::scrub(&e.to_string(), &self.secrets)),
+            // The report is served to anyone who can probe: the server's and the driver's
+            // text (hosts, users, addresses) goes to the log only.
+            Ok(Ok(Err(why))) => {
+                tracing::warn!(
+                    reason = %redact::scrub(&why, &self.secrets),
+                    "redis: the eviction policy cannot be verified"
+                );
+                HealthStatus::Degraded(
+                    "the eviction policy cannot be verified (CONFIG GET refused or unanswered; \
+                     the reason is in the service log); revoked tokens and rate-limit state are \
+                     lost if it lets Redis evict keys"
+                        .into(),
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    error = %redact::scrub(&e.to_string(), &self.secrets),
+                    "redis: readiness probe failed"
+                );
+                HealthStatus::Failed(format!(
+                    "PING failed ({}); the reason is in the service log",
+                    e.kind()
+                ))
+            }
             Err(_) => HealthStatus::Failed(format!("no answer within {:?}", self.timeout)),
         }
     }

@@ -540,7 +540,7 @@ async fn kafka_transport(
     config: &StorageConfig,
     opened: &mut Opened,
 ) -> Result<(Arc<dyn EventSink>, Arc<dyn EventSource>), StorageError> {
-    use credo_adapters_kafka::{KafkaHealth, KafkaSink, KafkaSource};
+    use credo_adapters_kafka::{KafkaHealth, KafkaSink, KafkaSource, ProducerHealth};
     let k = config.kafka.as_ref().ok_or_else(|| {
         ConfigError::new(
             "kafka.brokers",
@@ -558,10 +558,11 @@ async fn kafka_transport(
     opened
         .checks
         .push(Arc::new(KafkaHealth::new(&c).map_err(named)?));
-    Ok((
-        Arc::new(KafkaSink::new(&c).map_err(named)?),
-        Arc::new(KafkaSource::new(&c).map_err(named)?),
-    ))
+    let sink = Arc::new(KafkaSink::new(&c).map_err(named)?);
+    opened
+        .checks
+        .push(Arc::new(ProducerHealth::new(sink.clone())));
+    Ok((sink, Arc::new(KafkaSource::new(&c).map_err(named)?)))
 }
 
 #[cfg(not(feature = "kafka"))]

@@ -27,6 +27,25 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The report's reason for `check` says what failed, but names no host, port or user of
+/// `address` and holds none of the driver's words: anyone who can probe reads it.
+fn assert_no_host_or_driver_text(body: &serde_json::Value, check: &str, address: &str) {
+    let why = body["details"][check]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(!why.is_empty(), "{check}: no reason in {body}");
+    let parts = address
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
+        .filter(|p| p.len() >= 4 && *p != "postgres" && *p != "postgresql");
+    for leak in parts.chain(["refused", "os error", "127.0.0.1", "localhost"]) {
+        assert!(
+            !why.contains(&leak.to_lowercase()),
+            "{check}'s reason holds {leak:?}: {why}"
+        );
+    }
+}
+
 /// Polls `/health/ready` until it answers `status`; returns the body and how long it took.
 async fn ready_becomes(
     addr: std::net::SocketAddr,
@@ -120,6 +139,7 @@ async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_reco
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["checks"]["database"], "failed");
     assert_eq!(body["checks"]["kafka"], "ok");
+    assert_no_host_or_driver_text(&body, "database", &pg.url());
     assert_eq!(get(addr, "/health/live").await.0, 200);
     assert_eq!(get(addr, "/health").await.0, 503);
     tokio::task::block_in_place(|| pg.resume());
@@ -131,6 +151,7 @@ async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_reco
     println!("broker cut off: /health/ready 503 after {took:?}: {body}");
     assert_eq!(body["checks"]["kafka"], "failed");
     assert_eq!(body["checks"]["database"], "ok");
+    assert_no_host_or_driver_text(&body, "kafka", &broker.brokers());
     broker.proxy.restore();
     let (_, took) = ready_becomes(addr, 200, Duration::from_secs(30)).await;
     println!("broker reachable again: /health/ready 200 after {took:?}");
