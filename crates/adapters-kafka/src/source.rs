@@ -152,12 +152,17 @@ impl KafkaSource {
 
 #[async_trait]
 impl EventSource for KafkaSource {
-    async fn next_batch(&self, max: usize, wait: Duration) -> StoreResult<Vec<SourceMessage>> {
-        let first = self
-            .consumer
-            .recv()
-            .await
-            .map_err(|e| kafka_err("reading the audit topic", e))?;
+    async fn next_batch(
+        &self,
+        max: usize,
+        idle: Duration,
+        wait: Duration,
+    ) -> StoreResult<Vec<SourceMessage>> {
+        // `recv` is cancel-safe: a message not handed out stays queued.
+        let Ok(first) = tokio::time::timeout(idle, self.consumer.recv()).await else {
+            return Ok(Vec::new());
+        };
+        let first = first.map_err(|e| kafka_err("reading the audit topic", e))?;
         let mut batch = vec![detach(&first)];
         drop(first);
         let deadline = Instant::now() + wait;

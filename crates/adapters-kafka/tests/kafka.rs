@@ -390,7 +390,10 @@ async fn a_batch_holds_at_most_max_messages_and_waits_no_longer_for_more() {
     }
     let source = KafkaSource::new(&config).unwrap();
     let wait = Duration::from_secs(3);
-    let first = source.next_batch(3, wait).await.unwrap();
+    let first = source
+        .next_batch(3, Duration::from_secs(30), wait)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 3);
     // Each message says when it was produced; the lag counts the 2 not read yet.
     let now = SystemClock.now();
@@ -404,9 +407,27 @@ async fn a_batch_holds_at_most_max_messages_and_waits_no_longer_for_more() {
     let lag = |lags: Vec<credo_ports::PartitionLag>| lags.iter().map(|l| l.messages).sum::<u64>();
     assert_eq!(lag(source.lag().await.unwrap()), 2);
     let started = std::time::Instant::now();
-    assert_eq!(source.next_batch(3, wait).await.unwrap().len(), 2);
+    assert_eq!(
+        source
+            .next_batch(3, Duration::from_secs(30), wait)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(started.elapsed() < wait * 2, "{:?}", started.elapsed());
     assert_eq!(lag(source.lag().await.unwrap()), 0);
+    // Read to the end: the next read comes back empty after its idle wait, not never (a
+    // consumer of a quiet topic must still report that it is alive).
+    let idle = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let empty = source.next_batch(3, idle, wait).await.unwrap();
+    assert!(empty.is_empty(), "{empty:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= idle && took < idle + Duration::from_secs(2),
+        "an empty read took {took:?}"
+    );
 }
 
 /// A source that read nothing has nothing to commit: closing it succeeds without a commit

@@ -19,6 +19,10 @@ pub struct ConsumerConfig {
     pub batch: usize,
     /// How long to wait to fill a batch once it holds one message (default 20 ms).
     pub batch_wait: Duration,
+    /// How long a read waits for a first message before the consumer counts an idle pass
+    /// (default 1 s): it beats its heartbeat and samples the lag then, so a consumer of a
+    /// quiet topic stays ready. Must be shorter than the readiness stall limit.
+    pub idle_wait: Duration,
     /// Pauses between retries of a failed read, write or dead-letter publish (default 100 ms
     /// doubling to 10 s, jittered).
     pub backoff: Backoff,
@@ -31,6 +35,7 @@ impl Default for ConsumerConfig {
         Self {
             batch: 500,
             batch_wait: Duration::from_millis(20),
+            idle_wait: Duration::from_secs(1),
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             metrics_interval: Duration::from_secs(15),
         }
@@ -117,7 +122,7 @@ pub struct AuditConsumer {
 type Retried<T> = Option<Result<T, StoreError>>;
 
 impl AuditConsumer {
-    /// A consumer of `source` writing into `log`; `InvalidInput` for a zero batch.
+    /// A consumer of `source` writing into `log`; `InvalidInput` for a zero batch or idle wait.
     pub fn new(
         source: Arc<dyn EventSource>,
         log: Arc<dyn AuditLog>,
@@ -125,6 +130,9 @@ impl AuditConsumer {
     ) -> credo_ports::StoreResult<Self> {
         if config.batch == 0 {
             return Err(StoreError::invalid("batch", "must be at least 1"));
+        }
+        if config.idle_wait.is_zero() {
+            return Err(StoreError::invalid("idle_wait", "must be longer than zero"));
         }
         Ok(Self {
             source,
@@ -161,7 +169,11 @@ impl AuditConsumer {
             }
             let read = tokio::select! {
                 _ = stopped(&mut stop) => break,
-                r = self.source.next_batch(self.config.batch, self.config.batch_wait) => r,
+                r = self.source.next_batch(
+                    self.config.batch,
+                    self.config.idle_wait,
+                    self.config.batch_wait,
+                ) => r,
             };
             match read {
                 Ok(batch) if batch.is_empty() => self.heartbeat.beat(),

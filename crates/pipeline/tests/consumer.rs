@@ -41,7 +41,12 @@ impl MemorySource {
 
 #[async_trait]
 impl EventSource for MemorySource {
-    async fn next_batch(&self, max: usize, _wait: Duration) -> StoreResult<Vec<SourceMessage>> {
+    async fn next_batch(
+        &self,
+        max: usize,
+        _idle: Duration,
+        _wait: Duration,
+    ) -> StoreResult<Vec<SourceMessage>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let batch: Vec<_> = {
             let mut q = self.queue.lock();

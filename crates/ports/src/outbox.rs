@@ -221,9 +221,16 @@ pub struct PartitionLag {
 /// Where the audit consumer reads encoded events from (the Kafka topic).
 #[async_trait]
 pub trait EventSource: Send + Sync {
-    /// Waits for the next message, then takes what else arrives within `wait`, up to `max`
-    /// messages in all. Cancel-safe: a call dropped while waiting loses nothing committed.
-    async fn next_batch(&self, max: usize, wait: Duration) -> StoreResult<Vec<SourceMessage>>;
+    /// Waits up to `idle` for a first message and returns an empty batch if none came (so an
+    /// idle reader still comes back to report that it is alive); once it holds one, takes what
+    /// else arrives within `wait`, up to `max` messages in all. Cancel-safe while waiting for
+    /// the first message: a call dropped then loses nothing.
+    async fn next_batch(
+        &self,
+        max: usize,
+        idle: Duration,
+        wait: Duration,
+    ) -> StoreResult<Vec<SourceMessage>>;
     /// Sets `message` aside (a dead-letter topic) with `reason`; durable on return.
     async fn dead_letter(&self, message: &SourceMessage, reason: &str) -> StoreResult<()>;
     /// Marks every message of `batch` (and everything before them in their partitions)

@@ -339,6 +339,18 @@ impl Storage {
             .map_err(|e| relay_error(e, b.audit_sink))?;
         // Readiness sees the pipeline: a relay or consumer that stopped passing, a backlog.
         let stall_after = config.readiness.stall_after();
+        let idle_wait = ConsumerConfig::default().idle_wait;
+        if consumer.is_some() && stall_after <= idle_wait {
+            // An idle consumer beats once per idle wait: a shorter limit would fail it.
+            return Err(ConfigError::new(
+                "readiness.stall_after_ms",
+                format!(
+                    "must be longer than the audit consumer's idle wait ({} ms)",
+                    idle_wait.as_millis()
+                ),
+            )
+            .into());
+        }
         opened.checks.push(Arc::new(HeartbeatCheck::new(
             "relay",
             relay.heartbeat(),

@@ -160,3 +160,76 @@ async fn ready_turns_503_when_postgres_or_the_broker_is_down_and_back_after_reco
     let report = storage.shutdown().await;
     assert!(report.aborted.is_empty(), "{report:?}");
 }
+
+/// A quiet audit topic is not a stalled consumer: with no event at all for three stall
+/// limits, the `audit-consumer` and `relay` checks stay ok (the Kafka read used to wait for a
+/// first message forever, so an idle consumer never beat and failed readiness after the
+/// limit). A limit no longer than the consumer's idle wait is refused at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_consumer_stays_ready() {
+    let (Some(pg), Some(kafka)) = (
+        credo_testkit::required("CREDO_TEST_POSTGRES_URL"),
+        credo_testkit::required("CREDO_TEST_KAFKA_BROKERS"),
+    ) else {
+        return;
+    };
+    let schema = credo_testkit::unique_name("credo_idle");
+    let topic = credo_testkit::unique_name("credo.idle");
+    let toml = |stall_ms: u64| {
+        format!(
+            r#"
+            [backends]
+            users = "postgres"
+            consents = "postgres"
+            audit = "postgres"
+            audit_sink = "kafka"
+            [postgres]
+            url = "{pg}"
+            schema = "{schema}"
+            migrate = true
+            [kafka]
+            brokers = "{kafka}"
+            topic = "{topic}"
+            dlq_topic = "{topic}.dlq"
+            group_id = "{topic}"
+            ensure_topics = true
+            partitions = 1
+            replication = 1
+            min_insync_replicas = 1
+            session_timeout_ms = 6000
+            heartbeat_interval_ms = 1000
+            max_poll_interval_ms = 7000
+            [readiness]
+            cache_ms = 0
+            stall_after_ms = {stall_ms}
+            "#
+        )
+    };
+    let refused = Storage::connect(&StorageConfig::from_toml_str(&toml(1000)).unwrap())
+        .await
+        .err()
+        .expect("a stall limit of the idle wait is refused")
+        .to_string();
+    assert!(refused.contains("readiness.stall_after_ms"), "{refused}");
+
+    let stall = Duration::from_millis(2500);
+    let config = StorageConfig::from_toml_str(&toml(stall.as_millis() as u64)).unwrap();
+    let storage = Storage::connect(&config).await.unwrap();
+    let idle_until = Instant::now() + stall * 3;
+    while Instant::now() < idle_until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let report = storage.readiness().report().await;
+        let json = report.to_json();
+        assert_eq!(json["checks"]["audit-consumer"], "ok", "{json}");
+        assert_eq!(json["checks"]["relay"], "ok", "{json}");
+    }
+    storage.shutdown().await;
+    let mut c = credo_storage::postgres::PgConfig::new(pg);
+    c.schema = Some(schema);
+    credo_storage::postgres::PgStores::connect(&c, Arc::new(credo_storage::SystemClock))
+        .await
+        .unwrap()
+        .drop_schema()
+        .await
+        .unwrap();
+}

@@ -317,7 +317,9 @@ settings! {
         /// only when probed).
         report_every_ms: Option<u64> => Setting::int(0, DAY_MS)
             .default(Default::Number(DEFAULT_REPORT_EVERY_MS)),
-        /// Silence after which the relay or the audit consumer (no completed pass) is `failed`.
+        /// Silence after which the relay or the audit consumer (no completed pass) is `failed`;
+        /// with Kafka, longer than the consumer's idle wait (1 s), at which an idle consumer
+        /// reports.
         stall_after_ms: Option<u64> => Setting::int(1, DAY_MS)
             .default(Default::Number(DEFAULT_STALL_AFTER_MS)),
         /// Pending outbox events above which readiness is `degraded`.
