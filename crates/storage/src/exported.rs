@@ -79,6 +79,7 @@ pub(crate) fn initialize<'a>(kafka: bool, jobs: impl Iterator<Item = &'a str>) {
         metrics::counter!(telemetry::REVOKED_TOKEN_FAILURES, "operation" => op).increment(0);
     }
     metrics::counter!(telemetry::OUTBOX_DEAD_LETTERED).increment(0);
+    metrics::counter!(telemetry::RELAY_FAILURES).increment(0);
     if kafka {
         metrics::counter!(telemetry::KAFKA_PRODUCE_ERRORS).increment(0);
         metrics::counter!(telemetry::CONSUMER_DEAD_LETTERED).increment(0);

@@ -1,7 +1,10 @@
 //! docker-compose.yml cannot run here (no Docker engine), so it is checked statically: every
 //! backend the facade wires has a service with a health check, the consoles are where the
 //! seed puts them, and deploy/credo-storage.env is a valid facade configuration pointing at
-//! those services with their credentials.
+//! those services with their credentials. Prometheus mounts deploy/prometheus/prometheus.yml,
+//! which loads the alert rules and scrapes the example service's port on the host; Grafana is
+//! provisioned with that Prometheus and the dashboards of deploy/grafana, for anonymous
+//! viewers only.
 
 use credo_storage::{AuditSink, Backend, StorageConfig};
 use serde_norway::Value;
@@ -27,17 +30,76 @@ fn env_file() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The host port publishing `container`, from `HOST:CONTAINER` or `IP:HOST:CONTAINER`.
 fn published_port(service: &Value, container: u16) -> u16 {
+    published(service, container).1
+}
+
+/// The host address (`None`: every interface) and port publishing `container`.
+fn published(service: &Value, container: u16) -> (Option<String>, u16) {
     service["ports"]
         .as_sequence()
         .unwrap()
         .iter()
         .filter_map(|p| p.as_str())
         .find_map(|p| {
-            let (host, inner) = p.split_once(':')?;
-            (inner.parse::<u16>().ok()? == container).then(|| host.parse().unwrap())
+            let (outer, inner) = p.rsplit_once(':')?;
+            (inner.parse::<u16>().ok()? == container).then(|| match outer.rsplit_once(':') {
+                Some((ip, host)) => (Some(ip.to_string()), host.parse().unwrap()),
+                None => (None, outer.parse().unwrap()),
+            })
         })
         .unwrap_or_else(|| panic!("port {container} not published"))
+}
+
+/// Where a path of the service's container is on the host, through its bind mounts
+/// (`./HOST:CONTAINER[:ro]`), and whether that mount is read-only.
+fn on_host(service: &Value, container_path: &str) -> Option<(std::path::PathBuf, bool)> {
+    let target = std::path::Path::new(container_path);
+    service["volumes"]
+        .as_sequence()?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find_map(|v| {
+            let mut parts = v.split(':');
+            let (host, inner) = (parts.next()?, parts.next()?);
+            let read_only = parts.next() == Some("ro");
+            let rest = target.strip_prefix(inner).ok()?;
+            host.starts_with("./")
+                .then(|| (root().join(host).join(rest), read_only))
+        })
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+fn yaml(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The port the example service listens on by default: its `CREDO_HTTP_ADDR` fallback, read
+/// from its source so that the scrape target follows it.
+fn example_service_port() -> u16 {
+    let main = root().join("crates/storage/examples/service/main.rs");
+    let src = std::fs::read_to_string(&main).unwrap();
+    let at = src
+        .find("\"CREDO_HTTP_ADDR\"")
+        .expect("the example reads CREDO_HTTP_ADDR");
+    // The string literals after the variable's name: the first address is its default.
+    src[at..]
+        .split('"')
+        .skip(3)
+        .step_by(2)
+        .find_map(|lit| lit.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no default address after CREDO_HTTP_ADDR in {}",
+                main.display()
+            )
+        })
+        .port()
 }
 
 #[test]
@@ -50,6 +112,8 @@ fn every_service_has_an_image_and_a_health_check() {
         "redis",
         "redpanda",
         "redpanda-console",
+        "prometheus",
+        "grafana",
     ] {
         let s = &c["services"][name];
         assert!(s["image"].as_str().is_some(), "{name}: no image");
@@ -59,12 +123,27 @@ fn every_service_has_an_image_and_a_health_check() {
             "{name}: no health check command"
         );
     }
-    assert_eq!(services.len(), 5, "unexpected services: {services:?}");
+    assert_eq!(services.len(), 7, "unexpected services: {services:?}");
     assert_eq!(published_port(&c["services"]["pgadmin"], 80), 5050);
     assert_eq!(
         published_port(&c["services"]["redpanda-console"], 8080),
         8085
     );
+    // Neither has authentication worth the name: reachable from this machine only.
+    for (name, port) in [("prometheus", 9090), ("grafana", 3000)] {
+        let s = &c["services"][name];
+        assert_eq!(
+            published(s, port),
+            (Some("127.0.0.1".to_string()), port),
+            "{name}"
+        );
+        let image = s["image"].as_str().unwrap();
+        let tag = image.rsplit_once(':').map(|(_, t)| t);
+        assert!(
+            tag.is_some_and(|t| t != "latest" && t.contains('.')),
+            "{name}: pin a version, not {image}"
+        );
+    }
 }
 
 #[test]
@@ -131,4 +210,142 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
     // A single broker cannot hold replication 3, nor 2 in-sync replicas.
     assert_eq!(kafka.replication, Some(1));
     assert_eq!(kafka.min_insync_replicas, Some(1));
+}
+
+#[test]
+fn prometheus_loads_the_alert_rules_and_scrapes_the_example_service() {
+    let c = compose();
+    let p = &c["services"]["prometheus"];
+    let command: Vec<&str> = p["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let config_path = command
+        .iter()
+        .find_map(|a| a.strip_prefix("--config.file="))
+        .expect("prometheus: --config.file");
+    let (config, read_only) = on_host(p, config_path)
+        .unwrap_or_else(|| panic!("prometheus: {config_path} is not mounted from the repository"));
+    assert!(read_only, "prometheus: mount its configuration read-only");
+    let expected = root().join("deploy/prometheus/prometheus.yml");
+    assert!(
+        same_file(&config, &expected),
+        "prometheus reads {}, not {}",
+        config.display(),
+        expected.display()
+    );
+    assert!(
+        p["extra_hosts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|h| h.as_str() == Some("host.docker.internal:host-gateway")),
+        "prometheus: host.docker.internal must reach the host"
+    );
+
+    let doc = yaml(&expected);
+    // Relative rule files are relative to the configuration file, in the container and for
+    // promtool run from the repository alike; both must find them.
+    let config_dir = std::path::Path::new(config_path).parent().unwrap();
+    let rules: Vec<&str> = doc["rule_files"]
+        .as_sequence()
+        .expect("rule_files")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(rules.contains(&"credo-storage.rules.yml"), "{rules:?}");
+    for rule in &rules {
+        let in_container = config_dir.join(rule);
+        let (host, _) = on_host(p, in_container.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} is not mounted", in_container.display()));
+        assert!(host.is_file(), "{}", host.display());
+        assert!(expected.parent().unwrap().join(rule).is_file(), "{rule}");
+    }
+
+    let port = example_service_port();
+    let target = format!("host.docker.internal:{port}");
+    let jobs = doc["scrape_configs"].as_sequence().expect("scrape_configs");
+    let scraped = jobs.iter().any(|job| {
+        job["metrics_path"].as_str().is_none_or(|p| p == "/metrics")
+            && job["static_configs"].as_sequence().is_some_and(|sc| {
+                sc.iter().any(|s| {
+                    s["targets"]
+                        .as_sequence()
+                        .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(&target)))
+                })
+            })
+    });
+    assert!(
+        scraped,
+        "no scrape job of {} targets {target} (the example service's port)",
+        expected.display()
+    );
+}
+
+#[test]
+fn grafana_shows_the_dashboards_from_prometheus_to_anonymous_viewers() {
+    let c = compose();
+    let g = &c["services"]["grafana"];
+    let env = &g["environment"];
+    let provisioning = env["GF_PATHS_PROVISIONING"]
+        .as_str()
+        .unwrap_or("/etc/grafana/provisioning");
+    let (dir, read_only) = on_host(g, provisioning).expect("grafana: provisioning not mounted");
+    assert!(read_only, "grafana: mount its provisioning read-only");
+
+    // The data source is the compose Prometheus, by service name and container port.
+    let datasources = yaml(&dir.join("datasources/prometheus.yml"));
+    let prometheus = datasources["datasources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"].as_str() == Some("prometheus"))
+        .expect("a prometheus data source");
+    assert_eq!(
+        prometheus["url"].as_str(),
+        Some("http://prometheus:9090"),
+        "{prometheus:?}"
+    );
+    assert!(
+        g["depends_on"]["prometheus"].is_mapping(),
+        "grafana: depends_on prometheus"
+    );
+
+    // Every dashboard provider's folder is mounted and holds the dashboard.
+    let providers = yaml(&dir.join("dashboards/credo-storage.yml"));
+    let providers = providers["providers"].as_sequence().unwrap();
+    assert!(!providers.is_empty());
+    for provider in providers {
+        let path = provider["options"]["path"].as_str().expect("options.path");
+        let (host, _) = on_host(g, path)
+            .unwrap_or_else(|| panic!("grafana: dashboards path {path} is not mounted"));
+        assert!(host.is_dir(), "{}", host.display());
+        assert!(
+            same_file(&host, &root().join("deploy/grafana")),
+            "{path} is {}, not deploy/grafana",
+            host.display()
+        );
+        assert!(host.join("credo-storage.json").is_file());
+    }
+    if let Some(home) = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].as_str() {
+        let (host, _) = on_host(g, home).expect("home dashboard not mounted");
+        assert!(host.is_file(), "{}", host.display());
+    }
+
+    // Anonymous viewers, and no usable well-known password: either a password comes from
+    // the environment, or password logins are off altogether.
+    assert_eq!(env["GF_AUTH_ANONYMOUS_ENABLED"].as_str(), Some("true"));
+    assert_eq!(env["GF_AUTH_ANONYMOUS_ORG_ROLE"].as_str(), Some("Viewer"));
+    match env["GF_SECURITY_ADMIN_PASSWORD"].as_str() {
+        Some(password) => assert!(
+            password.starts_with("${"),
+            "grafana: a literal admin password in the compose file"
+        ),
+        None => {
+            assert_eq!(env["GF_AUTH_DISABLE_LOGIN_FORM"].as_str(), Some("true"));
+            assert_eq!(env["GF_AUTH_BASIC_ENABLED"].as_str(), Some("false"));
+        }
+    }
 }
