@@ -48,10 +48,7 @@ impl Heartbeat {
         let nanos = self.0.born.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
         self.0.last.store(nanos, Ordering::Relaxed);
         if let Some(metric) = self.0.gauge {
-            let unix = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            metrics::gauge!(metric).set(unix.as_secs_f64());
+            metrics::gauge!(metric).set(credo_ports::telemetry::unix_seconds());
         }
     }
 

@@ -45,7 +45,7 @@ use credo_ports::{
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -366,13 +366,6 @@ impl Maintenance {
     }
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
 async fn run_job(job: &Job, config: &MaintenanceConfig, stop: &watch::Receiver<bool>) -> JobReport {
     let started = Instant::now();
     let outcome = purge_under_lease(job, config, stop).await;
@@ -397,7 +390,7 @@ async fn run_job(job: &Job, config: &MaintenanceConfig, stop: &watch::Receiver<b
                 job.failures_in_a_row.store(0, Ordering::Relaxed);
                 *job.last_success.lock() = Some(Instant::now());
                 metrics::gauge!(telemetry::MAINTENANCE_LAST_SUCCESS, "job" => label)
-                    .set(unix_now());
+                    .set(telemetry::unix_seconds());
                 tracing::info!(job = %job.name, removed, batches, took_ms = took.as_millis() as u64, "maintenance: job done");
             } else {
                 tracing::warn!(job = %job.name, removed, outcome = ?done, "maintenance: job cut short");

@@ -88,6 +88,17 @@ pub const STARTUP_SECONDS: &str = "credo_storage_startup_seconds";
 /// Gauge (seconds): how long the last `Storage::shutdown` took.
 pub const SHUTDOWN_SECONDS: &str = "credo_storage_shutdown_seconds";
 
+/// The wall clock in Unix seconds, as the `*_timestamp_seconds` gauges hold it (0 before
+/// 1970). The system clock, not a store's [`crate::Clock`]: alerts compare it with
+/// Prometheus's `time()`.
+#[must_use]
+pub fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// One connection pool's sizes, as [`POOL_CONNECTIONS`] exports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolStats {

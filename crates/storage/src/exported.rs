@@ -59,17 +59,10 @@ pub(crate) fn observer(pools: Pools) -> ReportObserver {
             metrics::gauge!(telemetry::READINESS_CHECK_STATUS, "check" => check.clone()).set(value);
         }
         if report.status == ReadyStatus::Ready {
-            metrics::gauge!(telemetry::READINESS_LAST_READY).set(unix_now());
+            metrics::gauge!(telemetry::READINESS_LAST_READY).set(telemetry::unix_seconds());
         }
         pools.sample();
     })
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// Registers, at zero, the counters alerts watch that only move on a failure (so that

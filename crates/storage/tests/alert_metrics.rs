@@ -9,6 +9,7 @@
 
 #[path = "../examples/service/http.rs"]
 mod http;
+mod support;
 
 use credo_storage::{
     AuditCategory, AuditEvent, AuditQuery, Clock, NewUser, RateLimitPolicy, Storage, StorageConfig,
@@ -247,40 +248,12 @@ async fn every_metric_a_rule_or_a_dashboard_names_is_exported_after_a_scenario()
     let schema = unique("credo_alerts");
     let topic = unique("credo.alerts");
     let config = StorageConfig::from_toml_str(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        sessions = "redis"
-        rate_limits = "redis"
-        audit_sink = "kafka"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema}"
-        migrate = true
-        [redis]
-        url = "{redis}"
-        key_prefix = "{prefix}"
-        [kafka]
-        brokers = "{kafka}"
-        topic = "{topic}"
-        dlq_topic = "{topic}.dlq"
-        group_id = "{topic}"
-        ensure_topics = true
-        partitions = 1
-        replication = 1
-        min_insync_replicas = 1
-        session_timeout_ms = 6000
-        heartbeat_interval_ms = 1000
-        max_poll_interval_ms = 7000
-        fetch_wait_max_ms = 10
-        [relay]
-        idle_poll_ms = 10
-        [readiness]
-        report_every_ms = 100
-        "#,
-        prefix = unique("credo_alerts"),
+        "[backends]\nusers = \"postgres\"\nconsents = \"postgres\"\naudit = \"postgres\"\n\
+         sessions = \"redis\"\nrate_limits = \"redis\"\naudit_sink = \"kafka\"\n\
+         [relay]\nidle_poll_ms = 10\n[readiness]\nreport_every_ms = 100\n{}{}{}",
+        support::postgres(&pg, &schema),
+        support::redis(&redis, &unique("credo_alerts")),
+        support::kafka(&kafka, &topic, 1),
     ))
     .unwrap();
     let metrics = http::exporter().install_recorder().unwrap();
@@ -397,14 +370,7 @@ async fn every_metric_a_rule_or_a_dashboard_names_is_exported_after_a_scenario()
         "named by an alert rule or a dashboard but not exported: {:?}\nexported: {have:?}",
         describe(&wanted, &missing)
     );
-    let mut c = credo_storage::postgres::PgConfig::new(pg);
-    c.schema = Some(schema);
-    credo_storage::postgres::PgStores::connect(&c, Arc::new(SystemClock))
-        .await
-        .unwrap()
-        .drop_schema()
-        .await
-        .unwrap();
+    support::drop_schemas(&pg, &[&schema]).await;
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! expired or passed its retention, one maintenance run brings every table, key space and
 //! in-memory map back to its baseline. Users and consents are never purged.
 
+mod support;
+
 use credo_storage::pipeline::maintenance::JobOutcome;
 use credo_storage::{
     AuditCategory, AuditEvent, Clock, Device, GrantConsent, ManualClock, NewSession, NewUser,
@@ -199,18 +201,9 @@ async fn postgres_tables_and_redis_keys_return_to_their_baseline() {
     };
     let schema = unique("credo_m");
     let postgres_only = back_to_baseline(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        sessions = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        rate_limits = "postgres"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema}"
-        migrate = true
-        {MAINTENANCE}"#
+        "[backends]\nusers = \"postgres\"\nsessions = \"postgres\"\nconsents = \"postgres\"\n\
+         audit = \"postgres\"\nrate_limits = \"postgres\"\n{}{MAINTENANCE}",
+        support::postgres(&pg, &schema),
     ))
     .await;
     assert_eq!(postgres_only["postgres.sessions"], 20, "{postgres_only:?}");
@@ -220,35 +213,14 @@ async fn postgres_tables_and_redis_keys_return_to_their_baseline() {
 
     let schema2 = unique("credo_m");
     let with_redis = back_to_baseline(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        sessions = "redis"
-        rate_limits = "redis"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema2}"
-        migrate = true
-        [redis]
-        url = "{redis}"
-        key_prefix = "{prefix}"
-        rate_limit_time = "clock"
-        {MAINTENANCE}"#,
-        prefix = unique("credo_m"),
+        "[backends]\nusers = \"postgres\"\nconsents = \"postgres\"\naudit = \"postgres\"\n\
+         sessions = \"redis\"\nrate_limits = \"redis\"\n{}{}rate_limit_time = \"clock\"\n{MAINTENANCE}",
+        support::postgres(&pg, &schema2),
+        support::redis(&redis, &unique("credo_m")),
     ))
     .await;
     assert_eq!(with_redis["redis.s"], 20, "{with_redis:?}");
     assert_eq!(with_redis["redis.jti"], 9);
     assert_eq!(with_redis["redis.rl"], 15);
-    for schema in [schema, schema2] {
-        let mut c = credo_storage::postgres::PgConfig::new(pg.clone());
-        c.schema = Some(schema);
-        let stores =
-            credo_storage::postgres::PgStores::connect(&c, Arc::new(credo_storage::SystemClock))
-                .await
-                .unwrap();
-        stores.drop_schema().await.unwrap();
-    }
+    support::drop_schemas(&pg, &[&schema, &schema2]).await;
 }

@@ -4,6 +4,7 @@
 
 #[path = "../examples/service/http.rs"]
 mod http;
+mod support;
 
 use credo_storage::{ManualClock, Storage, StorageConfig, Timestamp};
 use credo_testkit::{PrivatePostgres, PrivateTansu};
@@ -177,32 +178,10 @@ async fn an_idle_consumer_stays_ready() {
     let topic = credo_testkit::unique_name("credo.idle");
     let toml = |stall_ms: u64| {
         format!(
-            r#"
-            [backends]
-            users = "postgres"
-            consents = "postgres"
-            audit = "postgres"
-            audit_sink = "kafka"
-            [postgres]
-            url = "{pg}"
-            schema = "{schema}"
-            migrate = true
-            [kafka]
-            brokers = "{kafka}"
-            topic = "{topic}"
-            dlq_topic = "{topic}.dlq"
-            group_id = "{topic}"
-            ensure_topics = true
-            partitions = 1
-            replication = 1
-            min_insync_replicas = 1
-            session_timeout_ms = 6000
-            heartbeat_interval_ms = 1000
-            max_poll_interval_ms = 7000
-            [readiness]
-            cache_ms = 0
-            stall_after_ms = {stall_ms}
-            "#
+            "[backends]\nusers = \"postgres\"\nconsents = \"postgres\"\naudit = \"postgres\"\n\
+             audit_sink = \"kafka\"\n[readiness]\ncache_ms = 0\nstall_after_ms = {stall_ms}\n{}{}",
+            support::postgres(&pg, &schema),
+            support::kafka(&kafka, &topic, 1),
         )
     };
     let refused = Storage::connect(&StorageConfig::from_toml_str(&toml(1000)).unwrap())
@@ -224,12 +203,5 @@ async fn an_idle_consumer_stays_ready() {
         assert_eq!(json["checks"]["relay"], "ok", "{json}");
     }
     storage.shutdown().await;
-    let mut c = credo_storage::postgres::PgConfig::new(pg);
-    c.schema = Some(schema);
-    credo_storage::postgres::PgStores::connect(&c, Arc::new(credo_storage::SystemClock))
-        .await
-        .unwrap()
-        .drop_schema()
-        .await
-        .unwrap();
+    support::drop_schemas(&pg, &[&schema]).await;
 }

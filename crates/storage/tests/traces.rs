@@ -7,6 +7,7 @@
 #[path = "../examples/service/http.rs"]
 #[allow(dead_code)]
 mod http;
+mod support;
 
 use credo_storage::trace::{self, TraceParent};
 use credo_storage::{
@@ -219,38 +220,12 @@ async fn a_recorded_events_trace_reaches_the_consumers_span_through_outbox_and_k
     let schema = unique("credo_traces");
     let topic = unique("credo.traces");
     let config = StorageConfig::from_toml_str(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        sessions = "redis"
-        rate_limits = "redis"
-        audit_sink = "kafka"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema}"
-        migrate = true
-        [redis]
-        url = "{redis}"
-        key_prefix = "{prefix}"
-        [kafka]
-        brokers = "{kafka}"
-        topic = "{topic}"
-        dlq_topic = "{topic}.dlq"
-        group_id = "{topic}"
-        ensure_topics = true
-        partitions = 1
-        replication = 1
-        min_insync_replicas = 1
-        session_timeout_ms = 6000
-        heartbeat_interval_ms = 1000
-        max_poll_interval_ms = 7000
-        fetch_wait_max_ms = 10
-        [relay]
-        idle_poll_ms = 10
-        "#,
-        prefix = unique("credo_traces"),
+        "[backends]\nusers = \"postgres\"\nconsents = \"postgres\"\naudit = \"postgres\"\n\
+         sessions = \"redis\"\nrate_limits = \"redis\"\naudit_sink = \"kafka\"\n\
+         [relay]\nidle_poll_ms = 10\n{}{}{}",
+        support::postgres(&pg, &schema),
+        support::redis(&redis, &unique("credo_traces")),
+        support::kafka(&kafka, &topic, 1),
     ))
     .unwrap();
     let storage = Storage::connect(&config).await.unwrap();
@@ -302,12 +277,5 @@ async fn a_recorded_events_trace_reaches_the_consumers_span_through_outbox_and_k
     check_no_secret_anywhere(&spans);
 
     storage.shutdown().await;
-    let mut c = credo_storage::postgres::PgConfig::new(pg);
-    c.schema = Some(schema);
-    credo_storage::postgres::PgStores::connect(&c, Arc::new(SystemClock))
-        .await
-        .unwrap()
-        .drop_schema()
-        .await
-        .unwrap();
+    support::drop_schemas(&pg, &[&schema]).await;
 }

@@ -2,6 +2,8 @@
 //! PostgreSQL + Redis + Kafka) gives identical observable results: moving between them is a
 //! change of configuration only.
 
+mod support;
+
 use credo_storage::{
     AuditCategory, AuditEvent, AuditQuery, Clock, ConsentFilter, Device, GrantConsent, ManualClock,
     NewSession, NewUser, PageRequest, RateLimitPolicy, SessionId, SessionStatus, Storage,
@@ -195,20 +197,9 @@ async fn one_scenario_three_wirings_identical_results() {
     };
     let schema = unique("credo_w");
     let postgres_only = run(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        sessions = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        rate_limits = "postgres"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema}"
-        migrate = true
-        [relay]
-        idle_poll_ms = 10
-        "#
+        "[backends]\nusers = \"postgres\"\nsessions = \"postgres\"\nconsents = \"postgres\"\n\
+         audit = \"postgres\"\nrate_limits = \"postgres\"\n[relay]\nidle_poll_ms = 10\n{}",
+        support::postgres(&pg, &schema),
     ))
     .await;
     assert_eq!(postgres_only, in_memory, "PostgreSQL-only wiring differs");
@@ -216,50 +207,15 @@ async fn one_scenario_three_wirings_identical_results() {
     let schema2 = unique("credo_w");
     let topic = unique("credo.wirings");
     let full = run(&format!(
-        r#"
-        [backends]
-        users = "postgres"
-        consents = "postgres"
-        audit = "postgres"
-        sessions = "redis"
-        rate_limits = "redis"
-        audit_sink = "kafka"
-        [postgres]
-        url = "{pg}"
-        schema = "{schema2}"
-        migrate = true
-        [redis]
-        url = "{redis}"
-        key_prefix = "{prefix}"
-        rate_limit_time = "clock"
-        [kafka]
-        brokers = "{kafka}"
-        topic = "{topic}"
-        dlq_topic = "{topic}.dlq"
-        group_id = "{topic}"
-        ensure_topics = true
-        partitions = 3
-        replication = 1
-        min_insync_replicas = 1
-        session_timeout_ms = 6000
-        heartbeat_interval_ms = 1000
-        max_poll_interval_ms = 7000
-        fetch_wait_max_ms = 10
-        [relay]
-        idle_poll_ms = 10
-        "#,
-        prefix = unique("credo_w"),
+        "[backends]\nusers = \"postgres\"\nconsents = \"postgres\"\naudit = \"postgres\"\n\
+         sessions = \"redis\"\nrate_limits = \"redis\"\naudit_sink = \"kafka\"\n\
+         [relay]\nidle_poll_ms = 10\n{}{}rate_limit_time = \"clock\"\n{}",
+        support::postgres(&pg, &schema2),
+        support::redis(&redis, &unique("credo_w")),
+        support::kafka(&kafka, &topic, 3),
     ))
     .await;
     assert_eq!(full, in_memory, "PostgreSQL + Redis + Kafka wiring differs");
 
-    for s in [schema, schema2] {
-        let mut c = credo_storage::postgres::PgConfig::new(&pg);
-        c.schema = Some(s);
-        let stores =
-            credo_storage::postgres::PgStores::connect(&c, Arc::new(credo_storage::SystemClock))
-                .await
-                .unwrap();
-        stores.drop_schema().await.unwrap();
-    }
+    support::drop_schemas(&pg, &[&schema, &schema2]).await;
 }
