@@ -8,6 +8,9 @@
 //!   started (the README's test command; `.ci/run` calls it).
 //! - `alerts`: `promtool check rules` and `promtool test rules` over `deploy/prometheus/`
 //!   (installs Debian's `prometheus` package when promtool is missing); part of `test`.
+//! - `drill`: the recovery drills (point-in-time recovery with pgBackRest, migration
+//!   rollback) with their figures (installs Debian's `pgbackrest` when missing); `test` runs
+//!   them too.
 //! - `bench [--quick] [FILTER]`: the criterion benchmarks of `crates/bench`, ours beside each
 //!   baseline, printed as one table of ratios and written to `target/bench/report.json`.
 //! - `mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX] [--list]`:
@@ -18,6 +21,7 @@
 
 mod alerts;
 mod bench;
+mod drill;
 mod mutants;
 mod services;
 
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | alerts | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
+                     | test | alerts | drill | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
                      | services <up | down | status | env>>";
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Some("alerts") if args.len() == 1 => {
             services::Services::new().and_then(|s| alerts::alerts(&s))
         }
+        Some("drill") => drill::drill(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("mutants") => mutants::mutants(&args[1..]),
         Some("services") => services::cli(&args[1..]),
@@ -136,6 +141,7 @@ fn test() -> Result<bool, String> {
     if !alerts::alerts(&services)? {
         return Ok(false);
     }
+    drill::tools(&services)?;
     let mut session = services::ServiceSession::new(&services);
     let mut env: Vec<(&str, String)> = vec![("CREDO_TEST_REQUIRE", "all".into())];
     for s in services::Service::ALL {

@@ -14,6 +14,13 @@ impl PrivatePostgres {
     /// no PostgreSQL binaries are installed.
     #[must_use = "the cluster is stopped when the returned value is dropped"]
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with `settings` (name, value) written into its
+    /// `postgresql.conf` before the first start (e.g. WAL archiving for a backup drill).
+    #[must_use = "the cluster is stopped when the returned value is dropped"]
+    pub fn start_with(settings: &[(&str, &str)]) -> Option<Self> {
         let Some(bin) = crate::system::pg_bin(None) else {
             return crate::skip(
                 "PostgreSQL binaries not found under /usr/lib/postgresql (cargo xtask services up)",
@@ -45,8 +52,70 @@ impl PrivatePostgres {
                 "--locale=C.UTF-8",
             ],
         );
+        if !settings.is_empty() {
+            use std::io::Write;
+            let conf = c.data_dir().join("postgresql.conf");
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&conf)
+                .unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
+            for (name, value) in settings {
+                writeln!(f, "{name} = '{}'", value.replace('\'', "''")).unwrap();
+            }
+        }
         c.resume();
         Some(c)
+    }
+
+    /// The directory that holds the cluster's data (`data/`), its log and whatever a test
+    /// keeps beside it; owned by the user the server runs as, deleted on drop.
+    #[must_use]
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The port it listens on (127.0.0.1, and a Unix socket in the data directory).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A command that runs `program` as the user the server runs as (`postgres` when we are
+    /// root), for tools that must own or read its files (pgBackRest).
+    #[must_use]
+    pub fn command_as_owner(program: &str) -> Command {
+        if crate::system::is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", program]);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Deletes the data directory and leaves an empty one in its place, as a lost disk would
+    /// (stop the cluster first).
+    pub fn wipe_data(&self) {
+        let data = self.data_dir();
+        std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("{}: {e}", data.display()));
+        std::fs::create_dir(&data).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if crate::system::is_root() {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(&data)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown {}", data.display());
+        }
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
@@ -70,7 +139,7 @@ impl PrivatePostgres {
     }
 
     fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
+        self.data_dir().display().to_string()
     }
 
     /// Starts the (stopped) cluster again on the same port and data.
