@@ -300,6 +300,29 @@ impl Storage {
         config: &StorageConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Storage, StorageError> {
+        Self::wire(config, clock, true).await
+    }
+
+    /// [`connect`](Self::connect) without starting anything in the background: no relay, no
+    /// audit consumer (so no Kafka client joins the consumer group), no maintenance runner,
+    /// no periodic readiness reports. For operator tools that act once and exit
+    /// (`credo-admin`), whose own relay would race the service's for the rows they inspect.
+    /// The stores, [`outbox`](Self::outbox), [`run_maintenance`](Self::run_maintenance) and
+    /// [`readiness`](Self::readiness) work as with `connect`, except that readiness has no
+    /// `relay` or `audit-consumer` check (nothing runs here to report them) and, with Kafka,
+    /// checks the broker only (`kafka.ensure_topics` is not acted on). Migrations run when
+    /// `postgres.migrate` says so, as with `connect`.
+    pub async fn connect_without_tasks(config: &StorageConfig) -> Result<Storage, StorageError> {
+        Self::wire(config, Arc::new(SystemClock), false).await
+    }
+
+    /// [`connect_with_clock`](Self::connect_with_clock), with the background tasks only when
+    /// `background`.
+    async fn wire(
+        config: &StorageConfig,
+        clock: Arc<dyn Clock>,
+        background: bool,
+    ) -> Result<Storage, StorageError> {
         let started = std::time::Instant::now();
         validate(config)?;
         let b = &config.backends;
@@ -324,19 +347,28 @@ impl Storage {
         let outbox = pick(users.outbox, "backends.audit", b.audit, Port::Outbox)?;
 
         // The audit path, step by step: the sink the relay publishes to and, with Kafka, the
-        // consumer that materializes the topic into the log.
-        let (sink, consumer): (Arc<dyn EventSink>, Option<AuditConsumer>) = match b.audit_sink {
-            AuditSink::Direct => (Arc::new(DirectSink::new(audit_log.clone())), None),
-            AuditSink::Kafka => {
-                let (sink, source) = kafka_transport(config, &mut opened).await?;
-                let consumer =
-                    AuditConsumer::new(source, audit_log.clone(), ConsumerConfig::default())
-                        .map_err(backend_err("kafka.brokers"))?;
-                (sink, Some(consumer))
-            }
-        };
-        let relay = OutboxRelay::new(outbox.clone(), sink, config.relay.relay_config())
-            .map_err(|e| relay_error(e, b.audit_sink))?;
+        // consumer that materializes the topic into the log. None of it without background
+        // tasks: only the broker's check then.
+        let (mut relay, mut consumer) = (None, None);
+        if background {
+            let sink: Arc<dyn EventSink> = match b.audit_sink {
+                AuditSink::Direct => Arc::new(DirectSink::new(audit_log.clone())),
+                AuditSink::Kafka => {
+                    let (sink, source) = kafka_transport(config, &mut opened).await?;
+                    consumer = Some(
+                        AuditConsumer::new(source, audit_log.clone(), ConsumerConfig::default())
+                            .map_err(backend_err("kafka.brokers"))?,
+                    );
+                    sink
+                }
+            };
+            relay = Some(
+                OutboxRelay::new(outbox.clone(), sink, config.relay.relay_config())
+                    .map_err(|e| relay_error(e, b.audit_sink))?,
+            );
+        } else if b.audit_sink == AuditSink::Kafka {
+            kafka_check(config, &mut opened)?;
+        }
         // Readiness sees the pipeline: a relay or consumer that stopped passing, a backlog.
         let stall_after = config.readiness.stall_after();
         let idle_wait = ConsumerConfig::default().idle_wait;
@@ -351,11 +383,13 @@ impl Storage {
             )
             .into());
         }
-        opened.checks.push(Arc::new(HeartbeatCheck::new(
-            "relay",
-            relay.heartbeat(),
-            stall_after,
-        )));
+        if let Some(relay) = &relay {
+            opened.checks.push(Arc::new(HeartbeatCheck::new(
+                "relay",
+                relay.heartbeat(),
+                stall_after,
+            )));
+        }
         if let Some(consumer) = &consumer {
             opened.checks.push(Arc::new(HeartbeatCheck::new(
                 "audit-consumer",
@@ -379,16 +413,18 @@ impl Storage {
         let (stop, stopped) = watch::channel(false);
         let stopped_reports = stopped.clone();
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
-        if let Some(m) = &maintenance {
+        if let Some(m) = maintenance.as_ref().filter(|_| background) {
             tasks.push(("maintenance", tokio::spawn(m.clone().run(stopped.clone()))));
         }
-        let relay_stop = stopped.clone();
-        tasks.push((
-            "relay",
-            tokio::spawn(async move {
-                relay.run(relay_stop).await;
-            }),
-        ));
+        if let Some(relay) = relay {
+            let relay_stop = stopped.clone();
+            tasks.push((
+                "relay",
+                tokio::spawn(async move {
+                    relay.run(relay_stop).await;
+                }),
+            ));
+        }
         if let Some(consumer) = consumer {
             tasks.push((
                 "audit-consumer",
@@ -414,7 +450,7 @@ impl Storage {
         );
         // Reports made by the facade itself keep the readiness and pool metrics current
         // when nothing probes.
-        if let Some(every) = config.readiness.report_every() {
+        if background && let Some(every) = config.readiness.report_every() {
             let (readiness, mut stop) = (readiness.clone(), stopped_reports);
             tasks.push((
                 "readiness-reports",
@@ -493,6 +529,13 @@ impl Storage {
         self.readiness.clone()
     }
 
+    /// The PostgreSQL backend, when a port uses it (for operator tools: its pool, its
+    /// migrations table).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&self) -> Option<&credo_adapters_postgres::PgStores> {
+        self.postgres.as_ref()
+    }
+
     /// Runs every maintenance job once now, one after the other, each under its lease (a
     /// job another instance is running reports `Busy`); empty when maintenance is off.
     pub async fn run_maintenance(&self) -> Vec<JobReport> {
@@ -553,16 +596,9 @@ async fn kafka_transport(
     opened: &mut Opened,
 ) -> Result<(Arc<dyn EventSink>, Arc<dyn EventSource>), StorageError> {
     use credo_adapters_kafka::{KafkaHealth, KafkaSink, KafkaSource, ProducerHealth};
-    let k = config.kafka.as_ref().ok_or_else(|| {
-        ConfigError::new(
-            "kafka.brokers",
-            "`backends.audit_sink = \"kafka\"` needs [kafka] brokers (CREDO_KAFKA_BROKERS or KAFKA_BROKERS)",
-        )
-    })?;
-    let mut c = k.kafka_config();
-    c.health_timeout = config.health_timeout();
+    let c = kafka_config(config)?;
     let named = |e: StoreError| setting_err("kafka", "kafka.brokers")(e);
-    if k.ensure_topics {
+    if config.kafka.as_ref().is_some_and(|k| k.ensure_topics) {
         credo_adapters_kafka::ensure_topics(&c)
             .await
             .map_err(named)?;
@@ -575,6 +611,35 @@ async fn kafka_transport(
         .checks
         .push(Arc::new(ProducerHealth::new(sink.clone())));
     Ok((sink, Arc::new(KafkaSource::new(&c).map_err(named)?)))
+}
+
+/// The Kafka transport's config, from `[kafka]`.
+#[cfg(feature = "kafka")]
+fn kafka_config(config: &StorageConfig) -> Result<credo_adapters_kafka::KafkaConfig, StorageError> {
+    let k = config.kafka.as_ref().ok_or_else(|| {
+        ConfigError::new(
+            "kafka.brokers",
+            "`backends.audit_sink = \"kafka\"` needs [kafka] brokers (CREDO_KAFKA_BROKERS or KAFKA_BROKERS)",
+        )
+    })?;
+    let mut c = k.kafka_config();
+    c.health_timeout = config.health_timeout();
+    Ok(c)
+}
+
+/// The `kafka` readiness check alone (an admin client): no producer, no consumer.
+#[cfg(feature = "kafka")]
+fn kafka_check(config: &StorageConfig, opened: &mut Opened) -> Result<(), StorageError> {
+    let c = kafka_config(config)?;
+    let check = credo_adapters_kafka::KafkaHealth::new(&c)
+        .map_err(|e| setting_err("kafka", "kafka.brokers")(e))?;
+    opened.checks.push(Arc::new(check));
+    Ok(())
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_check(_: &StorageConfig, _: &mut Opened) -> Result<(), StorageError> {
+    Err(missing_feature("backends.audit_sink", "kafka"))
 }
 
 #[cfg(not(feature = "kafka"))]
