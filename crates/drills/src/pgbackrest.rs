@@ -27,15 +27,7 @@ impl PgBackRest {
             credo_testkit::free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        if credo_testkit::system::is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown {}", dir.display());
-        }
+        PrivatePostgres::give_to_owner(&dir);
         let this = Self { dir };
         let settings = vec![
             ("wal_level".to_string(), "replica".to_string()),
@@ -84,15 +76,7 @@ impl PgBackRest {
             port = pg.port(),
         );
         std::fs::write(self.config(), conf).unwrap();
-        if credo_testkit::system::is_root() {
-            let ok = Command::new("chown")
-                .arg("postgres")
-                .arg(self.config())
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok);
-        }
+        PrivatePostgres::give_to_owner(&self.config());
         self.run(&["stanza-create"]);
         self.run(&["check"]);
     }

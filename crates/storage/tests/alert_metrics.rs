@@ -15,7 +15,7 @@ use credo_storage::{
     AuditCategory, AuditEvent, AuditQuery, Clock, NewUser, RateLimitPolicy, Storage, StorageConfig,
     SystemClock, TenantId,
 };
-use credo_testkit::{required, unique_name as unique};
+use credo_testkit::unique_name as unique;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -238,11 +238,7 @@ async fn every_metric_a_rule_or_a_dashboard_names_is_exported_after_a_scenario()
     let rules = names_in_rules();
     assert!(rules.len() >= 10, "{rules:?}");
     let wanted = merge(rules, names_in_dashboards());
-    let (Some(pg), Some(redis), Some(kafka)) = (
-        required("CREDO_TEST_POSTGRES_URL"),
-        required("CREDO_TEST_REDIS_URL"),
-        required("CREDO_TEST_KAFKA_BROKERS"),
-    ) else {
+    let Some((pg, redis, kafka)) = support::servers() else {
         return;
     };
     let schema = unique("credo_alerts");

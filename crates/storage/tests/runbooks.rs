@@ -8,7 +8,7 @@ mod support;
 
 use credo_storage::postgres::{PgConfig, PgStores};
 use credo_storage::{AuditCategory, AuditEvent, Clock, Disposition, SystemClock, TenantId};
-use credo_testkit::{required, unique_name};
+use credo_testkit::unique_name;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,11 +121,7 @@ fn blocks_are_read_in_order_and_only_when_marked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_runbook_block_runs_against_the_local_servers() {
-    let (Some(pg), Some(redis), Some(kafka)) = (
-        required("CREDO_TEST_POSTGRES_URL"),
-        required("CREDO_TEST_REDIS_URL"),
-        required("CREDO_TEST_KAFKA_BROKERS"),
-    ) else {
+    let Some((pg, redis, kafka)) = support::servers() else {
         return;
     };
     let schema = unique_name("credo_runbooks");

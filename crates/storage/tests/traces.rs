@@ -14,7 +14,7 @@ use credo_storage::{
     AuditCategory, AuditEvent, Clock, NewUser, RateLimitPolicy, Storage, StorageConfig,
     SystemClock, TenantId,
 };
-use credo_testkit::{CapturedSpans, SpanRecord, required, unique_name as unique};
+use credo_testkit::{CapturedSpans, SpanRecord, unique_name as unique};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -210,11 +210,7 @@ async fn the_request_layer_continues_the_callers_trace_or_starts_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_events_trace_reaches_the_consumers_span_through_outbox_and_kafka() {
     let spans = CapturedSpans::install();
-    let (Some(pg), Some(redis), Some(kafka)) = (
-        required("CREDO_TEST_POSTGRES_URL"),
-        required("CREDO_TEST_REDIS_URL"),
-        required("CREDO_TEST_KAFKA_BROKERS"),
-    ) else {
+    let Some((pg, redis, kafka)) = support::servers() else {
         return;
     };
     let schema = unique("credo_traces");

@@ -9,7 +9,7 @@ use credo_storage::{
     NewSession, NewUser, PageRequest, RateLimitPolicy, SessionId, SessionStatus, Storage,
     StorageConfig, TenantId, Timestamp, UserId,
 };
-use credo_testkit::{required, unique_name as unique};
+use credo_testkit::unique_name as unique;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,11 +188,7 @@ async fn one_scenario_three_wirings_identical_results() {
         "{in_memory:#?}"
     );
 
-    let (Some(pg), Some(redis), Some(kafka)) = (
-        required("CREDO_TEST_POSTGRES_URL"),
-        required("CREDO_TEST_REDIS_URL"),
-        required("CREDO_TEST_KAFKA_BROKERS"),
-    ) else {
+    let Some((pg, redis, kafka)) = support::servers() else {
         return;
     };
     let schema = unique("credo_w");

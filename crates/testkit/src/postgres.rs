@@ -29,15 +29,7 @@ impl PrivatePostgres {
         let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("credo-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        if crate::system::is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown {}", dir.display());
-        }
+        Self::give_to_owner(&dir);
         let c = Self { bin, dir, port };
         c.run(
             "initdb",
@@ -107,14 +99,20 @@ impl PrivatePostgres {
         std::fs::create_dir(&data).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Self::give_to_owner(&data);
+    }
+
+    /// Hands `path` (recursively) to the user the server runs as (`postgres` when we are
+    /// root; nothing to do otherwise), so the server and its tools can write there.
+    pub fn give_to_owner(path: &std::path::Path) {
         if crate::system::is_root() {
             let ok = Command::new("chown")
-                .arg("postgres")
-                .arg(&data)
+                .args(["-R", "postgres"])
+                .arg(path)
                 .status()
                 .unwrap()
                 .success();
-            assert!(ok, "chown {}", data.display());
+            assert!(ok, "chown {}", path.display());
         }
     }
 
@@ -131,11 +129,16 @@ impl PrivatePostgres {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            // The server's own reason is in its log, not in pg_ctl's output.
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "{tool} {args:?} failed: {}\n--- server log (last lines)\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
     }
 
     fn data(&self) -> String {
@@ -144,6 +147,9 @@ impl PrivatePostgres {
 
     /// Starts the (stopped) cluster again on the same port and data.
     pub fn resume(&self) {
+        // The socket lives in the data directory, so a base backup carries its lock file (with
+        // the PID of the server it was taken from) into a restore: stale once we are here.
+        let _ = std::fs::remove_file(self.data_dir().join(format!(".s.PGSQL.{}.lock", self.port)));
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,

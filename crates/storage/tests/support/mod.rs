@@ -7,6 +7,19 @@
 
 use std::sync::Arc;
 
+/// The URLs of the shared PostgreSQL, Redis and Kafka of `cargo xtask services`, or `None`
+/// after a skip (a panic under `CREDO_TEST_REQUIRE=all`).
+pub fn servers() -> Option<(String, String, String)> {
+    let (Some(pg), Some(redis), Some(kafka)) = (
+        credo_testkit::required("CREDO_TEST_POSTGRES_URL"),
+        credo_testkit::required("CREDO_TEST_REDIS_URL"),
+        credo_testkit::required("CREDO_TEST_KAFKA_BROKERS"),
+    ) else {
+        return None;
+    };
+    Some((pg, redis, kafka))
+}
+
 /// `[postgres]` on `url`, migrated, in `schema`.
 pub fn postgres(url: &str, schema: &str) -> String {
     format!("[postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\nmigrate = true\n")
