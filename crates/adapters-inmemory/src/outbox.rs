@@ -327,6 +327,22 @@ impl Outbox for InMemoryOutbox {
         Ok(n)
     }
 
+    async fn purge_dead_letters(&self, ids: &[EventId]) -> StoreResult<u64> {
+        let mut s = self.state.lock();
+        let mut n = 0;
+        for id in ids {
+            let Some(&seq) = s.by_id.get(id) else {
+                continue;
+            };
+            if s.dead.remove(&seq) {
+                s.rows.remove(&seq);
+                s.by_id.remove(id);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         let mut s = self.state.lock();
         let doomed: Vec<(u64, EventId)> = s

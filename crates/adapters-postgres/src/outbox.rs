@@ -423,6 +423,15 @@ impl Outbox for PgOutbox {
         Ok(r.rows_affected())
     }
 
+    async fn purge_dead_letters(&self, event_ids: &[EventId]) -> StoreResult<u64> {
+        let r = sqlx::query("DELETE FROM outbox WHERE event_id = ANY($1) AND dead_at IS NOT NULL")
+            .bind(ids(event_ids))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(r.rows_affected())
+    }
+
     async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         let r = sqlx::query(
             // Condition repeated outside, rechecked on the row's latest version.

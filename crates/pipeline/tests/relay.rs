@@ -254,6 +254,9 @@ impl Outbox for CountingOutbox {
     async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64> {
         self.inner.requeue(ids).await
     }
+    async fn purge_dead_letters(&self, ids: &[EventId]) -> StoreResult<u64> {
+        self.inner.purge_dead_letters(ids).await
+    }
     async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         self.inner.purge_published(before, limit).await
     }

@@ -131,6 +131,10 @@ pub trait Outbox: Send + Sync {
     /// Makes dead letters pending again (failures cleared, enqueue position kept); returns how
     /// many were dead letters. Later events of the same key may already have been published.
     async fn requeue(&self, ids: &[EventId]) -> StoreResult<u64>;
+    /// Deletes for good the dead letters among `ids` (an operator's decision after reading
+    /// them: the event will never be published); returns how many were deleted. Rows that are
+    /// not dead letters (pending, claimed, published) are left as they are.
+    async fn purge_dead_letters(&self, ids: &[EventId]) -> StoreResult<u64>;
     /// Deletes at most `limit` published rows acked before `before`; returns how many, so
     /// fewer than `limit` means none is left. Pending rows and dead letters are kept.
     async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64>;

@@ -26,6 +26,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         purge_published_keeps_pending_rows,
         claim_rejects_zero_batch_or_lease,
         the_recording_calls_trace_context_is_kept,
+        purging_dead_letters_deletes_only_dead_letters,
     ]
 }
 
@@ -463,6 +464,62 @@ async fn the_recording_calls_trace_context_is_kept(ctx: &Ctx) -> Result<(), Stri
             .collect::<Vec<_>>(),
         vec![Some(tp)],
     )
+}
+
+/// An operator deletes set-aside rows for good: only dead letters among the ids go (not the
+/// pending, claimed or published rows named with them), once.
+async fn purging_dead_letters_deletes_only_dead_letters(ctx: &Ctx) -> Result<(), String> {
+    let (_s, outbox, ids) = seeded(ctx, 4).await?;
+    let c = claim(&outbox, 10).await?;
+    for id in &ids[..2] {
+        ok(
+            "set aside",
+            outbox
+                .reject(c.token, *id, "no", Disposition::SetAside)
+                .await,
+        )?;
+    }
+    // ids[2] published, ids[3] still claimed.
+    eq("ack", ok("ack", outbox.ack(c.token, &ids[2..3]).await)?, 1)?;
+    eq(
+        "purged: the first dead letter only",
+        ok(
+            "purge",
+            outbox.purge_dead_letters(&[ids[0], ids[2], ids[3]]).await,
+        )?,
+        1,
+    )?;
+    eq(
+        "dead letters left",
+        ok("count", outbox.dead_letter_count().await)?,
+        1,
+    )?;
+    eq(
+        "listed",
+        ok("list", outbox.dead_letters(PageRequest::first(10)).await)?
+            .items
+            .iter()
+            .map(|d| d.message.id)
+            .collect::<Vec<_>>(),
+        vec![ids[1]],
+    )?;
+    eq(
+        "purging again removes nothing",
+        ok("purge", outbox.purge_dead_letters(&[ids[0]]).await)?,
+        0,
+    )?;
+    // A purged dead letter cannot be re-queued; the claimed row is still held by its claim.
+    eq(
+        "requeue purged",
+        ok("requeue", outbox.requeue(&[ids[0]]).await)?,
+        0,
+    )?;
+    eq(
+        "ack the claimed row",
+        ok("ack", outbox.ack(c.token, &ids[3..4]).await)?,
+        1,
+    )?;
+    eq("nothing pending", ok("depth", outbox.depth().await)?, 0)
 }
 
 async fn depth_and_oldest_pending_age(ctx: &Ctx) -> Result<(), String> {

@@ -195,6 +195,14 @@ impl Outbox for ModelOutbox {
         Ok(n)
     }
 
+    async fn purge_dead_letters(&self, ids: &[EventId]) -> StoreResult<u64> {
+        let mut w = self.0.world.lock();
+        let before = w.outbox.len();
+        w.outbox
+            .retain(|r| !(ids.contains(&r.message.id) && r.dead_at.is_some()));
+        Ok((before - w.outbox.len()) as u64)
+    }
+
     async fn purge_published(&self, before: Timestamp, limit: NonZeroU32) -> StoreResult<u64> {
         let mut w = self.0.world.lock();
         Ok(remove_up_to(&mut w.outbox, limit, |r| {
