@@ -1,7 +1,9 @@
 //! `credo-admin`, run as the operator runs it: the built binary in a subprocess, configured
 //! through `CREDO_*` variables only. The in-memory default needs no server; the PostgreSQL
-//! case (feature `postgres`) sets up a dead letter in a schema of its own and walks it
-//! through list, show and requeue.
+//! cases (feature `postgres`) set up a dead letter in a schema of their own and walk it
+//! through list, show and requeue, and migrate a schema up, down and up again; the Kafka
+//! cases (feature `kafka`) rebuild an audit log from its topic and walk a message of the
+//! dead-letter topic through list, show and requeue.
 
 #[cfg(feature = "postgres")]
 mod support;
@@ -78,11 +80,20 @@ fn every_help_has_an_example() {
         &["dead-letters", "list"],
         &["dead-letters", "show"],
         &["dead-letters", "requeue"],
+        &["dead-letters", "purge"],
         &["maintenance"],
         &["maintenance", "run"],
         &["readiness"],
         &["migrations"],
         &["migrations", "status"],
+        &["migrations", "up"],
+        &["migrations", "down"],
+        &["audit"],
+        &["audit", "rebuild"],
+        &["kafka-dead-letters"],
+        &["kafka-dead-letters", "list"],
+        &["kafka-dead-letters", "show"],
+        &["kafka-dead-letters", "requeue"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -157,6 +168,53 @@ fn maintenance_and_migrations_on_the_in_memory_default() {
     let run = admin(&[], &["--json", "migrations", "status"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.json()["migrations"], serde_json::json!([]));
+}
+
+/// The new commands refuse, with exit 2 and what to set, what the in-memory default cannot
+/// do; or, in a build without the cargo feature they need, name the feature.
+#[test]
+fn commands_the_configuration_cannot_run_are_refused() {
+    let refused = |args: &[&str], configured: &str, feature: &str| {
+        let run = admin(&[], args);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        let want = if feature.is_empty() {
+            configured.to_string()
+        } else {
+            format!("needs the `{feature}` cargo feature")
+        };
+        assert!(run.stderr.contains(&want), "{args:?}: {}", run.stderr);
+    };
+    let postgres = if cfg!(feature = "postgres") {
+        ""
+    } else {
+        "postgres"
+    };
+    let kafka = if cfg!(feature = "kafka") { "" } else { "kafka" };
+    refused(
+        &["migrations", "down", "--to", "4", "--yes"],
+        "no backend in use has migrations",
+        postgres,
+    );
+    refused(
+        &["audit", "rebuild"],
+        "CREDO_BACKENDS_AUDIT_SINK=kafka",
+        kafka,
+    );
+    refused(
+        &["kafka-dead-letters", "list"],
+        "CREDO_KAFKA_BROKERS",
+        kafka,
+    );
+    let run = admin(&[], &["kafka-dead-letters", "show", "zero"]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("is not a position"), "{}", run.stderr);
+    if postgres.is_empty() {
+        let run = admin(&[], &["--json", "migrations", "up"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(run.json()["migrations"], serde_json::json!([]));
+    } else {
+        refused(&["migrations", "up"], "", postgres);
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -261,6 +319,41 @@ mod postgres {
         assert_eq!(json["dead_letters"], 0, "{json}");
         assert!(json["oldest_pending_age_seconds"].is_number(), "{json}");
 
+        // Purge: a pending row is not a dead letter and stays; set aside again, it goes for
+        // good, and only with --yes.
+        let run = admin(&env, &["--json", "dead-letters", "purge", "--yes", &id]);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert_eq!(run.json()["purged"], 0);
+        let pg = PgStores::connect(&c, Arc::new(SystemClock)).await.unwrap();
+        let outbox = pg.outbox();
+        let claim = outbox.claim(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claim.records.len(), 1);
+        let event_id = claim.records[0].message.id;
+        assert!(
+            outbox
+                .reject(
+                    claim.token,
+                    event_id,
+                    "still refused",
+                    Disposition::SetAside
+                )
+                .await
+                .unwrap()
+        );
+        pg.close().await;
+        let run = admin(&env, &["dead-letters", "purge", &id]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+        let run = admin(&env, &["--json", "dead-letters", "purge", "--yes", &id]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(run.json()["purged"], 1);
+        let json = admin(&env, &["--json", "outbox", "status"]).json();
+        assert_eq!(
+            (json["depth"].as_u64(), json["dead_letters"].as_u64()),
+            (Some(0), Some(0)),
+            "{json}"
+        );
+
         let run = admin(&env, &["--json", "migrations", "status"]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         let json = run.json();
@@ -340,5 +433,347 @@ mod postgres {
         assert!(checks.get("kafka").is_some(), "{json}\n{}", run.stderr);
         assert!(checks.get("audit-consumer").is_none(), "{json}");
         assert!(checks.get("relay").is_none(), "{json}");
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod migrations {
+    use super::{Run, admin, support};
+    use credo_testkit::{required, unique_name};
+
+    fn statuses(run: &Run) -> Vec<(i64, String)> {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        run.json()["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["version"].as_i64().unwrap(),
+                    m["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Up from an empty schema, down to 4 (refused without `--yes`), up again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_go_up_down_and_up_again() {
+        let Some(url) = required("CREDO_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let schema = unique_name("credo_admin_mig");
+        let env = [
+            ("CREDO_BACKENDS_USERS", "postgres"),
+            ("CREDO_BACKENDS_CONSENTS", "postgres"),
+            ("CREDO_BACKENDS_AUDIT", "postgres"),
+            ("CREDO_POSTGRES_URL", url.as_str()),
+            ("CREDO_POSTGRES_SCHEMA", schema.as_str()),
+        ];
+        let run = admin(&env, &["--json", "migrations", "up"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let applied = run.json()["applied"].clone();
+        assert_eq!(
+            applied,
+            serde_json::json!([1, 2, 3, 4, 5, 6]),
+            "{}",
+            run.stdout
+        );
+        let all = statuses(&admin(&env, &["--json", "migrations", "status"]));
+        assert!(
+            all.len() >= 6 && all.iter().all(|(_, s)| s == "applied"),
+            "{all:?}"
+        );
+
+        // Nothing twice.
+        let run = admin(&env, &["migrations", "up"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains("nothing to apply"), "{}", run.stdout);
+
+        // Without --yes: says what it would do, does nothing.
+        let run = admin(&env, &["migrations", "down", "--to", "4"]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("would roll back 6 (") && run.stderr.contains("5 ("),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+        let same = statuses(&admin(&env, &["--json", "migrations", "status"]));
+        assert_eq!(same, all);
+
+        let run = admin(
+            &env,
+            &["--json", "migrations", "down", "--to", "4", "--yes"],
+        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(
+            run.json()["reverted"],
+            serde_json::json!([6, 5]),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(run.json()["version"], 4);
+        let after = statuses(&admin(&env, &["--json", "migrations", "status"]));
+        for (version, status) in &after {
+            let want = if *version > 4 { "pending" } else { "applied" };
+            assert_eq!(status, want, "{after:?}");
+        }
+
+        let run = admin(&env, &["--json", "migrations", "up"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(
+            run.json()["applied"],
+            serde_json::json!([5, 6]),
+            "{}",
+            run.stdout
+        );
+        let again = statuses(&admin(&env, &["--json", "migrations", "status"]));
+        assert!(again.iter().all(|(_, s)| s == "applied"), "{again:?}");
+
+        support::drop_schemas(&url, &[&schema]).await;
+    }
+}
+
+#[cfg(all(feature = "postgres", feature = "kafka"))]
+mod kafka {
+    use super::{admin, support};
+    use credo_storage::kafka::{Delivered, KafkaConfig, KafkaSink, KafkaSource, ensure_topics};
+    use credo_storage::pipeline::{AuditConsumer, ConsumerConfig, OutboxRelay, RelayConfig};
+    use credo_storage::postgres::{PgConfig, PgStores};
+    use credo_storage::{
+        AuditCategory, AuditEvent, AuditQuery, Clock, EncodedEvent, SystemClock, TenantId,
+    };
+    use credo_testkit::{required, unique_name};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The `CREDO_*` variables of `c`, with the client settings the test broker needs.
+    fn kafka_env(c: &KafkaConfig) -> Vec<(&'static str, String)> {
+        vec![
+            ("CREDO_BACKENDS_AUDIT_SINK", "kafka".into()),
+            ("CREDO_KAFKA_BROKERS", c.brokers.clone()),
+            ("CREDO_KAFKA_TOPIC", c.topic.clone()),
+            ("CREDO_KAFKA_DLQ_TOPIC", c.dlq_topic.clone()),
+            ("CREDO_KAFKA_GROUP_ID", c.group_id.clone()),
+            ("CREDO_KAFKA_SESSION_TIMEOUT_MS", "6000".into()),
+            ("CREDO_KAFKA_HEARTBEAT_INTERVAL_MS", "1000".into()),
+            ("CREDO_KAFKA_MAX_POLL_INTERVAL_MS", "7000".into()),
+            ("CREDO_KAFKA_FETCH_WAIT_MAX_MS", "10".into()),
+            ("CREDO_KAFKA_REPLICATION", "1".into()),
+            ("CREDO_KAFKA_MIN_INSYNC_REPLICAS", "1".into()),
+        ]
+    }
+
+    fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    async fn topics(brokers: &str, prefix: &str) -> KafkaConfig {
+        let name = unique_name(prefix);
+        let mut c = KafkaConfig::new(brokers).single_node_dev();
+        c.topic = name.clone();
+        c.dlq_topic = format!("{name}.dlq");
+        c.group_id = name;
+        ensure_topics(&c).await.unwrap();
+        c
+    }
+
+    /// Events recorded through the outbox and relayed to the topic; the log emptied; the
+    /// rebuild materializes them all again, and a second rebuild finds them all present.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_audit_log_is_rebuilt_from_the_topic() {
+        let Some((url, _, brokers)) = support::servers() else {
+            return;
+        };
+        let schema = unique_name("credo_admin_rebuild");
+        let mut pg_config = PgConfig::new(&url);
+        pg_config.schema = Some(schema.clone());
+        let pg = PgStores::connect(&pg_config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        pg.migrate().await.unwrap();
+        let kafka = topics(&brokers, "credo.admin.rebuild").await;
+
+        let n = 50_u64;
+        let tenant = TenantId::new();
+        for i in 0..n {
+            let mut e = AuditEvent::new(
+                tenant,
+                SystemClock.now(),
+                AuditCategory::Security,
+                "auth.login",
+            );
+            e.metadata.insert("n".into(), i.into());
+            pg.audit().record(e).await.unwrap();
+        }
+        let relay = OutboxRelay::new(
+            pg.outbox(),
+            Arc::new(KafkaSink::new(&kafka).unwrap()),
+            RelayConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(relay.drain().await.unwrap(), n);
+        // The loss (no consumer ran either: the log holds nothing of the topic).
+        sqlx::query("DELETE FROM audit_events")
+            .execute(pg.pool())
+            .await
+            .unwrap();
+        let log = pg.audit_log();
+        assert_eq!(log.count(tenant, AuditQuery::default()).await.unwrap(), 0);
+
+        let mut env = kafka_env(&kafka);
+        env.extend([
+            ("CREDO_BACKENDS_USERS", "postgres".into()),
+            ("CREDO_BACKENDS_CONSENTS", "postgres".into()),
+            ("CREDO_BACKENDS_AUDIT", "postgres".into()),
+            ("CREDO_POSTGRES_URL", url.clone()),
+            ("CREDO_POSTGRES_SCHEMA", schema.clone()),
+        ]);
+        let env = borrowed(&env);
+        let run = admin(
+            &env,
+            &["--json", "audit", "rebuild", "--timeout-secs", "120"],
+        );
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        let json = run.json();
+        assert_eq!(json["caught_up"], true, "{json}");
+        assert_eq!(json["consumed"], n, "{json}");
+        assert_eq!(json["materialized"], n, "{json}");
+        assert_eq!(json["duplicates"], 0, "{json}");
+        let group = json["group"].as_str().unwrap();
+        assert!(
+            group.starts_with(&format!("{}.rebuild-", kafka.group_id)),
+            "{json}"
+        );
+        assert_eq!(log.count(tenant, AuditQuery::default()).await.unwrap(), n);
+
+        // Again, in a group of its own: every event is already there.
+        let again = format!("{}.again", kafka.group_id);
+        let run = admin(
+            &env,
+            &[
+                "audit",
+                "rebuild",
+                "--group",
+                &again,
+                "--timeout-secs",
+                "120",
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!("duplicates:   {n}")),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(log.count(tenant, AuditQuery::default()).await.unwrap(), n);
+
+        // The service's own group is refused.
+        let run = admin(&env, &["audit", "rebuild", "--group", &kafka.group_id]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        pg.drop_schema().await.unwrap();
+    }
+
+    /// A message the consumer set aside is listed, shown and re-published to the audit topic,
+    /// where the consumer reads it again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kafka_dead_letter_is_listed_shown_and_requeued() {
+        let Some(brokers) = required("CREDO_TEST_KAFKA_BROKERS") else {
+            return;
+        };
+        let kafka = topics(&brokers, "credo.admin.dlq").await;
+        let env = kafka_env(&kafka);
+        let env = borrowed(&env);
+
+        // Nothing set aside yet.
+        let run = admin(&env, &["--json", "kafka-dead-letters", "list"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(run.json()["messages"], serde_json::json!([]));
+
+        // A message that is not an envelope, with the headers of an event.
+        let event = AuditEvent::new(
+            TenantId::new(),
+            SystemClock.now(),
+            AuditCategory::Security,
+            "auth.login",
+        );
+        let id = event.id.to_string();
+        let mut bad = EncodedEvent::encode(&event);
+        bad.payload = "not json".into();
+        let sink = KafkaSink::new(&kafka).unwrap();
+        let delivered = sink.publish_acked(&[bad]).await.unwrap().stored;
+        assert_eq!(delivered.len(), 1);
+
+        let log = credo_storage::inmemory::InMemoryStores::new(Arc::new(SystemClock)).audit_log();
+        let source = KafkaSource::new(&kafka).unwrap();
+        let handle = source.handle();
+        let consumer =
+            AuditConsumer::new(Arc::new(source), log, ConsumerConfig::default()).unwrap();
+        let stats = consumer.handle();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(consumer.run(stopped));
+        assert!(
+            handle.wait_for(&delivered, Duration::from_secs(60)).await,
+            "not handled within 60 s"
+        );
+        assert_eq!(stats.stats().dead_lettered, 1);
+
+        let run = admin(&env, &["--json", "kafka-dead-letters", "list"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let json = run.json();
+        let listed = json["messages"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{json}");
+        assert_eq!(listed[0]["event_id"], id.as_str());
+        assert!(
+            listed[0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("not an audit envelope"),
+            "{json}"
+        );
+        let at = format!("{}:{}", listed[0]["partition"], listed[0]["offset"]);
+        let run = admin(&env, &["kafka-dead-letters", "list"]);
+        assert!(run.stdout.contains(&at), "{}", run.stdout);
+
+        let run = admin(&env, &["--json", "kafka-dead-letters", "show", &at]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let json = run.json();
+        assert_eq!(json["payload"], "not json", "{json}");
+        assert_eq!(json["headers"]["dlq_source_topic"], kafka.topic.as_str());
+        assert_eq!(json["headers"]["event_id"], id.as_str());
+        let run = admin(&env, &["kafka-dead-letters", "show", "0:999999"]);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains("no such message"), "{}", run.stderr);
+
+        let run = admin(&env, &["--json", "kafka-dead-letters", "requeue", &at]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let json = run.json();
+        let requeued = &json["requeued"][0];
+        assert_eq!(requeued["event_id"], id.as_str(), "{json}");
+        let again = Delivered {
+            partition: i32::try_from(requeued["partition"].as_i64().unwrap()).unwrap(),
+            offset: requeued["offset"].as_i64().unwrap(),
+        };
+        // Read from the audit topic again (and set aside again: it still is no envelope).
+        assert!(
+            handle.wait_for(&[again], Duration::from_secs(60)).await,
+            "the re-published message was not read within 60 s"
+        );
+        assert_eq!(stats.stats().dead_lettered, 2);
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the consumer stops")
+            .unwrap();
+
+        let run = admin(&env, &["--json", "kafka-dead-letters", "list"]);
+        assert_eq!(run.json()["messages"].as_array().unwrap().len(), 2);
+        // One page of one: more follow.
+        let run = admin(
+            &env,
+            &["--json", "kafka-dead-letters", "list", "--limit", "1"],
+        );
+        assert_eq!(run.json()["more"], true);
     }
 }

@@ -6,6 +6,9 @@
 //! Exit codes: 0 success; 1 the operation failed, readiness is not ready, or nothing matched;
 //! 2 a usage or configuration error. Errors go to stderr; `--json` output to stdout.
 
+#[cfg(feature = "kafka")]
+mod kafka;
+
 use clap::{Parser, Subcommand};
 use credo_storage::pipeline::maintenance::{JobOutcome, JobReport};
 use credo_storage::{
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,12 +28,13 @@ Examples:
   CREDO_CONFIG_FILE=/etc/credo/storage.toml credo-admin readiness
 
 Configuration: the service's own, from CREDO_CONFIG_FILE and CREDO_* variables
-(docs/configuration.md). credo-admin never runs migrations (postgres.migrate is ignored)
-and starts no relay, consumer or maintenance runner of its own.
+(docs/configuration.md). credo-admin migrates only when told to (`migrations up`;
+postgres.migrate is ignored) and starts no relay, consumer or maintenance runner of its
+own (`audit rebuild` runs one consumer, in a group of its own, until it has caught up).
 Exit codes: 0 success, 1 failed / not ready / nothing matched, 2 usage or configuration.";
 
 /// Operator commands for credo-storage: the outbox, its dead letters, maintenance,
-/// readiness and migrations.
+/// readiness, migrations, the audit log's rebuild and the Kafka dead-letter topic.
 #[derive(Parser)]
 #[command(name = "credo-admin", version, after_help = EXAMPLES)]
 struct Cli {
@@ -67,6 +72,19 @@ enum Command {
     /// Database migrations.
     #[command(subcommand, after_help = "Example:\n  credo-admin migrations status")]
     Migrations(MigrationsCommand),
+    /// The materialized audit log.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  credo-admin audit rebuild --timeout-secs 1800"
+    )]
+    Audit(AuditCommand),
+    /// The Kafka dead-letter topic (`kafka.dlq_topic`): messages the audit consumer could not
+    /// materialize. Read without joining a consumer group or committing offsets.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  credo-admin kafka-dead-letters list\n  credo-admin kafka-dead-letters requeue 0:17"
+    )]
+    KafkaDeadLetters(KafkaDeadLetterCommand),
 }
 
 #[derive(Subcommand)]
@@ -111,6 +129,19 @@ enum DeadLetterCommand {
         #[arg(required = true, value_parser = parse_event_id)]
         event_ids: Vec<EventId>,
     },
+    /// Deletes dead letters for good: those events will never be published. Read them first
+    /// (`show`); needs `--yes`. Ids that are not dead letters are left alone.
+    #[command(
+        after_help = "Example:\n  credo-admin dead-letters purge --yes 0193a5c4-6f1e-7d2a-9c1b-3e4f5a6b7c8d"
+    )]
+    Purge {
+        /// Event ids (UUIDs) of dead letters.
+        #[arg(required = true, value_parser = parse_event_id)]
+        event_ids: Vec<EventId>,
+        /// Confirms the deletion (refused without it).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +158,106 @@ enum MigrationsCommand {
     /// have none).
     #[command(after_help = "Example:\n  credo-admin migrations status")]
     Status,
+    /// Applies the pending migrations (creating `postgres.schema` if missing), under the
+    /// migration lock services take at start-up, and prints the versions applied.
+    #[command(
+        after_help = "Example:\n  credo-admin migrations up\n  credo-admin --json migrations up"
+    )]
+    Up,
+    /// Rolls the schema back to `--to` VERSION: reverts every applied migration above it,
+    /// newest first, with its down migration. Data those migrations added is lost. Refused
+    /// without `--yes` (it then says what it would revert). Stop the services first: a
+    /// release expects its own schema.
+    #[command(
+        after_help = "Example:\n  credo-admin migrations down --to 4        # says what it would revert\n  credo-admin migrations down --to 4 --yes"
+    )]
+    Down {
+        /// The version to keep: migrations above it are reverted (0 reverts them all).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+        to: i64,
+        /// Do it (without it, nothing is reverted and the exit code is 2).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Rebuilds the audit log from the Kafka audit topic (`kafka.topic`), the DR procedure
+    /// of docs/operations/disaster-recovery.md: runs one audit consumer in a new consumer
+    /// group, from the earliest offset the topic still holds, into the configured audit
+    /// log, until it has caught up on every partition; then stops it. Events already in the
+    /// log are skipped (by event id), so it is safe to run on a log that is only partly lost.
+    #[command(
+        after_help = "Example:\n  credo-admin audit rebuild\n  credo-admin --json audit rebuild --group credo-audit-materializer.rebuild-2 --timeout-secs 1800"
+    )]
+    Rebuild {
+        /// Consumer group of the rebuild (default `<kafka.group_id>.rebuild-<unix seconds>`).
+        /// A group that committed offsets before resumes from them: use a new name to read
+        /// the whole topic. Never the service's own `kafka.group_id`.
+        #[arg(long)]
+        group: Option<String>,
+        /// Give up (exit 1) when not caught up after this many seconds.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KafkaDeadLetterCommand {
+    /// Lists the dead-letter topic's messages, partition by partition, oldest first: position,
+    /// key, why it was set aside (`dlq_reason`) and its event id (when it had one).
+    #[command(after_help = "Example:\n  credo-admin kafka-dead-letters list --limit 20")]
+    List {
+        /// Messages to list at most.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+    /// Shows one message of the dead-letter topic: its headers and payload.
+    #[command(after_help = "Example:\n  credo-admin kafka-dead-letters show 0:17")]
+    Show {
+        /// `<PARTITION>:<OFFSET>`, as `list` prints it.
+        #[arg(value_parser = parse_position)]
+        position: Position,
+    },
+    /// Publishes messages of the dead-letter topic to the audit topic again (key, payload and
+    /// original headers, without the `dlq_*` ones; acks=all), for the service's consumer to
+    /// materialize. Fix the cause first. Harmless twice: the consumer skips event ids the log
+    /// holds. The dead-letter topic keeps its copy.
+    #[command(after_help = "Example:\n  credo-admin kafka-dead-letters requeue 0:17 2:3")]
+    Requeue {
+        /// `<PARTITION>:<OFFSET>` of each message, as `list` prints it.
+        #[arg(required = true, value_parser = parse_position)]
+        positions: Vec<Position>,
+    },
+}
+
+/// A message's place in a topic: `<partition>:<offset>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Position {
+    partition: i32,
+    offset: i64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.partition, self.offset)
+    }
+}
+
+fn parse_position(s: &str) -> Result<Position, String> {
+    let bad = || {
+        format!(
+            "{s:?} is not a position: pass <PARTITION>:<OFFSET> as `kafka-dead-letters list` \
+             prints it, e.g. 0:17"
+        )
+    };
+    let (p, o) = s.split_once(':').ok_or_else(bad)?;
+    let (partition, offset) = (p.parse().map_err(|_| bad())?, o.parse().map_err(|_| bad())?);
+    if partition < 0 || offset < 0 {
+        return Err(bad());
+    }
+    Ok(Position { partition, offset })
 }
 
 /// Why a command did not succeed: what to print on stderr, and the exit code.
@@ -142,6 +273,24 @@ impl Failure {
             message: message.into(),
             code: 1,
         }
+    }
+
+    /// A usage error (exit 2): a command this configuration or build cannot run, or one
+    /// that needs confirming.
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// A command of a cargo feature this build lacks (exit 2).
+    #[allow(dead_code)] // unused when every feature is compiled in
+    fn not_compiled(command: &str, feature: &str) -> Self {
+        Self::usage(format!(
+            "`{command}` needs the `{feature}` cargo feature, which this build of credo-admin \
+             lacks (build it with `--features cli,{feature}`)"
+        ))
     }
 
     /// A configuration error (exit 2): it names the setting and its variable.
@@ -208,6 +357,10 @@ async fn run(command: &Command) -> Result<Output, Failure> {
     if let Some(pg) = config.postgres.as_mut() {
         pg.migrate = false;
     }
+    // The dead-letter topic needs only the Kafka settings: no store is connected.
+    if let Command::KafkaDeadLetters(c) = command {
+        return kafka_dead_letters(&config, c).await;
+    }
     let uses_outbox = matches!(command, Command::Outbox(_) | Command::DeadLetters(_));
     if uses_outbox && config.backends.audit == Backend::InMemory {
         eprintln!(
@@ -233,6 +386,23 @@ async fn run(command: &Command) -> Result<Output, Failure> {
         Command::Migrations(MigrationsCommand::Status) => {
             migrations_status(&storage, &config).await
         }
+        Command::Migrations(MigrationsCommand::Up) => migrations_up(&storage, &config).await,
+        Command::Migrations(MigrationsCommand::Down { to, yes }) => {
+            migrations_down(&storage, &config, *to, *yes).await
+        }
+        Command::Audit(AuditCommand::Rebuild {
+            group,
+            timeout_secs,
+        }) => {
+            audit_rebuild(
+                &storage,
+                &config,
+                group.clone(),
+                Duration::from_secs(*timeout_secs),
+            )
+            .await
+        }
+        Command::KafkaDeadLetters(_) => unreachable!("handled before connecting"),
     };
     // No background task runs; this closes the connection pools.
     storage.shutdown().await;
@@ -379,6 +549,39 @@ async fn dead_letters(outbox: &dyn Outbox, command: &DeadLetterCommand) -> Resul
                 json: json!({"requeued": requeued, "not_dead_letters": missing}),
                 text,
                 ok: requeued > 0,
+            })
+        }
+        DeadLetterCommand::Purge { event_ids, yes } => {
+            let wanted: BTreeSet<EventId> = event_ids.iter().copied().collect();
+            if !yes {
+                return Err(Failure::usage(format!(
+                    "this would delete {} dead letter(s) for good (their events are never \
+                     published); pass --yes",
+                    wanted.len()
+                )));
+            }
+            let dead: BTreeSet<EventId> = all_dead_letters(outbox)
+                .await?
+                .into_iter()
+                .map(|d| d.message.id)
+                .collect();
+            let missing: Vec<String> = wanted.difference(&dead).map(ToString::to_string).collect();
+            let ids: Vec<EventId> = wanted.intersection(&dead).copied().collect();
+            let purged = if ids.is_empty() {
+                0
+            } else {
+                outbox
+                    .purge_dead_letters(&ids)
+                    .await
+                    .map_err(store_err("deleting dead letters"))?
+            };
+            for id in &missing {
+                eprintln!("credo-admin: {id} is not a dead letter; left alone");
+            }
+            Ok(Output {
+                json: json!({"purged": purged, "not_dead_letters": missing}),
+                text: format!("deleted {purged} of {} dead letter(s)\n", wanted.len()),
+                ok: purged > 0,
             })
         }
     }
@@ -550,25 +753,26 @@ fn no_migrations() -> Output {
     )
 }
 
-/// The embedded migrations against the rows of the migrations table.
+/// A row of the migrations table: description, success, checksum, applied at.
 #[cfg(feature = "postgres")]
-async fn postgres_migrations(
+type AppliedRow = (String, bool, Vec<u8>, Timestamp);
+
+/// The rows of the migrations table `table` by version (none when it does not exist yet).
+#[cfg(feature = "postgres")]
+async fn read_applied(
     pg: &credo_storage::postgres::PgStores,
-    c: &credo_storage::postgres::PgConfig,
-) -> Result<Output, Failure> {
+    table: &str,
+) -> Result<std::collections::BTreeMap<i64, AppliedRow>, Failure> {
     use sqlx::Row;
-    use std::collections::BTreeMap;
-    let table = c.migrations_table.clone();
     let read =
         |e: sqlx::Error| Failure::failed(format!("reading the migrations table `{table}`: {e}"));
     // The name resolves through the connection's search_path, as sqlx's own statements do.
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1::text) IS NOT NULL")
-        .bind(&table)
+        .bind(table)
         .fetch_one(pg.pool())
         .await
         .map_err(read)?;
-    // version -> (description, success, checksum, applied at)
-    let mut applied = BTreeMap::new();
+    let mut applied = std::collections::BTreeMap::new();
     if exists {
         // The table name is a validated identifier ([a-z_][a-z0-9_]*); it cannot be bound.
         let sql = format!(
@@ -592,6 +796,18 @@ async fn postgres_migrations(
             );
         }
     }
+    Ok(applied)
+}
+
+/// The embedded migrations against the rows of the migrations table.
+#[cfg(feature = "postgres")]
+async fn postgres_migrations(
+    pg: &credo_storage::postgres::PgStores,
+    c: &credo_storage::postgres::PgConfig,
+) -> Result<Output, Failure> {
+    let table = c.migrations_table.clone();
+    // version -> (description, success, checksum, applied at)
+    let mut applied = read_applied(pg, &table).await?;
     let mut entries = Vec::new();
     let mut text = format!(
         "PostgreSQL, schema {}, table {table}\n",
@@ -643,7 +859,8 @@ async fn postgres_migrations(
     text.push_str(if up_to_date {
         "up to date\n"
     } else {
-        "not up to date: a service with postgres.migrate = true applies them at start-up\n"
+        "not up to date: `credo-admin migrations up`, or a service with postgres.migrate = true \
+         at start-up, applies them\n"
     });
     Ok(Output::ok(
         json!({
@@ -657,4 +874,183 @@ async fn postgres_migrations(
         }),
         text,
     ))
+}
+
+/// The embedded up migrations: version and description, oldest first.
+#[cfg(feature = "postgres")]
+fn embedded() -> impl Iterator<Item = &'static sqlx::migrate::Migration> {
+    credo_storage::postgres::MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+}
+
+/// `version description` of each of `versions`, for messages.
+#[cfg(feature = "postgres")]
+fn describe(versions: &[i64]) -> String {
+    versions
+        .iter()
+        .map(|v| {
+            let name = embedded()
+                .find(|m| m.version == *v)
+                .map_or("?".into(), |m| m.description.to_string());
+            format!("{v} ({name})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `migrations up`/`down` only act on a PostgreSQL backend in use.
+#[cfg(feature = "postgres")]
+fn postgres_in_use<'a>(
+    storage: &'a Storage,
+    config: &'a StorageConfig,
+    command: &str,
+) -> Result<(&'a credo_storage::postgres::PgStores, String), Failure> {
+    match (storage.postgres(), &config.postgres) {
+        (Some(pg), Some(settings)) => Ok((pg, settings.pg_config().migrations_table)),
+        _ => Err(Failure::usage(format!(
+            "`{command}`: no backend in use has migrations (in-memory and Redis keep no \
+             schema); set CREDO_BACKENDS_* = postgres and CREDO_POSTGRES_URL to migrate the \
+             service's PostgreSQL"
+        ))),
+    }
+}
+
+/// Applies the pending migrations with the library's own [`PgStores::migrate`], and reports
+/// the versions that were not applied before.
+///
+/// [`PgStores::migrate`]: credo_storage::postgres::PgStores::migrate
+#[cfg(feature = "postgres")]
+async fn migrations_up(storage: &Storage, config: &StorageConfig) -> Result<Output, Failure> {
+    if storage.postgres().is_none() {
+        return Ok(no_migrations());
+    }
+    let (pg, table) = postgres_in_use(storage, config, "migrations up")?;
+    let before = read_applied(pg, &table).await?;
+    pg.migrate()
+        .await
+        .map_err(store_err("applying the migrations"))?;
+    let after = read_applied(pg, &table).await?;
+    let applied: Vec<i64> = after
+        .keys()
+        .filter(|v| !before.contains_key(v))
+        .copied()
+        .collect();
+    let latest = after.keys().next_back().copied();
+    let text = if applied.is_empty() {
+        "nothing to apply: up to date\n".to_string()
+    } else {
+        format!("applied {}\n", describe(&applied))
+    };
+    Ok(Output::ok(
+        json!({"backend": "postgres", "table": table, "applied": applied, "version": latest}),
+        text,
+    ))
+}
+
+/// Reverts the applied migrations above `to`, newest first, with sqlx's migrator on the
+/// configured migrations table (the one [`PgStores::migrate`] records into), under its lock.
+///
+/// [`PgStores::migrate`]: credo_storage::postgres::PgStores::migrate
+#[cfg(feature = "postgres")]
+async fn migrations_down(
+    storage: &Storage,
+    config: &StorageConfig,
+    to: i64,
+    yes: bool,
+) -> Result<Output, Failure> {
+    let (pg, table) = postgres_in_use(storage, config, "migrations down")?;
+    if to > 0 && !embedded().any(|m| m.version == to) {
+        let known: Vec<String> = embedded().map(|m| m.version.to_string()).collect();
+        return Err(Failure::usage(format!(
+            "--to {to}: this build has no migration {to} (it has {}; 0 reverts them all)",
+            known.join(", ")
+        )));
+    }
+    let before = read_applied(pg, &table).await?;
+    let mut doomed: Vec<i64> = before.keys().filter(|v| **v > to).copied().collect();
+    doomed.reverse();
+    if doomed.is_empty() {
+        return Ok(Output::ok(
+            json!({"backend": "postgres", "table": table, "reverted": [], "version": before.keys().next_back()}),
+            format!("nothing to roll back: no migration above {to} is applied\n"),
+        ));
+    }
+    if !yes {
+        return Err(Failure::usage(format!(
+            "this would roll back {} (dropping what they added); pass --yes to do it",
+            describe(&doomed)
+        )));
+    }
+    // The library's migrations, recording into the configured table (as `PgStores::migrate`).
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(
+        credo_storage::postgres::MIGRATOR.iter().cloned().collect(),
+    );
+    migrator.dangerous_set_table_name(table.clone());
+    migrator.undo(pg.pool(), to).await.map_err(|e| {
+        Failure::failed(format!(
+            "rolling back to {to}: {e} (`credo-admin migrations status` shows where it stopped)"
+        ))
+    })?;
+    let after = read_applied(pg, &table).await?;
+    let reverted: Vec<i64> = doomed
+        .iter()
+        .filter(|v| !after.contains_key(v))
+        .copied()
+        .collect();
+    Ok(Output::ok(
+        json!({"backend": "postgres", "table": table, "reverted": reverted, "version": after.keys().next_back()}),
+        format!("reverted {}\n", describe(&reverted)),
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn migrations_up(_: &Storage, _: &StorageConfig) -> Result<Output, Failure> {
+    Err(Failure::not_compiled("migrations up", "postgres"))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn migrations_down(
+    _: &Storage,
+    _: &StorageConfig,
+    _: i64,
+    _: bool,
+) -> Result<Output, Failure> {
+    Err(Failure::not_compiled("migrations down", "postgres"))
+}
+
+#[cfg(feature = "kafka")]
+async fn audit_rebuild(
+    storage: &Storage,
+    config: &StorageConfig,
+    group: Option<String>,
+    timeout: Duration,
+) -> Result<Output, Failure> {
+    kafka::audit_rebuild(storage, config, group, timeout).await
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn audit_rebuild(
+    _: &Storage,
+    _: &StorageConfig,
+    _: Option<String>,
+    _: Duration,
+) -> Result<Output, Failure> {
+    Err(Failure::not_compiled("audit rebuild", "kafka"))
+}
+
+#[cfg(feature = "kafka")]
+async fn kafka_dead_letters(
+    config: &StorageConfig,
+    command: &KafkaDeadLetterCommand,
+) -> Result<Output, Failure> {
+    kafka::dead_letters(config, command).await
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka_dead_letters(
+    _: &StorageConfig,
+    _: &KafkaDeadLetterCommand,
+) -> Result<Output, Failure> {
+    Err(Failure::not_compiled("kafka-dead-letters", "kafka"))
 }
