@@ -525,14 +525,7 @@ async fn dead_letters(outbox: &dyn Outbox, command: &DeadLetterCommand) -> Resul
             Ok(Output::ok(json, text))
         }
         DeadLetterCommand::Requeue { event_ids } => {
-            let wanted: BTreeSet<EventId> = event_ids.iter().copied().collect();
-            let dead: BTreeSet<EventId> = all_dead_letters(outbox)
-                .await?
-                .into_iter()
-                .map(|d| d.message.id)
-                .collect();
-            let missing: Vec<String> = wanted.difference(&dead).map(ToString::to_string).collect();
-            let ids: Vec<EventId> = wanted.intersection(&dead).copied().collect();
+            let (ids, missing) = dead_among(outbox, event_ids).await?;
             let requeued = if ids.is_empty() {
                 0
             } else {
@@ -541,32 +534,24 @@ async fn dead_letters(outbox: &dyn Outbox, command: &DeadLetterCommand) -> Resul
                     .await
                     .map_err(store_err("re-queueing dead letters"))?
             };
-            for id in &missing {
-                eprintln!("credo-admin: {id} is not a dead letter; left alone");
-            }
-            let text = format!("re-queued {requeued} of {} event(s)\n", wanted.len());
             Ok(Output {
                 json: json!({"requeued": requeued, "not_dead_letters": missing}),
-                text,
+                text: format!(
+                    "re-queued {requeued} of {} event(s)\n",
+                    ids.len() + missing.len()
+                ),
                 ok: requeued > 0,
             })
         }
         DeadLetterCommand::Purge { event_ids, yes } => {
-            let wanted: BTreeSet<EventId> = event_ids.iter().copied().collect();
             if !yes {
                 return Err(Failure::usage(format!(
                     "this would delete {} dead letter(s) for good (their events are never \
                      published); pass --yes",
-                    wanted.len()
+                    event_ids.iter().collect::<BTreeSet<_>>().len()
                 )));
             }
-            let dead: BTreeSet<EventId> = all_dead_letters(outbox)
-                .await?
-                .into_iter()
-                .map(|d| d.message.id)
-                .collect();
-            let missing: Vec<String> = wanted.difference(&dead).map(ToString::to_string).collect();
-            let ids: Vec<EventId> = wanted.intersection(&dead).copied().collect();
+            let (ids, missing) = dead_among(outbox, event_ids).await?;
             let purged = if ids.is_empty() {
                 0
             } else {
@@ -575,16 +560,35 @@ async fn dead_letters(outbox: &dyn Outbox, command: &DeadLetterCommand) -> Resul
                     .await
                     .map_err(store_err("deleting dead letters"))?
             };
-            for id in &missing {
-                eprintln!("credo-admin: {id} is not a dead letter; left alone");
-            }
             Ok(Output {
                 json: json!({"purged": purged, "not_dead_letters": missing}),
-                text: format!("deleted {purged} of {} dead letter(s)\n", wanted.len()),
+                text: format!(
+                    "deleted {purged} of {} dead letter(s)\n",
+                    ids.len() + missing.len()
+                ),
                 ok: purged > 0,
             })
         }
     }
+}
+
+/// The distinct `event_ids` split into the outbox's dead letters and the others, which are
+/// named on stderr (as text, for the JSON output) and left alone.
+async fn dead_among(
+    outbox: &dyn Outbox,
+    event_ids: &[EventId],
+) -> Result<(Vec<EventId>, Vec<String>), Failure> {
+    let wanted: BTreeSet<EventId> = event_ids.iter().copied().collect();
+    let dead: BTreeSet<EventId> = all_dead_letters(outbox)
+        .await?
+        .into_iter()
+        .map(|d| d.message.id)
+        .collect();
+    let missing: Vec<String> = wanted.difference(&dead).map(ToString::to_string).collect();
+    for id in &missing {
+        eprintln!("credo-admin: {id} is not a dead letter; left alone");
+    }
+    Ok((wanted.intersection(&dead).copied().collect(), missing))
 }
 
 /// A dead letter's listing fields.
