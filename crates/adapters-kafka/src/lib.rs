@@ -40,7 +40,7 @@ pub use config::{AUDIT_DLQ_TOPIC, AUDIT_TOPIC, KafkaConfig};
 pub use credo_ports as ports;
 pub use health::{KafkaHealth, ensure_topics};
 pub use sink::{Delivered, KafkaSink, ProducerHealth, Published};
-pub use source::{KafkaSource, SourceHandle};
+pub use source::{KafkaSource, SourceHandle, source_message};
 
 use credo_ports::{Cause, StoreError};
 use rdkafka::error::KafkaError;

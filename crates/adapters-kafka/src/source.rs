@@ -7,7 +7,7 @@ use credo_ports::{EventSource, PartitionLag, SourceMessage, StoreError, StoreRes
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -97,7 +97,10 @@ pub struct KafkaSource {
     progress: watch::Sender<BTreeMap<i32, i64>>,
 }
 
-fn detach(m: &BorrowedMessage<'_>) -> SourceMessage {
+/// A message read by any rdkafka client as a [`SourceMessage`], detached from the client:
+/// key, headers, payload and the broker's timestamp, copied. For operator tools that read the
+/// audit or dead-letter topic with clients of their own.
+pub fn source_message<M: Message>(m: &M) -> SourceMessage {
     SourceMessage {
         partition: m.partition(),
         offset: m.offset(),
@@ -163,12 +166,12 @@ impl EventSource for KafkaSource {
             return Ok(Vec::new());
         };
         let first = first.map_err(|e| kafka_err("reading the audit topic", e))?;
-        let mut batch = vec![detach(&first)];
+        let mut batch = vec![source_message(&first)];
         drop(first);
         let deadline = Instant::now() + wait;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(detach(&m)),
+                Ok(Ok(m)) => batch.push(source_message(&m)),
                 Ok(Err(_)) | Err(_) => break,
             }
         }

@@ -3,11 +3,11 @@
 //! consumer: no group join, no offset commit, so the service's consumers never rebalance).
 
 use super::{Failure, KafkaDeadLetterCommand, Output, Position, store_err};
-use credo_storage::kafka::{KafkaConfig, KafkaSource};
+use credo_storage::kafka::{KafkaConfig, KafkaSource, source_message};
 use credo_storage::pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
-use credo_storage::{AuditSink, Backend, EventSource, Storage, StorageConfig};
+use credo_storage::{AuditSink, Backend, EventSource, SourceMessage, Storage, StorageConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -222,37 +222,38 @@ pub(crate) async fn audit_rebuild(
 // kafka-dead-letters
 
 /// One message of the dead-letter topic, detached from its client.
-struct DeadMessage {
-    position: Position,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    timestamp_ms: Option<i64>,
-}
+struct DeadMessage(SourceMessage);
 
 impl DeadMessage {
+    fn position(&self) -> Position {
+        Position {
+            partition: self.0.partition,
+            offset: self.0.offset,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
+        self.0
+            .header(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     fn key(&self) -> Option<String> {
-        self.key
+        self.0
+            .key
             .as_deref()
             .map(|k| String::from_utf8_lossy(k).into_owned())
     }
 
     fn summary(&self) -> Value {
         json!({
-            "partition": self.position.partition,
-            "offset": self.position.offset,
+            "partition": self.0.partition,
+            "offset": self.0.offset,
             "key": self.key(),
             "reason": self.header("dlq_reason"),
             "event_id": self.header("event_id"),
-            "timestamp_ms": self.timestamp_ms,
+            // The broker's milliseconds, as `source_message` read them.
+            "timestamp_ms": self.0.timestamp.map(|t| t.as_micros() / 1000),
         })
     }
 }
@@ -336,23 +337,7 @@ fn read_partition(
         };
         let m = m.map_err(kafka_err(c, "reading the dead-letter topic"))?;
         let offset = m.offset();
-        out.push(DeadMessage {
-            position: Position {
-                partition: p,
-                offset,
-            },
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers: m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            timestamp_ms: m.timestamp().to_millis(),
-        });
+        out.push(DeadMessage(source_message(&m)));
         if offset + 1 >= until {
             break;
         }
@@ -374,7 +359,7 @@ fn list(c: &KafkaConfig, limit: usize) -> Result<(Vec<DeadMessage>, bool), Failu
             break;
         }
         let read = read_partition(c, &consumer, p, low, high, limit - out.len())?;
-        more |= read.last().is_some_and(|m| m.position.offset + 1 < high);
+        more |= read.last().is_some_and(|m| m.0.offset + 1 < high);
         out.extend(read);
     }
     Ok((out, more))
@@ -414,7 +399,7 @@ fn find(
     let m = read_partition(c, consumer, at.partition, at.offset, high, 1)?
         .into_iter()
         .next()
-        .filter(|m| m.position == at);
+        .filter(|m| m.position() == at);
     Ok(m.ok_or_else(|| format!("{at}: no such message (removed by compaction?)")))
 }
 
@@ -441,7 +426,7 @@ pub(crate) async fn dead_letters(
                 let _ = writeln!(
                     text,
                     "{}  key {}  event {}\n    reason: {}",
-                    m.position,
+                    m.position(),
                     m.key().unwrap_or_else(|| "-".into()),
                     m.header("event_id").unwrap_or_else(|| "-".into()),
                     m.header("dlq_reason").unwrap_or_else(|| "-".into()),
@@ -464,36 +449,34 @@ pub(crate) async fn dead_letters(
             let m = tokio::task::spawn_blocking(move || fetch(&cc, &reader(&cc)?, at))
                 .await
                 .map_err(|e| Failure::failed(format!("kafka: reading: {e}")))??;
-            let payload = m
-                .payload
-                .as_deref()
-                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let payload =
+                m.0.payload
+                    .as_deref()
+                    .map(|p| String::from_utf8_lossy(p).into_owned());
             let mut json = m.summary();
             json["topic"] = json!(c.dlq_topic);
-            json["headers"] = m
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!(
-                            v.as_deref()
-                                .map(|v| String::from_utf8_lossy(v).into_owned())
-                        ),
-                    )
-                })
-                .collect::<serde_json::Map<String, Value>>()
-                .into();
+            json["headers"] =
+                m.0.headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            json!(
+                                v.as_deref()
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                            ),
+                        )
+                    })
+                    .collect::<serde_json::Map<String, Value>>()
+                    .into();
             json["payload"] = json!(payload);
             let mut text = format!(
                 "position:  {}\nkey:       {}\ntimestamp: {}\nheaders:\n",
-                m.position,
+                m.position(),
                 m.key().unwrap_or_else(|| "-".into()),
-                m.timestamp_ms.map_or("-".into(), |t| {
-                    credo_storage::Timestamp::from_micros(t.saturating_mul(1000)).to_rfc3339()
-                })
+                m.0.timestamp.map_or("-".into(), |t| t.to_rfc3339())
             );
-            for (k, v) in &m.headers {
+            for (k, v) in &m.0.headers {
                 let v = v
                     .as_deref()
                     .map_or("(null)".into(), |v| String::from_utf8_lossy(v).into_owned());
@@ -546,17 +529,17 @@ async fn requeue(c: &KafkaConfig, positions: &[Position]) -> Result<Output, Fail
             }
         };
         let mut headers = OwnedHeaders::new();
-        for (key, value) in m.headers.iter().filter(|(k, _)| !k.starts_with("dlq_")) {
+        for (key, value) in m.0.headers.iter().filter(|(k, _)| !k.starts_with("dlq_")) {
             headers = headers.insert(Header {
                 key,
                 value: value.as_deref(),
             });
         }
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&c.topic).headers(headers);
-        if let Some(k) = &m.key {
+        if let Some(k) = &m.0.key {
             record = record.key(k);
         }
-        if let Some(p) = &m.payload {
+        if let Some(p) = &m.0.payload {
             record = record.payload(p);
         }
         let (partition, offset) = producer
