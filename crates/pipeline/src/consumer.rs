@@ -363,7 +363,10 @@ fn materialize_span(m: &SourceMessage, e: &AuditEvent) -> tracing::Span {
         remote_parent_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
-    if let Some(tp) = m.traceparent() {
+    // Parsing the header is per event: only when a subscriber wants the span.
+    if !span.is_disabled()
+        && let Some(tp) = m.traceparent()
+    {
         span.record("trace_id", tp.trace_id().as_str());
         span.record("remote_parent_id", tp.parent_id().as_str());
     }
