@@ -3,12 +3,11 @@
 //! point in time.
 
 use credo_testkit::PrivatePostgres;
+use credo_testkit::pgbackrest::{STANZA, Setup, archive_settings, random_passphrase};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// The stanza (pgBackRest's name for one cluster) of the drills.
-const STANZA: &str = "credo";
 
 /// A pgBackRest repository and configuration of their own, for one [`PrivatePostgres`].
 pub struct PgBackRest {
@@ -29,17 +28,7 @@ impl PgBackRest {
         std::fs::create_dir_all(&dir).unwrap();
         PrivatePostgres::give_to_owner(&dir);
         let this = Self { dir };
-        let settings = vec![
-            ("wal_level".to_string(), "replica".to_string()),
-            ("archive_mode".to_string(), "on".to_string()),
-            (
-                "archive_command".to_string(),
-                format!(
-                    "pgbackrest --config={} --stanza={STANZA} archive-push %p",
-                    this.config().display()
-                ),
-            ),
-        ];
+        let settings = archive_settings(&this.config());
         (this, settings)
     }
 
@@ -51,31 +40,19 @@ impl PgBackRest {
     /// AES-256 under a random passphrase, two full backups kept; then creates the stanza and
     /// checks that archiving works.
     pub fn attach(&self, pg: &PrivatePostgres) {
-        let pass = format!("{}{}", credo_testkit::unique_name("k"), std::process::id());
-        let d = self.dir.display();
-        let conf = format!(
-            "[global]\n\
-             repo1-path={d}/repo\n\
-             repo1-retention-full=2\n\
-             repo1-cipher-type=aes-256-cbc\n\
-             repo1-cipher-pass={pass}\n\
-             log-path={d}/log\n\
-             lock-path={d}/lock\n\
-             spool-path={d}/spool\n\
-             log-level-console=warn\n\
-             log-level-file=info\n\
-             start-fast=y\n\
-             archive-timeout=60\n\
-             \n\
-             [{STANZA}]\n\
-             pg1-path={data}\n\
-             pg1-port={port}\n\
-             pg1-socket-path={data}\n\
-             pg1-user=credo\n",
-            data = pg.data_dir().display(),
-            port = pg.port(),
-        );
+        let conf = Setup {
+            dir: self.dir.clone(),
+            cipher_pass: random_passphrase(),
+            retention_full: 2,
+            data_dir: pg.data_dir(),
+            port: pg.port(),
+            socket_dir: pg.data_dir(),
+            user: "credo".to_string(),
+        }
+        .config();
+        // The passphrase is in it.
         std::fs::write(self.config(), conf).unwrap();
+        std::fs::set_permissions(self.config(), std::fs::Permissions::from_mode(0o600)).unwrap();
         PrivatePostgres::give_to_owner(&self.config());
         self.run(&["stanza-create"]);
         self.run(&["check"]);

@@ -7,10 +7,13 @@
 //!   every connection, so all Kafka traffic can be interrupted and restored;
 //! - [`CapturedLogs`]: the log lines a piece of code writes;
 //! - [`CapturedSpans`]: the spans it opens, with their fields;
+//! - [`pgbackrest`]: the pgBackRest configuration of a local cluster (the PITR drill and
+//!   `cargo xtask services backups on`);
 //! - [`system`]: where PostgreSQL is installed and whether we run as root (shared with
 //!   `cargo xtask services`).
 
 mod logs;
+pub mod pgbackrest;
 mod postgres;
 mod proxy;
 mod spans;

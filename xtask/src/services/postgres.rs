@@ -8,7 +8,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 const PG_PASSWORD: &str = "credo";
 
@@ -50,10 +50,10 @@ impl Server for Postgres {
 
 /// Where a PostgreSQL cluster lives: `root` holds `data/` and the log file and belongs to the
 /// user PostgreSQL runs as.
-struct PgLayout {
-    root: PathBuf,
-    data: PathBuf,
-    log: PathBuf,
+pub(super) struct PgLayout {
+    pub(super) root: PathBuf,
+    pub(super) data: PathBuf,
+    pub(super) log: PathBuf,
 }
 
 impl PgLayout {
@@ -72,7 +72,7 @@ impl Services {
     }
 
     /// The recorded layout (`up` may have chosen a directory under /tmp), else the default.
-    fn pg_layout(&self) -> PgLayout {
+    pub(super) fn pg_layout(&self) -> PgLayout {
         self.pg_recorded_root()
             .map(PgLayout::at)
             .unwrap_or_else(|| PgLayout::at(self.dir.join("postgres")))
@@ -86,7 +86,7 @@ impl Services {
 
     /// A command that runs `program` as the user PostgreSQL runs as (`postgres` when we are
     /// root, since PostgreSQL refuses to run as root; otherwise the current user).
-    fn as_pg_user(&self, program: PathBuf) -> Command {
+    pub(super) fn as_pg_user(&self, program: PathBuf) -> Command {
         let mut cmd = if self.root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(program);
@@ -225,7 +225,7 @@ impl Services {
         Ok(reachable)
     }
 
-    fn give_to_postgres(&self, path: &Path) -> Result<(), String> {
+    pub(super) fn give_to_postgres(&self, path: &Path) -> Result<(), String> {
         if self.root {
             run_captured(
                 Command::new("chown").arg("postgres:postgres").arg(path),
@@ -285,6 +285,42 @@ impl Services {
             .map_err(|e| format!("writing {}: {e}", conf.display()))
     }
 
+    /// Runs `sql` with psql over the Unix socket as `credo`, in database `postgres`.
+    pub(super) fn pg_psql(&self, layout: &PgLayout, sql: &str) -> Result<Output, String> {
+        let bin = pg_bin(Some(&layout.data)).ok_or("no PostgreSQL binaries (psql)")?;
+        run_captured(
+            self.as_pg_user(bin.join("psql"))
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+                .arg(&layout.data)
+                .args(["-p", &Service::Postgres.port().to_string()])
+                .args(["-U", "credo", "-d", "postgres", "-c", sql]),
+            "psql",
+        )
+    }
+
+    /// Restarts the cluster (`pg_ctl restart`), for settings read only at a start.
+    pub(super) fn pg_restart(&self) -> Result<(), String> {
+        let layout = self.pg_layout();
+        let bin = pg_bin(Some(&layout.data)).ok_or("no PostgreSQL binaries (pg_ctl)")?;
+        run_captured(
+            self.as_pg_user(bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&layout.data)
+                .arg("-l")
+                .arg(&layout.log)
+                .args(["-m", "fast", "-w", "-t", "60", "-s", "restart"]),
+            "pg_ctl restart",
+        )
+        .map_err(|e| {
+            format!(
+                "{e}\nlog {}:\n{}",
+                layout.log.display(),
+                tail_of_file(&layout.log, 15)
+            )
+        })?;
+        Ok(())
+    }
+
     /// Creates the `credo` database if it does not exist (over the Unix socket, trusted), with
     /// the ICU `en-US` collation many production databases have: text then sorts
     /// linguistically (`a_b` before `a-b` before `ab`), so an adapter that lets the database's
@@ -292,17 +328,7 @@ impl Services {
     /// by an earlier version of this script (libc `C.UTF-8`) is recreated: it holds test data
     /// only.
     fn pg_ensure_database(&self, layout: &PgLayout) -> Result<(), String> {
-        let bin = pg_bin(Some(&layout.data)).ok_or("no PostgreSQL binaries (psql)")?;
-        let psql = |sql: &str| {
-            run_captured(
-                self.as_pg_user(bin.join("psql"))
-                    .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-                    .arg(&layout.data)
-                    .args(["-p", &Service::Postgres.port().to_string()])
-                    .args(["-U", "credo", "-d", "postgres", "-c", sql]),
-                "psql",
-            )
-        };
+        let psql = |sql: &str| self.pg_psql(layout, sql);
         let out = psql("SELECT datlocprovider FROM pg_database WHERE datname = 'credo'")?;
         match String::from_utf8_lossy(&out.stdout).trim() {
             "i" => return Ok(()),
