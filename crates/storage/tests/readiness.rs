@@ -1,6 +1,6 @@
 //! The example service's health endpoints against real servers of the test's own:
 //! `/health/ready` turns 503 (naming the failed check) when PostgreSQL is stopped and when the
-//! broker is unreachable, and back to 200 after recovery; `/health/live` stays 200.
+//! broker or Redis is unreachable, and back to 200 after recovery; `/health/live` stays 200.
 
 #[path = "../examples/service/http.rs"]
 mod http;
@@ -204,4 +204,59 @@ async fn an_idle_consumer_stays_ready() {
     }
     storage.shutdown().await;
     support::drop_schemas(&pg, &[&schema]).await;
+}
+
+/// Redis behind a proxy that is cut: `/health/ready` turns 503 naming `redis`, with a reason
+/// that holds neither the address nor the driver's words, and 200 again once it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_turns_503_when_redis_is_cut_off_without_leaking_its_address() {
+    let Some(redis) = credo_testkit::required("CREDO_TEST_REDIS_URL") else {
+        return;
+    };
+    // redis://[user:pass@]127.0.0.1:PORT[/db]: the port is the last `:` of the authority.
+    let (scheme, rest) = redis.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = authority.rsplit_once(':').unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = credo_testkit::Proxy::start(listener, port.parse().unwrap());
+    let via = format!("{scheme}://{host}:{}/{path}", proxy.port());
+    let prefix = credo_testkit::unique_name("ready");
+    let config = StorageConfig::from_toml_str(&format!(
+        "health_timeout_ms = 1000\n[backends]\nsessions = \"redis\"\nrate_limits = \"redis\"\n{}",
+        support::redis(&via, &prefix)
+    ))
+    .unwrap();
+    let storage = Storage::connect(&config).await.unwrap();
+    let readiness = storage.readiness();
+
+    let report = readiness.report().await;
+    assert_eq!(report.http_status(), 200, "{report:?}");
+    proxy.cut();
+    let started = Instant::now();
+    let failed = loop {
+        let report = readiness.report().await;
+        if report.http_status() == 503 {
+            break report;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{report:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let body = failed.to_json();
+    println!(
+        "redis cut off: not ready after {:?}: {body}",
+        started.elapsed()
+    );
+    assert_eq!(body["checks"]["redis"], "failed", "{body}");
+    assert_no_host_or_driver_text(&body, "redis", &via);
+    proxy.restore();
+    let started = Instant::now();
+    while readiness.report().await.http_status() != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "redis not ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let report = storage.shutdown().await;
+    assert!(report.aborted.is_empty(), "{report:?}");
 }
