@@ -226,10 +226,15 @@ impl RedisStores {
         let _ = self.pool.quit().await;
     }
 
-    /// `SCRIPT FLUSH` on the server (tests prove scripts are reloaded transparently). The
-    /// script cache is server-wide, so one flush clears it for every pooled connection.
+    /// `SCRIPT FLUSH` on the server, on every master of a cluster (tests prove scripts are
+    /// reloaded transparently). The script cache is server-wide, so one flush clears it for
+    /// every pooled connection.
     pub async fn flush_scripts(&self) -> StoreResult<()> {
-        self.pool.next().script_flush(false).await.map_err(map_err)
+        self.pool
+            .next()
+            .script_flush_cluster(false)
+            .await
+            .map_err(map_err)
     }
 
     /// Runs `script` by its SHA and loads it when the server answers `NOSCRIPT` (after a
@@ -257,7 +262,6 @@ impl RedisStores {
         }
     }
 
-    /// Every key matching `pattern` (SCAN, so the server is never blocked).
     /// Walks the keys matching `pattern` (SCAN, pages of 500) and offers each to `purge`,
     /// until `limit` of them were purged (`Some`) or the walk ends; returns what `purge` said
     /// of each purged key. Each call walks from the start again, so a key left in place is
@@ -279,7 +283,12 @@ impl RedisStores {
             return Ok(purged);
         }
         let client = self.pool.next();
-        let mut scan = client.scan(pattern, Some(500), None);
+        // A plain SCAN walks one node: on a cluster, walk every master.
+        let mut scan = if client.is_clustered() {
+            client.scan_cluster(pattern, Some(500), None).boxed()
+        } else {
+            client.scan(pattern, Some(500), None).boxed()
+        };
         while let Some(page) = scan.next().await {
             let mut page = page.map_err(map_err)?;
             for key in page.take_results().into_iter().flatten() {

@@ -33,17 +33,14 @@ static GCRA_MILLIS: LazyLock<Script> = LazyLock::new(|| {
 
 static CREATE_TRIMMING_BY_CLOCK: LazyLock<Script> = LazyLock::new(|| {
     let correct = include_str!("lua/create.lua");
-    let start = correct
-        .find("local old = ")
-        .expect("the create script reads its trim candidates");
-    let end = correct[start..]
-        .find("\nend\n")
-        .map(|i| start + i + "\nend\n".len())
-        .expect("the create script's trim loop");
-    Script::from_lua(format!(
-        "{}redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])\n{}",
-        &correct[..start],
-        &correct[end..]
+    let counting = "return redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[2])";
+    assert!(
+        correct.contains(counting),
+        "the create script counts its trim candidates"
+    );
+    Script::from_lua(correct.replace(
+        counting,
+        "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])\nreturn 0",
     ))
 });
 
@@ -84,7 +81,7 @@ mod tests {
     fn the_clock_trimming_create_script_trims_by_range_only() {
         let lua = super::CREATE_TRIMMING_BY_CLOCK.lua().unwrap().to_string();
         assert!(lua.contains("ZREMRANGEBYSCORE"), "{lua}");
-        assert!(!lua.contains("EXISTS"), "{lua}");
+        assert!(!lua.contains("ZCOUNT"), "{lua}");
         assert!(lua.contains("ZADD"), "{lua}");
     }
 

@@ -26,6 +26,13 @@ const SCORE_MARGIN_US: i64 = 1_000;
 const CREATE_IN_FLIGHT_CHECKS: u32 = 20;
 const CREATE_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Trim candidates a create reads and checks, at most.
+const TRIM_PER_CREATE: i64 = 64;
+
+/// How often `revoke_all_for_user` calls again when the index changed under it before giving
+/// up with `Unavailable` (each call sees the members the previous one returned).
+const REVOKE_ALL_ATTEMPTS: u32 = 16;
+
 /// Reserves a session id across tenants while its session lives; the value is
 /// `<expires>:<tenant>`. KEYS: reservation. ARGV: now, expires, tenant, ttl_ms.
 /// Returns 'taken:<tenant of the live reservation>', or the tenant of the expired session it
@@ -33,12 +40,13 @@ const CREATE_IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_mil
 static RESERVE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("lua/reserve.lua")));
 
 /// Writes a new session and indexes it under its user (a sorted set scored by expiry, trimmed
-/// on every write so it never rots). A member is trimmed only once its session key is gone:
-/// no instance's clock alone decides, since one running ahead would otherwise hide live
-/// sessions from `list_for_user` and `revoke_all_for_user` everywhere. Members expired by more
-/// than the grace (by this writer's clock) are the candidates, at most 64 per write.
-/// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, session key prefix (the
-/// index's hash tag), then field/value pairs.
+/// after every write so it never rots). Returns how many members expired by more than the
+/// grace (by this writer's clock): the trim candidates, which the caller then reads (at most
+/// [`TRIM_PER_CREATE`]) and offers to [`DROP_DANGLING`] with their session keys declared. A
+/// member is trimmed only once its session key is gone: no instance's clock alone decides,
+/// since one running ahead would otherwise hide live sessions from `list_for_user` and
+/// `revoke_all_for_user` everywhere.
+/// KEYS: session, user index. ARGV: ttl_ms, trim-before, expires, id, then field/value pairs.
 static CREATE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(include_str!("lua/create.lua")));
 
@@ -50,17 +58,19 @@ static CHANGE: LazyLock<Script> = LazyLock::new(|| with_time_cmp(include_str!("l
 
 /// Drops index members whose session is gone or now another user's, checked again inside the
 /// script: a session created under the same id between a list's read and this call keeps its
-/// entry. KEYS: user index. ARGV: session key prefix, user, then the member ids.
-/// Returns how many were dropped.
+/// entry. KEYS: user index, then the session key of each member. ARGV: user, then the member
+/// ids (`ARGV[i]` is the member of `KEYS[i]`). Returns how many were dropped.
 static DROP_DANGLING: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(include_str!("lua/drop_dangling.lua")));
 
-/// Revokes every session of a user that is live, unrevoked and still the user's, in one round
-/// trip: the script reads the user's index itself. Session keys are derived from the index
-/// members with the prefix in ARGV; they share the index key's hash tag (`{t:<tenant>}`), so
-/// they live in its cluster slot.
-/// KEYS: user index. ARGV: now, user, session key prefix, lowest index score to read (a
-/// margin below now: scores are doubles, exact only below 2^53 µs). Returns how many.
+/// Revokes every session of a user that is live, unrevoked and still the user's, in one
+/// atomic step over the session keys the caller declares (they share the index key's hash
+/// tag, `{t:<tenant>}`, so they live in its cluster slot). The script reads the index again:
+/// when its members are not exactly the declared ones it writes nothing and returns them, and
+/// the caller calls again with their keys.
+/// KEYS: user index, then the session key of each member. ARGV: now, user, lowest index score
+/// to read (a margin below now: scores are doubles, exact only below 2^53 µs), then the
+/// member ids. Returns how many were revoked, or the current members.
 static REVOKE_ALL: LazyLock<Script> =
     LazyLock::new(|| with_time_cmp(include_str!("lua/revoke_all.lua")));
 
@@ -128,6 +138,25 @@ impl RedisSessionStore {
             ))),
             _ => Err(StoreError::not_found("session")),
         }
+    }
+
+    /// Offers `ids` of `user`'s index to [`DROP_DANGLING`], their session keys declared.
+    async fn drop_dangling(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        index: String,
+        ids: Vec<String>,
+    ) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut keys = vec![index];
+        keys.extend(ids.iter().map(|id| self.r.key(tenant, "s", id)));
+        let mut args = vec![user.to_string()];
+        args.extend(ids);
+        let _: i64 = self.r.eval(&DROP_DANGLING, keys, args).await?;
+        Ok(())
     }
 
     async fn read(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
@@ -340,25 +369,38 @@ impl SessionStore for RedisSessionStore {
             .as_micros()
             .saturating_sub(self.r.grace_ms.saturating_mul(1000))
             .saturating_sub(SCORE_MARGIN_US);
+        let index = self.index_key(s.tenant_id, s.user_id);
         let mut args = vec![
             ttl,
             trim_before.to_string(),
             s.expires_at.as_micros().to_string(),
             s.id.to_string(),
-            self.r.key(s.tenant_id, "s", ""),
         ];
         args.extend(encode(&s));
-        let _: i64 = self
+        let candidates: i64 = self
             .r
             .eval(
                 self.r.mutant.create_session(&CREATE),
-                vec![
-                    self.session_key(s.tenant_id, s.id),
-                    self.index_key(s.tenant_id, s.user_id),
-                ],
+                vec![self.session_key(s.tenant_id, s.id), index.clone()],
                 args,
             )
             .await?;
+        if candidates > 0 {
+            let old: Vec<String> = self
+                .r
+                .pool
+                .zrangebyscore(
+                    &index,
+                    "-inf",
+                    trim_before,
+                    false,
+                    Some((0, TRIM_PER_CREATE)),
+                )
+                .await
+                .map_err(map_err)?;
+            self.drop_dangling(s.tenant_id, s.user_id, index, old)
+                .await?;
+        }
         Ok(s)
     }
 
@@ -385,20 +427,43 @@ impl SessionStore for RedisSessionStore {
 
     async fn revoke_all_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<u64> {
         let now = self.r.clock.now();
-        let n: i64 = self
-            .r
-            .eval(
-                &REVOKE_ALL,
-                vec![self.index_key(tenant, user)],
-                vec![
-                    now.as_micros().to_string(),
-                    user.to_string(),
-                    self.r.key(tenant, "s", ""),
-                    score_floor(now).to_string(),
-                ],
+        let index = self.index_key(tenant, user);
+        // The first call declares no member: with none indexed it is the only call.
+        let mut ids: Vec<String> = Vec::new();
+        for _ in 0..REVOKE_ALL_ATTEMPTS {
+            let mut keys = vec![index.clone()];
+            keys.extend(ids.iter().map(|id| self.r.key(tenant, "s", id)));
+            let mut args = vec![
+                now.as_micros().to_string(),
+                user.to_string(),
+                score_floor(now).to_string(),
+            ];
+            args.extend(ids.iter().cloned());
+            match self.r.eval::<Value>(&REVOKE_ALL, keys, args).await? {
+                Value::Integer(n) => return Ok(n as u64),
+                Value::Array(members) => {
+                    ids = members
+                        .into_iter()
+                        .map(|m| {
+                            m.into_string().ok_or_else(|| {
+                                StoreError::Corrupt("session index member is not text".into())
+                            })
+                        })
+                        .collect::<StoreResult<_>>()?;
+                }
+                other => {
+                    return Err(StoreError::Corrupt(
+                        format!("revoke-all script answered {other:?}").into(),
+                    ));
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            format!(
+                "the user's session index changed during each of {REVOKE_ALL_ATTEMPTS}                  attempts to revoke all sessions (sessions created as fast as they are                  revoked); try again"
             )
-            .await?;
-        Ok(n as u64)
+            .into(),
+        ))
     }
 
     async fn list_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<Vec<Session>> {
@@ -435,11 +500,7 @@ impl SessionStore for RedisSessionStore {
                 _ => dangling.push(id.clone()),
             }
         }
-        if !dangling.is_empty() {
-            let mut args = vec![self.r.key(tenant, "s", ""), user.to_string()];
-            args.extend(dangling);
-            let _: i64 = self.r.eval(&DROP_DANGLING, vec![index], args).await?;
-        }
+        self.drop_dangling(tenant, user, index, dangling).await?;
         out.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         Ok(out)
     }
@@ -470,8 +531,8 @@ impl SessionStore for RedisSessionStore {
                 .r
                 .eval(
                     &DROP_DANGLING,
-                    vec![format!("{tenant_part}:u:{user}")],
-                    vec![format!("{tenant_part}:s:"), user.clone(), id.to_string()],
+                    vec![format!("{tenant_part}:u:{user}"), key.clone()],
+                    vec![user.clone(), id.to_string()],
                 )
                 .await?;
             // A purged session's id is free again, even for a clock that later reads earlier.

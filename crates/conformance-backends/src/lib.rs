@@ -70,6 +70,7 @@ pub fn all() -> Vec<Arc<dyn Harness>> {
     all.extend([
         Arc::new(RedisHarness::from_env()) as Arc<dyn Harness>,
         Arc::new(RedisHarness::server_time_from_env()),
+        Arc::new(RedisHarness::cluster_from_env()),
     ]);
     #[cfg(feature = "kafka")]
     all.push(Arc::new(KafkaHarness::from_env()));

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// Environment variable naming the test server.
 pub const URL_VAR: &str = "CREDO_TEST_REDIS_URL";
+/// Environment variable naming the test cluster (`redis-cluster://host:port?node=...`).
+pub const CLUSTER_URL_VAR: &str = "CREDO_TEST_REDIS_CLUSTER_URL";
 
 #[cfg(feature = "testcontainers")]
 type Container =
@@ -19,9 +21,12 @@ type Container =
 /// left behind by an aborted run expire by themselves: a server that kept tens of thousands of
 /// them made every purge case, which scans, ten times slower).
 ///
-/// Two columns: `redis`, whose rate limiter reads the injected clock so results compare with
-/// the model, and `redis-server-time`, the production default (the script reads Redis
-/// `TIME`), which runs the rate-limit cases written for real time.
+/// Three columns: `redis`, whose rate limiter reads the injected clock so results compare
+/// with the model; `redis-server-time`, the production default (the script reads Redis
+/// `TIME`), which runs the rate-limit cases written for real time; and `redis-cluster`, the
+/// `redis` column against a Redis Cluster of several masters through fred's clustered
+/// client, where a tenant's keys share a slot but tenants, session id reservations and
+/// leases spread over the masters.
 pub struct RedisHarness {
     url: Option<String>,
     base: tokio::sync::OnceCell<Result<(RedisStores, fred::clients::Client), String>>,
@@ -30,6 +35,8 @@ pub struct RedisHarness {
     container: parking_lot::Mutex<Option<Container>>,
     next: AtomicU32,
     time: TimeSource,
+    /// The `redis-cluster` column (`url` names a cluster; no container fallback).
+    cluster: bool,
 }
 
 impl RedisHarness {
@@ -38,6 +45,18 @@ impl RedisHarness {
         Self {
             time: TimeSource::Server,
             ..Self::from_env()
+        }
+    }
+
+    /// The `redis-cluster` column: the cluster named by `CREDO_TEST_REDIS_CLUSTER_URL`.
+    pub fn cluster_from_env() -> Self {
+        Self {
+            cluster: true,
+            ..Self::new(
+                std::env::var(CLUSTER_URL_VAR)
+                    .ok()
+                    .filter(|u| !u.is_empty()),
+            )
         }
     }
 
@@ -55,6 +74,7 @@ impl RedisHarness {
             container: parking_lot::Mutex::new(None),
             next: AtomicU32::new(0),
             time: TimeSource::Clock,
+            cluster: false,
         }
     }
 
@@ -83,8 +103,16 @@ impl RedisHarness {
     async fn base(&self) -> Result<(RedisStores, fred::clients::Client), String> {
         self.base
             .get_or_init(|| async {
-                let url = crate::server_url(self.url.as_ref(), URL_VAR, || self.start_container())
-                    .await?;
+                let url = if self.cluster {
+                    self.url.clone().ok_or_else(|| {
+                        format!(
+                            "{CLUSTER_URL_VAR} is not set (run `cargo xtask services up \
+                             redis-cluster` and `eval \"$(cargo xtask services env)\"`)"
+                        )
+                    })?
+                } else {
+                    crate::server_url(self.url.as_ref(), URL_VAR, || self.start_container()).await?
+                };
                 let mut config = RedisConfig::new(url);
                 config.rate_limit_time = self.time;
                 // Keys outlive their expiry by the clock long enough that Redis never drops
@@ -113,6 +141,7 @@ impl RedisHarness {
 impl Harness for RedisHarness {
     fn name(&self) -> &'static str {
         match self.time {
+            TimeSource::Clock if self.cluster => "redis-cluster",
             TimeSource::Clock => "redis",
             TimeSource::Server => "redis-server-time",
             other => unreachable!("the harness builds no {other:?} column"),
@@ -166,10 +195,15 @@ impl Drop for PrefixLease {
         };
         let (client, pattern) = (self.cleaner.clone(), format!("{}:*", self.prefix));
         runtime.spawn(async move {
-            use fred::prelude::KeysInterface;
+            use fred::prelude::{ClientLike, KeysInterface};
             use fred::types::scan::Scanner;
             use futures_util::StreamExt;
-            let mut pages = client.scan(pattern, Some(500), None);
+            // Every master's keys: a plain SCAN walks only one node of a cluster.
+            let mut pages = if client.is_clustered() {
+                client.scan_cluster(pattern, Some(500), None).boxed()
+            } else {
+                client.scan(pattern, Some(500), None).boxed()
+            };
             while let Some(Ok(mut page)) = pages.next().await {
                 let keys = page.take_results().unwrap_or_default();
                 if !keys.is_empty() {

@@ -13,6 +13,7 @@ mod kafka;
 mod postgres;
 mod process;
 mod redis;
+mod redis_cluster;
 
 use process::{alive, port_open, read_pid, run_captured, tail_of_file, wait_until};
 use std::fmt::Write as _;
@@ -30,7 +31,7 @@ pub const TANSU_BIN_VAR: &str = "CREDO_TEST_TANSU_BIN";
 
 pub const USAGE: &str = "usage: cargo xtask services <up [SERVICE]... | down [SERVICE]... | status | env | \
      backups on|status|off>  \
-     (SERVICE: postgres, redis, kafka; default: all)";
+     (SERVICE: postgres, redis, kafka, redis-cluster; default: all)";
 
 /// One of the servers the tests use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,16 +39,24 @@ pub enum Service {
     Postgres,
     Redis,
     Kafka,
+    /// Three Redis masters in one cluster (the `redis-cluster` conformance column).
+    RedisCluster,
 }
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Postgres, Service::Redis, Service::Kafka];
+    pub const ALL: [Service; 4] = [
+        Service::Postgres,
+        Service::Redis,
+        Service::Kafka,
+        Service::RedisCluster,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Postgres => "postgres",
             Service::Redis => "redis",
             Service::Kafka => "kafka",
+            Service::RedisCluster => "redis-cluster",
         }
     }
 
@@ -60,6 +69,7 @@ impl Service {
             Service::Postgres => 55432,
             Service::Redis => 56379,
             Service::Kafka => 59092,
+            Service::RedisCluster => redis_cluster::PORTS[0],
         }
     }
 
@@ -69,6 +79,7 @@ impl Service {
             Service::Postgres => "CREDO_TEST_POSTGRES_URL",
             Service::Redis => "CREDO_TEST_REDIS_URL",
             Service::Kafka => "CREDO_TEST_KAFKA_BROKERS",
+            Service::RedisCluster => "CREDO_TEST_REDIS_CLUSTER_URL",
         }
     }
 
@@ -78,6 +89,9 @@ impl Service {
             Service::Postgres => "postgres://credo:credo@127.0.0.1:55432/credo",
             Service::Redis => "redis://127.0.0.1:56379",
             Service::Kafka => "127.0.0.1:59092",
+            Service::RedisCluster => {
+                "redis-cluster://127.0.0.1:56380?node=127.0.0.1:56381&node=127.0.0.1:56382"
+            }
         }
     }
 
@@ -90,6 +104,7 @@ impl Service {
             Service::Postgres => &postgres::Postgres,
             Service::Redis => &redis::Redis,
             Service::Kafka => &kafka::Tansu,
+            Service::RedisCluster => &redis_cluster::RedisCluster,
         }
     }
 }

@@ -1,7 +1,7 @@
 local n = 0
-for i = 3, #ARGV do
-  local owner = redis.call('HGET', ARGV[1] .. ARGV[i], 'user')
-  if not owner or owner ~= ARGV[2] then
+for i = 2, #KEYS do
+  local owner = redis.call('HGET', KEYS[i], 'user')
+  if not owner or owner ~= ARGV[1] then
     n = n + redis.call('ZREM', KEYS[1], ARGV[i])
   end
 end
