@@ -2,8 +2,8 @@
 //! through `CREDO_*` variables only. The in-memory default needs no server; the PostgreSQL
 //! cases (feature `postgres`) set up a dead letter in a schema of their own and walk it
 //! through list, show and requeue, and migrate a schema up, down and up again; the Kafka
-//! cases (feature `kafka`) rebuild an audit log from its topic and walk a message of the
-//! dead-letter topic through list, show and requeue.
+//! cases (feature `kafka`) rebuild an audit log from its topic, walk a message of the
+//! dead-letter topic through list, show and requeue, and purge that topic.
 
 #[cfg(feature = "postgres")]
 mod support;
@@ -94,6 +94,7 @@ fn every_help_has_an_example() {
         &["kafka-dead-letters", "list"],
         &["kafka-dead-letters", "show"],
         &["kafka-dead-letters", "requeue"],
+        &["kafka-dead-letters", "purge"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -215,6 +216,75 @@ fn commands_the_configuration_cannot_run_are_refused() {
     } else {
         refused(&["migrations", "up"], "", postgres);
     }
+}
+
+/// `kafka-dead-letters purge`: malformed or conflicting arguments are refused by the parser,
+/// and a well-formed purge without `--yes` says what it would delete; none of them reaches a
+/// broker (the one configured does not resolve).
+#[test]
+fn a_kafka_purge_is_checked_before_any_broker_is_asked() {
+    let usage = |env: &[(&str, &str)], args: &[&str], want: &str| {
+        let run = admin(env, args);
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    };
+    let purge = ["kafka-dead-letters", "purge"];
+    let with = |rest: &[&'static str]| [&purge[..], rest].concat();
+    usage(&[], &with(&["--yes"]), "--all");
+    usage(
+        &[],
+        &with(&["--before", "zero", "--yes"]),
+        "is not a position",
+    );
+    usage(
+        &[],
+        &with(&["--before", "0:-1", "--yes"]),
+        "is not a position",
+    );
+    usage(&[], &with(&["--before", "0", "--yes"]), "is not a position");
+    usage(
+        &[],
+        &with(&["--before", "0:5", "--all", "--yes"]),
+        "cannot be used with",
+    );
+    let kafka = cfg!(feature = "kafka");
+    let feature = "needs the `kafka` cargo feature";
+    // Nothing configured: the brokers' setting is named.
+    usage(
+        &[],
+        &with(&["--all", "--yes"]),
+        if kafka {
+            "CREDO_KAFKA_BROKERS"
+        } else {
+            feature
+        },
+    );
+    let env = [("CREDO_KAFKA_BROKERS", "broker.invalid:9092")];
+    usage(
+        &env,
+        &with(&["--before", "0:1", "0:2", "--yes"]),
+        if kafka {
+            "names partition 0 twice"
+        } else {
+            feature
+        },
+    );
+    usage(
+        &env,
+        &with(&["--before", "0:18", "--before", "2:4"]),
+        if kafka {
+            "this would delete the messages below offset 18 of partition 0, below offset 4 of \
+             partition 2 of credo.audit.events.dlq for good"
+        } else {
+            feature
+        },
+    );
+    usage(
+        &env,
+        &with(&["--all"]),
+        if kafka { "pass --yes" } else { feature },
+    );
 }
 
 #[cfg(feature = "postgres")]
@@ -775,5 +845,134 @@ mod kafka {
             &["--json", "kafka-dead-letters", "list", "--limit", "1"],
         );
         assert_eq!(run.json()["more"], true);
+    }
+
+    /// `purge` checks every cut against the topic first (nothing sent when one is wrong),
+    /// then asks for DeleteRecords. tansu, the test broker, does not implement it (it closes
+    /// the connection): the purge fails with exit 1, says what to do instead and names no
+    /// broker, and every message stays listable. A broker with DeleteRecords takes the other
+    /// branch; this suite's tansu never does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kafka_dead_letter_purge_deletes_below_a_cut_or_fails_whole() {
+        let Some(brokers) = required("CREDO_TEST_KAFKA_BROKERS") else {
+            return;
+        };
+        let kafka = topics(&brokers, "credo.admin.purge").await;
+        let env = kafka_env(&kafka);
+        let env = borrowed(&env);
+
+        // Three messages straight onto the dead-letter topic, as the consumer sets them aside.
+        let mut to_dlq = kafka.clone();
+        to_dlq.topic = kafka.dlq_topic.clone();
+        to_dlq.dlq_topic = format!("{}.unused", kafka.dlq_topic);
+        // One at a time: sent as one batch, two records of a partition left tansu 0.6
+        // reporting its end (high watermark) one short, hiding the second from `list`.
+        let sink = KafkaSink::new(&to_dlq).unwrap();
+        let mut stored = Vec::new();
+        for _ in 0..3 {
+            let event = AuditEvent::new(
+                TenantId::new(),
+                SystemClock.now(),
+                AuditCategory::Security,
+                "auth.login",
+            );
+            let mut bad = EncodedEvent::encode(&event);
+            bad.payload = "not json".into();
+            stored.extend(sink.publish_acked(&[bad]).await.unwrap().stored);
+        }
+        assert_eq!(stored.len(), 3);
+        let listed = || {
+            let run = admin(&env, &["--json", "kafka-dead-letters", "list"]);
+            assert_eq!(run.code, Some(0), "{}", run.stderr);
+            let mut at: Vec<(i64, i64)> = run.json()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["partition"].as_i64().unwrap(),
+                        m["offset"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            at.sort_unstable();
+            at
+        };
+        let before = listed();
+        assert_eq!(before.len(), 3, "{before:?}, published {stored:?}");
+        let (p, last) = (stored[0].partition, stored[0].offset);
+        let end = stored
+            .iter()
+            .filter(|d| d.partition == p)
+            .map(|d| d.offset + 1)
+            .max()
+            .unwrap();
+
+        // Without --yes, nothing happens.
+        let run = admin(&env, &["kafka-dead-letters", "purge", "--all"]);
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+        // Cuts the topic cannot take: refused before anything is sent.
+        let past = format!("{p}:{}", end + 1);
+        let run = admin(
+            &env,
+            &["kafka-dead-letters", "purge", "--before", &past, "--yes"],
+        );
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("ends at offset {end}"))
+                && run.stderr.contains("nothing was deleted"),
+            "{}",
+            run.stderr
+        );
+        let run = admin(
+            &env,
+            &["kafka-dead-letters", "purge", "--before", "999:0", "--yes"],
+        );
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains("no partition 999"), "{}", run.stderr);
+        assert_eq!(listed(), before);
+
+        let cut = format!("{p}:{}", last + 1);
+        let run = admin(
+            &env,
+            &[
+                "--json",
+                "kafka-dead-letters",
+                "purge",
+                "--before",
+                &cut,
+                "--yes",
+            ],
+        );
+        if run.code == Some(0) {
+            // A broker with DeleteRecords: the partition now starts at the cut.
+            let json = run.json();
+            assert_eq!(json["partitions"][0]["low_watermark"], last + 1, "{json}");
+            assert!(!listed().contains(&(i64::from(p), last)));
+        } else {
+            assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+            assert!(run.stdout.is_empty(), "{}", run.stdout);
+            for want in [
+                "did not carry out DeleteRecords",
+                "nothing was deleted",
+                "retention.ms",
+                "kafka-configs.sh",
+                "rpk topic alter-config",
+                kafka.dlq_topic.as_str(),
+            ] {
+                assert!(run.stderr.contains(want), "{want:?}: {}", run.stderr);
+            }
+            assert!(!run.stderr.contains(&brokers), "{}", run.stderr);
+            assert_eq!(listed(), before, "a failed purge deleted something");
+            let run = admin(&env, &["kafka-dead-letters", "purge", "--all", "--yes"]);
+            assert_eq!(run.code, Some(1), "{}", run.stderr);
+            assert!(
+                run.stderr.contains("did not carry out DeleteRecords"),
+                "{}",
+                run.stderr
+            );
+            assert_eq!(listed(), before, "a failed purge deleted something");
+        }
     }
 }

@@ -1,16 +1,22 @@
 //! The commands on Kafka: `audit rebuild` (an audit consumer in a group of its own, until it
 //! has caught up) and `kafka-dead-letters` (the dead-letter topic, read with an assigned
-//! consumer: no group join, no offset commit, so the service's consumers never rebalance).
+//! consumer: no group join, no offset commit, so the service's consumers never rebalance;
+//! purged with an admin client's DeleteRecords).
 
 use super::{Failure, KafkaDeadLetterCommand, Output, Position, store_err};
 use credo_storage::kafka::{KafkaConfig, KafkaSource, source_message};
 use credo_storage::pipeline::{AuditConsumer, ConsumerConfig, ConsumerStats};
 use credo_storage::{AuditSink, Backend, EventSource, SourceMessage, Storage, StorageConfig};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -493,6 +499,7 @@ pub(crate) async fn dead_letters(
             Ok(Output::ok(json, text))
         }
         KafkaDeadLetterCommand::Requeue { positions } => requeue(&c, positions).await,
+        KafkaDeadLetterCommand::Purge { before, all, yes } => purge(&c, before, *all, *yes).await,
     }
 }
 
@@ -572,5 +579,363 @@ async fn requeue(c: &KafkaConfig, positions: &[Position]) -> Result<Output, Fail
         json: json!({"topic": c.topic, "requeued": requeued, "not_found": missing}),
         text,
         ok,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// kafka-dead-letters purge
+
+/// Why DeleteRecords deleted nothing, in the classes an operator acts on differently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PurgeRefusal {
+    /// The broker closed the connection on the request, gave no answer, or does not know the
+    /// API: how a broker without DeleteRecords fails (tansu closes the connection, which
+    /// librdkafka reports as `Local: Broker transport failure`).
+    Unsupported(RDKafkaErrorCode),
+    /// The client's principal may not delete records of the topic (ACL `Delete`).
+    NotAuthorized(RDKafkaErrorCode),
+    /// Any other answer: the broker's code, or librdkafka's text when it has none.
+    Other(String),
+}
+
+impl PurgeRefusal {
+    fn from_code(code: RDKafkaErrorCode) -> Self {
+        use RDKafkaErrorCode as C;
+        match code {
+            C::BrokerTransportFailure
+            | C::UnsupportedVersion
+            | C::UnsupportedFeature
+            | C::InvalidRequest
+            | C::OperationTimedOut
+            | C::RequestTimedOut => Self::Unsupported(code),
+            C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => {
+                Self::NotAuthorized(code)
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The refusal of a whole request: an admin result's code, or the client's own error.
+    fn from_error(e: &KafkaError) -> Self {
+        match e {
+            KafkaError::AdminOp(code) => Self::from_code(*code),
+            e => e
+                .rdkafka_error_code()
+                .map_or_else(|| Self::Other(e.to_string()), Self::from_code),
+        }
+    }
+
+    /// What failed. Neither this nor [`Self::instead`] names a broker address: the message
+    /// may be pasted into tickets (`credo-admin readiness` names the brokers).
+    fn what(&self) -> String {
+        match self {
+            Self::Unsupported(code) => format!(
+                "the broker did not carry out DeleteRecords ({code}): it may not support that \
+                 request (tansu does not; Apache Kafka >= 0.11 and Redpanda do)"
+            ),
+            Self::NotAuthorized(code) => format!("the broker refused DeleteRecords ({code})"),
+            Self::Other(why) => format!("the broker refused DeleteRecords ({why})"),
+        }
+    }
+
+    /// What to do instead, when there is something better to say than to retry.
+    fn instead(&self, c: &KafkaConfig) -> Option<String> {
+        let topic = &c.dlq_topic;
+        match self {
+            Self::Unsupported(_) => {
+                // ensure_topics sets retention.ms from kafka.dlq_retention_ms and leaves
+                // segment.ms to the broker.
+                let restore = c.dlq_retention.map_or_else(
+                    || {
+                        "remove both overrides (`--delete-config retention.ms,segment.ms`; rpk \
+                         `--delete retention.ms --delete segment.ms`)"
+                            .to_string()
+                    },
+                    |r| {
+                        format!(
+                            "set retention.ms back to {} (kafka.dlq_retention_ms) and remove \
+                             the segment.ms override (`--delete-config segment.ms`; rpk \
+                             `--delete segment.ms`)",
+                            r.as_millis()
+                        )
+                    },
+                );
+                Some(format!(
+                    "Let retention empty the topic instead: lower its retention.ms for a while, \
+                     and segment.ms, since only closed segments expire. Apache Kafka: \
+                     `kafka-configs.sh --bootstrap-server <BROKER> --alter --entity-type topics \
+                     --entity-name {topic} --add-config retention.ms=60000,segment.ms=60000`; \
+                     Redpanda: `rpk topic alter-config {topic} --set retention.ms=60000 --set \
+                     segment.ms=60000`. Once `credo-admin kafka-dead-letters list` shows it \
+                     empty, {restore}"
+                ))
+            }
+            Self::NotAuthorized(_) => Some(format!(
+                "The client's principal needs the Delete operation on topic {topic} (Apache \
+                 Kafka: `kafka-acls.sh --bootstrap-server <BROKER> --add --allow-principal \
+                 <PRINCIPAL> --operation Delete --topic {topic}`)"
+            )),
+            Self::Other(_) => None,
+        }
+    }
+
+    /// [`Self::what`], then [`Self::instead`].
+    fn explain(&self, c: &KafkaConfig) -> String {
+        match self.instead(c) {
+            Some(instead) => format!("{}. {instead}", self.what()),
+            None => self.what(),
+        }
+    }
+}
+
+/// One partition to cut: delete its messages below `before`; `low` and `high` are its
+/// watermarks as read first.
+struct Cut {
+    partition: i32,
+    before: i64,
+    low: i64,
+    high: i64,
+}
+
+/// The cuts `--before` / `--all` ask for, checked against the topic's watermarks, so that
+/// nothing is deleted when any of them is wrong.
+fn plan(
+    c: &KafkaConfig,
+    marks: &[(i32, i64, i64)],
+    before: &[Position],
+    all: bool,
+) -> Result<Vec<Cut>, Failure> {
+    let topic = &c.dlq_topic;
+    if all {
+        return Ok(marks
+            .iter()
+            .map(|&(partition, low, high)| Cut {
+                partition,
+                before: high,
+                low,
+                high,
+            })
+            .collect());
+    }
+    before
+        .iter()
+        .map(|at| {
+            let Some(&(partition, low, high)) = marks.iter().find(|m| m.0 == at.partition) else {
+                return Err(Failure::failed(format!(
+                    "--before {at}: {topic} has no partition {} (it has {} partition(s), from 0); \
+                     nothing was deleted",
+                    at.partition,
+                    marks.len()
+                )));
+            };
+            // DeleteRecords refuses an offset past the end; say so before any partition is cut.
+            if at.offset > high {
+                return Err(Failure::failed(format!(
+                    "--before {at}: partition {partition} of {topic} ends at offset {high} (its \
+                     next message's); pass at most {partition}:{high}, or --all; nothing was \
+                     deleted"
+                )));
+            }
+            Ok(Cut {
+                partition,
+                before: at.offset,
+                low,
+                high,
+            })
+        })
+        .collect()
+}
+
+/// What a request that deleted nothing left, read back rather than assumed: a connection
+/// closed after the broker acted would have deleted some.
+async fn left_behind(c: &KafkaConfig, cuts: &[Cut]) -> String {
+    let cc = c.clone();
+    let now = tokio::task::spawn_blocking(move || {
+        watermarks(&cc, &reader(&cc)?, &cc.dlq_topic, "kafka.dlq_topic")
+    })
+    .await;
+    let Ok(Ok(now)) = now else {
+        return "whether anything was deleted is unknown: `credo-admin kafka-dead-letters list` \
+                shows what the topic holds"
+            .into();
+    };
+    let moved: Vec<String> = cuts
+        .iter()
+        .filter_map(|cut| {
+            let low = now.iter().find(|m| m.0 == cut.partition)?.1;
+            (low != cut.low).then(|| format!("partition {} now starts at {low}", cut.partition))
+        })
+        .collect();
+    if moved.is_empty() {
+        "nothing was deleted (every partition starts where it did)".into()
+    } else {
+        format!("some records went all the same: {}", moved.join(", "))
+    }
+}
+
+/// Deletes the dead-letter topic's messages below each cut with DeleteRecords, and reports
+/// each partition's new low watermark. Every cut refused: a failure (exit 1) saying what the
+/// topic holds now and what to do instead; some refused: the report, exit 1.
+async fn purge(
+    c: &KafkaConfig,
+    before: &[Position],
+    all: bool,
+    yes: bool,
+) -> Result<Output, Failure> {
+    let topic = c.dlq_topic.clone();
+    // Two cuts of one partition: which would win is not for the broker to guess.
+    let mut seen = BTreeSet::new();
+    if let Some(twice) = before.iter().find(|at| !seen.insert(at.partition)) {
+        return Err(Failure::usage(format!(
+            "--before names partition {} twice: pass one <PARTITION>:<OFFSET> per partition",
+            twice.partition
+        )));
+    }
+    if !yes {
+        let what = if all {
+            format!("every message of every partition of {topic}")
+        } else {
+            let cuts: Vec<String> = before
+                .iter()
+                .map(|at| format!("below offset {} of partition {}", at.offset, at.partition))
+                .collect();
+            format!("the messages {} of {topic}", cuts.join(", "))
+        };
+        return Err(Failure::usage(format!(
+            "this would delete {what} for good (`kafka-dead-letters list` shows them; \
+             `requeue` the ones to keep first); pass --yes"
+        )));
+    }
+    let cc = c.clone();
+    let marks = tokio::task::spawn_blocking(move || {
+        watermarks(&cc, &reader(&cc)?, &cc.dlq_topic, "kafka.dlq_topic")
+    })
+    .await
+    .map_err(|e| Failure::failed(format!("kafka: reading: {e}")))??;
+    let cuts = plan(c, &marks, before, all)?;
+
+    // Only partitions with something below their cut are sent.
+    let mut tpl = TopicPartitionList::new();
+    for cut in cuts.iter().filter(|cut| cut.before > cut.low) {
+        tpl.add_partition_offset(&topic, cut.partition, Offset::Offset(cut.before))
+            .map_err(kafka_err(c, "preparing DeleteRecords"))?;
+    }
+    // partition -> its new low watermark, or why it was not cut.
+    let mut results: Vec<(i32, Result<i64, PurgeRefusal>)> = Vec::new();
+    if tpl.count() > 0 {
+        let admin: AdminClient<DefaultClientContext> = c
+            .admin_config()
+            .create()
+            .map_err(client_err(c, "creating an admin client"))?;
+        let timeout = Duration::from_secs(30).max(c.health_timeout * 5);
+        let options = AdminOptions::new().request_timeout(Some(timeout));
+        match admin.delete_records(&tpl, &options).await {
+            Ok(done) => {
+                for e in done.elements() {
+                    let r = match e.error() {
+                        Err(e) => Err(PurgeRefusal::from_error(&e)),
+                        Ok(()) => Ok(e.offset().to_raw().unwrap_or(-1)),
+                    };
+                    results.push((e.partition(), r));
+                }
+            }
+            // The request as a whole: every partition sent shares its fate.
+            Err(e) => {
+                let why = PurgeRefusal::from_error(&e);
+                for cut in cuts.iter().filter(|cut| cut.before > cut.low) {
+                    results.push((cut.partition, Err(why.clone())));
+                }
+            }
+        }
+        if results.iter().all(|(_, r)| r.is_err()) {
+            let mut refusals: Vec<(i32, PurgeRefusal)> = results
+                .into_iter()
+                .filter_map(|(p, r)| r.err().map(|why| (p, why)))
+                .collect();
+            refusals.sort_by_key(|(p, _)| *p);
+            let left = left_behind(c, &cuts).await;
+            let message = if refusals.iter().all(|(_, why)| *why == refusals[0].1) {
+                let why = &refusals[0].1;
+                let instead = why.instead(c).map_or(String::new(), |i| format!(". {i}"));
+                format!("{}; {left}{instead}", why.what())
+            } else {
+                let each: Vec<String> = refusals
+                    .iter()
+                    .map(|(p, why)| format!("partition {p}: {}", why.explain(c)))
+                    .collect();
+                format!("{left}. {}", each.join("; "))
+            };
+            return Err(Failure::failed(format!(
+                "kafka: purging {topic}: {message}"
+            )));
+        }
+    }
+
+    let mut text = String::new();
+    let mut items = Vec::new();
+    let (mut deleted, mut refused) = (0_i64, Vec::new());
+    for cut in &cuts {
+        let p = cut.partition;
+        let mut item = json!({
+            "partition": p,
+            "before": cut.before,
+            "low_watermark_before": cut.low,
+            "high_watermark": cut.high,
+        });
+        match results.iter().find(|(rp, _)| *rp == p).map(|(_, r)| r) {
+            // Not sent: nothing below the cut.
+            None => {
+                item["deleted"] = json!(0);
+                item["low_watermark"] = json!(cut.low);
+                let _ = writeln!(
+                    text,
+                    "partition {p}: nothing below offset {} (it starts at {})",
+                    cut.before, cut.low
+                );
+            }
+            Some(Ok(low)) => {
+                // No offset in the answer: the partition starts at the cut.
+                let low = if *low < 0 { cut.before } else { *low };
+                let n = (low - cut.low).max(0);
+                deleted += n;
+                item["deleted"] = json!(n);
+                item["low_watermark"] = json!(low);
+                let _ = writeln!(
+                    text,
+                    "partition {p}: deleted {n} message(s) below offset {}; it now starts at \
+                     {low}",
+                    cut.before
+                );
+            }
+            Some(Err(why)) => {
+                let why = why.explain(c);
+                eprintln!("credo-admin: error: partition {p} of {topic}: {why}");
+                item["deleted"] = json!(0);
+                item["error"] = json!(why);
+                let _ = writeln!(text, "partition {p}: NOT purged (the error is on stderr)");
+                refused.push(p);
+            }
+        }
+        items.push(item);
+    }
+    let _ = writeln!(
+        text,
+        "deleted {deleted} message(s) from {topic}{}",
+        if refused.is_empty() {
+            String::new()
+        } else {
+            format!("; {} partition(s) refused", refused.len())
+        }
+    );
+    Ok(Output {
+        json: json!({
+            "topic": topic,
+            "deleted": deleted,
+            "partitions": items,
+            "refused": refused,
+        }),
+        text,
+        // Nothing below any cut is not a failure: purging an emptied topic again is a no-op.
+        ok: refused.is_empty(),
     })
 }

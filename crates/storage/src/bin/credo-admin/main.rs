@@ -82,7 +82,7 @@ enum Command {
     /// materialize. Read without joining a consumer group or committing offsets.
     #[command(
         subcommand,
-        after_help = "Example:\n  credo-admin kafka-dead-letters list\n  credo-admin kafka-dead-letters requeue 0:17"
+        after_help = "Example:\n  credo-admin kafka-dead-letters list\n  credo-admin kafka-dead-letters requeue 0:17\n  credo-admin kafka-dead-letters purge --before 0:18 --yes"
     )]
     KafkaDeadLetters(KafkaDeadLetterCommand),
 }
@@ -229,6 +229,36 @@ enum KafkaDeadLetterCommand {
         /// `<PARTITION>:<OFFSET>` of each message, as `list` prints it.
         #[arg(required = true, value_parser = parse_position)]
         positions: Vec<Position>,
+    },
+    /// Deletes messages of the dead-letter topic for good, with the broker's DeleteRecords.
+    ///
+    /// Kafka cannot delete one message: a partition is cut at an offset, and every message
+    /// below it goes. `--before P:O` cuts partition P at offset O (the message at O stays);
+    /// `--all` cuts every partition at its end as read first. Read, and requeue, what must be
+    /// kept first; refused without `--yes`. Every cut is checked against the partition's
+    /// offsets before any is sent. A broker without DeleteRecords (tansu) fails the request:
+    /// let retention empty the topic instead (`retention.ms`; docs/admin.md).
+    #[command(
+        group(clap::ArgGroup::new("what").required(true).args(["before", "all"])),
+        after_help = "Example:\n  credo-admin kafka-dead-letters purge --before 0:18 --yes      # 0:0 to 0:17 go\n  credo-admin --json kafka-dead-letters purge --before 0:18 2:4 --yes\n  credo-admin kafka-dead-letters purge --all --yes"
+    )]
+    Purge {
+        /// `<PARTITION>:<OFFSET>`: delete every message of PARTITION below OFFSET (one per
+        /// partition; OFFSET at most the partition's end).
+        #[arg(
+            long,
+            value_name = "PARTITION:OFFSET",
+            num_args = 1..,
+            value_parser = parse_position
+        )]
+        before: Vec<Position>,
+        /// Delete every message of every partition, up to the end read before deleting
+        /// (messages written meanwhile stay).
+        #[arg(long, conflicts_with = "before")]
+        all: bool,
+        /// Confirms the deletion (refused without it).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
