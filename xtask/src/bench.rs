@@ -1,7 +1,10 @@
-//! `cargo xtask bench [--quick] [FILTER]`: brings the test servers up, runs the criterion
-//! benchmarks of `crates/bench`, and prints one table of our time beside the baseline's
-//! (`ours` and `baseline` in each criterion group, same process, same run), with the ratio and
-//! p50/p99 of the sample means. Writes `target/bench/report.json`.
+//! `cargo xtask bench [--quick | --smoke] [FILTER]`: brings the test servers up, runs the
+//! criterion benchmarks of `crates/bench`, and prints one table of our time beside the
+//! baseline's (`ours` and `baseline` in each criterion group, same process, same run), with
+//! the ratio and p50/p99 of the sample means. Writes `target/bench/report.json`.
+//!
+//! `--smoke` measures nothing: it runs every benchmark once on small inputs ([`smoke`]), the
+//! check `cargo xtask test` also makes so that no benchmark rots.
 
 use crate::services;
 use serde_json::{Value, json};
@@ -9,16 +12,28 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [FILTER]";
+const USAGE: &str = "usage: cargo xtask bench [--quick | --smoke] [FILTER]";
 
-/// `--quick` and at most one criterion filter; any other flag is refused, so that a typo
-/// never starts a full run of many minutes.
-fn parse(args: &[String]) -> Result<(bool, Option<&String>), String> {
-    let mut quick = false;
+/// How long a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Quick,
+    Smoke,
+}
+
+/// `--quick` or `--smoke`, and at most one criterion filter; any other flag is refused, so
+/// that a typo never starts a full run of many minutes.
+fn parse(args: &[String]) -> Result<(Mode, Option<&String>), String> {
+    let mut mode = Mode::Full;
     let mut filter = None;
     for a in args {
         match a.as_str() {
-            "--quick" => quick = true,
+            "--quick" | "--smoke" if mode != Mode::Full => {
+                return Err(format!("--quick and --smoke exclude each other\n{USAGE}"));
+            }
+            "--quick" => mode = Mode::Quick,
+            "--smoke" => mode = Mode::Smoke,
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown argument {flag:?}\n{USAGE}"));
             }
@@ -26,11 +41,28 @@ fn parse(args: &[String]) -> Result<(bool, Option<&String>), String> {
             _ => filter = Some(a),
         }
     }
-    Ok((quick, filter))
+    Ok((mode, filter))
+}
+
+/// Every benchmark once, on small inputs: `cargo test` of the bench targets puts criterion in
+/// test mode (one iteration each, nothing measured or saved), `CREDO_BENCH_SMOKE=1` shrinks
+/// the heavy set-ups, and `CREDO_TEST_REQUIRE=all` fails a bench whose server is not given.
+/// `--workspace --all-features`, as `cargo xtask test` builds: `-p credo-bench` alone would
+/// resolve other features and rebuild some 30 crates.
+pub(crate) fn smoke(cargo: &str, filter: Option<&String>) -> Command {
+    let mut cmd = Command::new(cargo);
+    cmd.args(["test", "--workspace", "--all-features", "--bench", "*"]);
+    if let Some(f) = filter {
+        cmd.args(["--", f]);
+    }
+    cmd.env("CREDO_BENCH_SMOKE", "1")
+        .env("CREDO_TEST_REQUIRE", "all");
+    cmd
 }
 
 pub fn bench(args: &[String]) -> Result<bool, String> {
-    let (quick, filter) = parse(args)?;
+    let (mode, filter) = parse(args)?;
+    let quick = mode == Mode::Quick;
     let services = services::Services::new()?;
     let mut session = services::ServiceSession::new(&services);
     let mut env: Vec<(&str, String)> = Vec::new();
@@ -45,6 +77,17 @@ pub fn bench(args: &[String]) -> Result<bool, String> {
     }
     let started = SystemTime::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    if mode == Mode::Smoke {
+        let mut cmd = smoke(&cargo, filter);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let ran = crate::run(&mut cmd);
+        let stopped = session.stop();
+        let ran = ran?;
+        stopped?;
+        return Ok(ran);
+    }
     let mut cmd = Command::new(cargo);
     cmd.args(["bench", "-p", "credo-bench", "--benches", "--"]);
     cmd.arg("--noplot");
@@ -199,7 +242,7 @@ fn print_table(rows: &[Value]) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{Mode, parse};
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
@@ -208,8 +251,12 @@ mod tests {
     #[test]
     fn flags_and_one_filter_are_taken_and_typos_refused() {
         let a = args(&["--quick", "sessions"]);
-        assert_eq!(parse(&a).unwrap(), (true, Some(&a[1])));
-        assert_eq!(parse(&[]).unwrap(), (false, None));
+        assert_eq!(parse(&a).unwrap(), (Mode::Quick, Some(&a[1])));
+        let a = args(&["redis", "--smoke"]);
+        assert_eq!(parse(&a).unwrap(), (Mode::Smoke, Some(&a[0])));
+        assert_eq!(parse(&[]).unwrap(), (Mode::Full, None));
+        assert!(parse(&args(&["--quick", "--smoke"])).is_err());
+        assert!(parse(&args(&["--smoke", "--smoke"])).is_err());
         assert!(parse(&args(&["--qiuck"])).is_err());
         assert!(parse(&args(&["-q"])).is_err());
         assert!(parse(&args(&["a", "b"])).is_err());

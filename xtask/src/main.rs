@@ -4,20 +4,24 @@
 //!   matrix, printed and written to `target/conformance/report.{md,json}` (by the
 //!   `conformance-matrix` binary of `credo-conformance-backends`: xtask links no driver).
 //! - `test`: the alert rules' checks (`alerts`), then starts the test servers (`services
-//!   up`), runs every test of the workspace, then the full conformance matrix with `CREDO_TEST_REQUIRE=all`, and stops the servers it
-//!   started (the README's test command; `.ci/run` calls it).
+//!   up`), runs every test of the workspace and every benchmark once on small inputs (smoke),
+//!   then the full conformance matrix with
+//!   `CREDO_TEST_REQUIRE=all`, then `services backups on` and `off` when it started PostgreSQL
+//!   itself, and stops the servers it started (the README's test command; `.ci/run` calls it).
 //! - `alerts`: `promtool check rules` and `promtool test rules` over `deploy/prometheus/`
 //!   (installs Debian's `prometheus` package when promtool is missing); part of `test`.
 //! - `drill`: the recovery drills (point-in-time recovery with pgBackRest, migration
 //!   rollback) with their figures (installs Debian's `pgbackrest` when missing); `test` runs
 //!   them too.
-//! - `bench [--quick] [FILTER]`: the criterion benchmarks of `crates/bench`, ours beside each
-//!   baseline, printed as one table of ratios and written to `target/bench/report.json`.
+//! - `bench [--quick | --smoke] [FILTER]`: the criterion benchmarks of `crates/bench`, ours
+//!   beside each baseline, printed as one table of ratios and written to
+//!   `target/bench/report.json`; `--smoke` runs each once on small inputs (as `test` does).
 //! - `mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX] [--list]`:
 //!   cargo-mutants on the adapters and `ports`, each judged by its backend's conformance suite;
 //!   reports in `target/mutation/` (see `docs/mutation.md`).
-//! - `services up | down | status | env`: PostgreSQL, Redis and a Kafka-protocol broker as
-//!   local processes for the tests (see `services.rs`).
+//! - `services up | down | status | env | backups on|status|off`: PostgreSQL, Redis and a
+//!   Kafka-protocol broker as local processes for the tests (see `services/mod.rs`), and
+//!   pgBackRest archiving and backups for that PostgreSQL.
 
 mod alerts;
 mod bench;
@@ -29,8 +33,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | alerts | drill | bench [--quick] [FILTER] | mutants [--package NAME]... [--shard K/N] \
-                     | services <up | down | status | env>>";
+                     | test | alerts | drill | bench [--quick | --smoke] [FILTER] | mutants [--package NAME]... [--shard K/N] \
+                     | services <up | down | status | env | backups on|status|off>>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -159,7 +163,10 @@ fn test() -> Result<bool, String> {
         let bin = services.tansu_binary()?;
         env.push((services::TANSU_BIN_VAR, bin.display().to_string()));
     }
-    let passed = run_tests(&env);
+    let mut passed = run_tests(&env);
+    if matches!(passed, Ok(true)) && session.started(services::Service::Postgres) {
+        passed = local_backups(&services);
+    }
     let stopped = session.stop();
     if let (Err(_), Err(e)) = (&passed, &stopped) {
         eprintln!("xtask: {e}");
@@ -167,6 +174,25 @@ fn test() -> Result<bool, String> {
     let passed = passed?;
     stopped?;
     Ok(passed)
+}
+
+/// `cargo xtask services backups on`, then `off`, on the server this run started (never on
+/// one the caller runs): the local server setup's pgBackRest switch keeps working.
+fn local_backups(services: &services::Services) -> Result<bool, String> {
+    let started = std::time::Instant::now();
+    services.backups_on()?;
+    let held = services.backups_hold_a_full_backup()?;
+    services.backups_off()?;
+    eprintln!(
+        "xtask: local server backups on, a full backup verified{}, off again ({:.1} s)",
+        if held {
+            ""
+        } else {
+            " BUT NOT LISTED by pgbackrest info"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(held)
 }
 
 fn run_tests(env: &[(&str, String)]) -> Result<bool, String> {
@@ -187,6 +213,12 @@ fn run_tests(env: &[(&str, String)]) -> Result<bool, String> {
     ]);
     with_env(&mut cargo_test);
     if !run(&mut cargo_test)? {
+        return Ok(false);
+    }
+    // Every benchmark once, on small inputs, so that none rots; it reuses the build above.
+    let mut benches = bench::smoke(&cargo, None);
+    with_env(&mut benches);
+    if !run(&mut benches)? {
         return Ok(false);
     }
     // The facade once more with its default features only: what a service gets without

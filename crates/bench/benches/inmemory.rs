@@ -1,7 +1,8 @@
 //! In-memory hot paths beside the `governor` crate's keyed limiter and a raw DashMap.
+//! A smoke run (`credo_bench::smoke`) uses 1,000 keys for 100,000 and 10,000 for 2,000,000.
 
 use credo_adapters_inmemory::InMemoryStores;
-use credo_bench::{BASELINE, OURS};
+use credo_bench::{BASELINE, OURS, sized};
 use credo_ports::{
     Clock, Device, ManualClock, NewSession, NewUser, RateLimitPolicy, RateLimitStore, SessionId,
     SessionStatus, SystemClock, TenantId, Timestamp,
@@ -42,7 +43,7 @@ fn check(store: &dyn RateLimitStore, tenant: TenantId, key: &str) {
 }
 
 fn rate_limit_existing(c: &mut Criterion) {
-    for n in [1usize, 100_000] {
+    for n in [1usize, sized(100_000, 1_000)] {
         let mut g = c.benchmark_group(format!("inmemory.rate_limit.existing_key.{n}_keys"));
         let ks = keys(n, "k");
         let stores = InMemoryStores::new(Arc::new(SystemClock));
@@ -73,8 +74,10 @@ fn rate_limit_existing(c: &mut Criterion) {
 }
 
 fn rate_limit_existing_two_threads(c: &mut Criterion) {
-    let n = 100_000;
-    let mut g = c.benchmark_group("inmemory.rate_limit.existing_key.100000_keys.2_threads");
+    let n = sized(100_000, 1_000);
+    let mut g = c.benchmark_group(format!(
+        "inmemory.rate_limit.existing_key.{n}_keys.2_threads"
+    ));
     let ks = Arc::new(keys(n, "k"));
     let stores = InMemoryStores::new(Arc::new(SystemClock));
     let ours = stores.rate_limits();
@@ -151,10 +154,11 @@ fn rate_limit_new_key(c: &mut Criterion) {
 }
 
 fn eviction(c: &mut Criterion) {
-    const KEYS: usize = 2_000_000;
-    let mut g = c.benchmark_group("inmemory.rate_limit.evict_idle.2000000_keys");
+    // A smoke run fills 10,000 keys: 2,000,000 take seconds to set up.
+    let n = sized(2_000_000, 10_000);
+    let mut g = c.benchmark_group(format!("inmemory.rate_limit.evict_idle.{n}_keys"));
     g.sample_size(10);
-    let ks = keys(KEYS, "idle");
+    let ks = keys(n, "idle");
     let start = Timestamp::from_secs(1_800_000_000);
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
@@ -165,7 +169,7 @@ fn eviction(c: &mut Criterion) {
                 let ours = stores.rate_limits_inner();
                 let tenant = TenantId::new();
                 // Untimed set-up, on both cores to keep `--quick` short.
-                two_threads(KEYS as u64, |t, i| {
+                two_threads(n as u64, |t, i| {
                     check(ours.as_ref(), tenant, &ks[i as usize * 2 + t]);
                 });
                 clock.advance(Duration::from_secs(10));
@@ -176,7 +180,7 @@ fn eviction(c: &mut Criterion) {
                     .unwrap()
                     .unwrap();
                 total += started.elapsed();
-                assert_eq!(removed, KEYS as u64);
+                assert_eq!(removed, n as u64);
             }
             total
         })
@@ -187,7 +191,7 @@ fn eviction(c: &mut Criterion) {
             for _ in 0..iters {
                 let clock = FakeRelativeClock::default();
                 let peer = RateLimiter::dashmap_with_clock(quota(), clock.clone());
-                two_threads(KEYS as u64, |t, i| {
+                two_threads(n as u64, |t, i| {
                     let _ = peer.check_key(&ks[i as usize * 2 + t]);
                 });
                 clock.advance(Duration::from_secs(10));

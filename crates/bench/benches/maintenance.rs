@@ -2,7 +2,9 @@
 //! run: the p99 of session reads and touches (the purged table) with no purge running, then
 //! while the `sessions` job removes 1,000,000 expired sessions with the default batch (500)
 //! and pause (400 ms), then with no purge again. Target: p99 during the purge at most 1.10×
-//! the p99 without. Needs `CREDO_TEST_POSTGRES_URL`; `CREDO_BENCH_QUICK=1` purges 200,000.
+//! the p99 without. Needs `CREDO_TEST_POSTGRES_URL`; `CREDO_BENCH_QUICK=1` purges 200,000. A
+//! smoke run (`credo_bench::smoke`: `cargo test`, `cargo xtask test`) purges 1,000 with 50 live
+//! sessions and short quiet phases, and writes no report: its figures mean nothing.
 //!
 //! Not a criterion group: criterion keeps per-sample means, and the target is on single
 //! calls' p99. Prints its own table and writes `target/bench/extra/maintenance.json`, which
@@ -19,7 +21,6 @@ use std::time::{Duration, Instant};
 
 /// Concurrent foreground callers (a service's handlers).
 const CALLERS: usize = 4;
-const LIVE_SESSIONS: usize = 2_000;
 const TARGET: f64 = 1.10;
 
 /// `cargo bench` passes criterion's flags to every bench: take the first free word as the
@@ -94,17 +95,19 @@ fn main() {
     if !selected() {
         return;
     }
-    let Some(url) = std::env::var("CREDO_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("SKIPPED: the maintenance benchmark needs CREDO_TEST_POSTGRES_URL");
+    let Some(url) = credo_testkit::required("CREDO_TEST_POSTGRES_URL") else {
         return;
     };
-    let quick = std::env::var("CREDO_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (quick, smoke) = (credo_bench::quick(), credo_bench::smoke());
     let expired: i64 = env_u64("CREDO_BENCH_MAINTENANCE_ROWS")
         .map(|n| n as i64)
-        .unwrap_or(if quick { 200_000 } else { 1_000_000 });
+        .unwrap_or(match (smoke, quick) {
+            (true, _) => 1_000,
+            (_, true) => 200_000,
+            _ => 1_000_000,
+        });
+    // Created one by one: 2,000 take seconds in a debug build.
+    let live_sessions = if smoke { 50 } else { 2_000 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -120,8 +123,8 @@ fn main() {
         pg.migrate().await.unwrap();
         let sessions = pg.sessions();
         let tenant = TenantId::new();
-        let mut live = Vec::with_capacity(LIVE_SESSIONS);
-        for _ in 0..LIVE_SESSIONS {
+        let mut live = Vec::with_capacity(live_sessions);
+        for _ in 0..live_sessions {
             let s = sessions
                 .create(NewSession {
                     id: SessionId::new(),
@@ -162,7 +165,11 @@ fn main() {
             seeding.elapsed().as_secs_f64()
         );
 
-        let quiet = Duration::from_secs(if quick { 10 } else { 20 });
+        let quiet = match (smoke, quick) {
+            (true, _) => Duration::from_millis(300),
+            (_, true) => Duration::from_secs(10),
+            _ => Duration::from_secs(20),
+        };
         let before = foreground(
             sessions.clone(),
             live.clone(),
@@ -237,6 +244,10 @@ fn main() {
             ms(during.pct(0.5)),
             ms(during.pct(0.99))
         );
+        if smoke {
+            // A smoke run's figures would overwrite a real run's in the report.
+            return;
+        }
         let extra = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench/extra");
         std::fs::create_dir_all(&extra).unwrap();
         let row = serde_json::json!({

@@ -10,13 +10,15 @@
 //!   decode, one array insert with `ON CONFLICT DO NOTHING`, asynchronous commit).
 //!
 //! One operation is one event, so the table reads as time per event (its inverse is events/s).
-//! Needs `CREDO_TEST_POSTGRES_URL` and `CREDO_TEST_KAFKA_BROKERS` (`cargo xtask bench`).
+//! Needs `CREDO_TEST_POSTGRES_URL` and `CREDO_TEST_KAFKA_BROKERS` (`cargo xtask bench`). A smoke
+//! run moves 200 events per round in batches of 100 (the group names say the size).
 
 use credo_adapters_kafka::{KafkaConfig, KafkaSink, KafkaSource, ensure_topics};
 use credo_adapters_postgres::{PgConfig, PgStores};
-use credo_bench::{BASELINE, OURS, insert_events_raw};
-use credo_pipeline::{AuditConsumer, ConsumerConfig, ConsumerHandle, OutboxRelay, RelayConfig};
+use credo_bench::{BASELINE, OURS, insert_events_raw, sized};
+use credo_pipeline::{AuditConsumer, ConsumerConfig, OutboxRelay, RelayConfig};
 use credo_ports::{AuditCategory, AuditEvent, EncodedEvent, SystemClock, TenantId, UserId};
+use credo_testkit::required as server;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -24,23 +26,16 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use sqlx::{PgPool, Row};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-const EVENTS: usize = 2_000;
-const BATCH: usize = 500;
-
-fn env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            eprintln!("SKIPPED: pipeline benchmarks need {name} (cargo xtask bench)");
-            None
-        }
-    }
-}
+/// Events per round: 2,000, or 200 in a smoke run (`credo_bench::smoke`).
+static EVENTS: LazyLock<usize> = LazyLock::new(|| sized(2_000, 200));
+/// Claim and consumer batch: 500, or 100 in a smoke run, so a round still takes two batches.
+static BATCH: LazyLock<usize> = LazyLock::new(|| sized(500, 100));
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -64,8 +59,8 @@ fn kafka_config(brokers: &str, name: &str) -> KafkaConfig {
 
 /// `name` keeps each group's topics and consumer groups apart from the other group's.
 fn setup(name: &str) -> Option<Setup> {
-    let url = env("CREDO_TEST_POSTGRES_URL")?;
-    let brokers = env("CREDO_TEST_KAFKA_BROKERS")?;
+    let url = server("CREDO_TEST_POSTGRES_URL")?;
+    let brokers = server("CREDO_TEST_KAFKA_BROKERS")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,11 +76,16 @@ fn setup(name: &str) -> Option<Setup> {
             kafka_config(&brokers, &format!("{name}.ours")),
             kafka_config(&brokers, &format!("{name}.raw")),
         );
-        ensure_topics(&ours).await.unwrap();
-        ensure_topics(&raw).await.unwrap();
+        // A broker that does not answer fails here in seconds, not after rdkafka's 60 s.
+        for c in [&ours, &raw] {
+            tokio::time::timeout(Duration::from_secs(15), ensure_topics(c))
+                .await
+                .unwrap_or_else(|_| panic!("no Kafka broker answered at {brokers} within 15 s"))
+                .unwrap();
+        }
         let relay = OutboxRelay::new(pg.outbox(), Arc::new(KafkaSink::new(&ours).unwrap()), {
             let mut c = RelayConfig::default();
-            c.batch = BATCH;
+            c.batch = *BATCH;
             c
         })
         .unwrap();
@@ -108,7 +108,7 @@ fn setup(name: &str) -> Option<Setup> {
 async fn fill(pool: &PgPool, tenant: TenantId) {
     let now = credo_ports::Clock::now(&SystemClock);
     let subjects: Vec<UserId> = (0..20).map(|_| UserId::new()).collect();
-    let events: Vec<AuditEvent> = (0..EVENTS)
+    let events: Vec<AuditEvent> = (0..*EVENTS)
         .map(|i| {
             let mut e = AuditEvent::new(tenant, now, AuditCategory::Security, "auth.login_failed");
             e.subject_user_id = Some(subjects[i % subjects.len()]);
@@ -154,7 +154,7 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
              RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
                        o.schema_version, o.envelope",
         )
-        .bind(BATCH as i64)
+        .bind(*BATCH as i64)
         .fetch_all(pool)
         .await
         .unwrap();
@@ -207,23 +207,23 @@ async fn raw_drain(pool: &PgPool, producer: &FutureProducer, topic: &str) -> usi
     }
 }
 
-/// Our relay and the raw loop, each draining 2,000 fresh rows per iteration.
+/// Our relay and the raw loop, each draining `EVENTS` fresh rows per iteration.
 fn relay_drain(c: &mut Criterion) {
     let Some(s) = setup("relay") else { return };
     let pool = s.pg.pool().clone();
-    let mut g = c.benchmark_group("pipeline.relay.drain_2000");
+    let mut g = c.benchmark_group(format!("pipeline.relay.drain_{}", *EVENTS));
     g.sample_size(10);
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
             s.rt.block_on(rounds(&pool, iters, || async {
-                assert_eq!(s.relay.drain().await.unwrap(), EVENTS as u64);
+                assert_eq!(s.relay.drain().await.unwrap(), *EVENTS as u64);
             }))
         })
     });
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|iters| {
             s.rt.block_on(rounds(&pool, iters, || async {
-                assert_eq!(raw_drain(&pool, &s.producer, &s.raw.topic).await, EVENTS);
+                assert_eq!(raw_drain(&pool, &s.producer, &s.raw.topic).await, *EVENTS);
             }))
         })
     });
@@ -231,8 +231,8 @@ fn relay_drain(c: &mut Criterion) {
     s.rt.block_on(s.pg.drop_schema()).unwrap();
 }
 
-/// `iters` rounds of 2,000 fresh outbox rows (untimed) and `round` (timed). Criterion counts
-/// iterations and one moves 2,000 events, so this returns the time per event.
+/// `iters` rounds of `EVENTS` fresh outbox rows (untimed) and `round` (timed). Criterion counts
+/// iterations and one moves `EVENTS` events, so this returns the time per event.
 async fn rounds<F, Fut>(pool: &PgPool, iters: u64, mut round: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -245,10 +245,10 @@ where
         round().await;
         timed += started.elapsed();
     }
-    timed / EVENTS as u32
+    timed / *EVENTS as u32
 }
 
-/// The raw consumer: batches of up to 500 (or what arrives within 20 ms), one array insert,
+/// The raw consumer: batches of up to `BATCH` (or what arrives within 20 ms), one array insert,
 /// an asynchronous commit. Counts the rows it inserted into `written`.
 async fn raw_consume(
     config: ClientConfig,
@@ -266,7 +266,7 @@ async fn raw_consume(
         };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
-        while batch.len() < BATCH {
+        while batch.len() < *BATCH {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
                 Ok(m) => batch.push(m.unwrap().detach()),
                 Err(_) => break,
@@ -295,9 +295,15 @@ async fn raw_consume(
     }
 }
 
-async fn wait_until(counter: impl Fn() -> u64, target: u64) {
+/// Waits until `counter` reaches `target`. Fails at once when `consumer`, the task that counts,
+/// has ended (a panic in it), rather than at the deadline.
+async fn wait_until<T>(consumer: &JoinHandle<T>, counter: impl Fn() -> u64, target: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while counter() < target {
+        assert!(
+            !consumer.is_finished(),
+            "the consumer task ended (see its panic above)"
+        );
         assert!(
             Instant::now() < deadline,
             "events not materialized within 60 s"
@@ -311,7 +317,7 @@ fn end_to_end(c: &mut Criterion) {
     let Some(s) = setup("e2e") else { return };
     let pool = s.pg.pool().clone();
     let (stop, stopped) = watch::channel(false);
-    let (handle, written): (ConsumerHandle, Arc<AtomicU64>) = s.rt.block_on(async {
+    let (handle, written, ours_task, raw_task) = s.rt.block_on(async {
         let source = KafkaSource::new(&s.ours).unwrap();
         let source_handle = source.handle();
         let consumer = AuditConsumer::new(
@@ -321,44 +327,44 @@ fn end_to_end(c: &mut Criterion) {
         )
         .unwrap();
         let handle = consumer.handle();
-        tokio::spawn(consumer.run(stopped.clone()));
+        let ours_task = tokio::spawn(consumer.run(stopped.clone()));
         assert!(source_handle.wait_assigned(Duration::from_secs(60)).await);
         let written = Arc::new(AtomicU64::new(0));
-        tokio::spawn(raw_consume(
+        let raw_task = tokio::spawn(raw_consume(
             s.raw.consumer_config(),
             s.raw.topic.clone(),
             pool.clone(),
             written.clone(),
             stopped,
         ));
-        (handle, written)
+        (handle, written, ours_task, raw_task)
     });
     // One untimed round each: the raw consumer's first batch also tells its group joined.
     s.rt.block_on(async {
         fill(&pool, TenantId::new()).await;
         s.relay.drain().await.unwrap();
-        wait_until(|| handle.stats().materialized, EVENTS as u64).await;
+        wait_until(&ours_task, || handle.stats().materialized, *EVENTS as u64).await;
         fill(&pool, TenantId::new()).await;
         raw_drain(&pool, &s.producer, &s.raw.topic).await;
-        wait_until(|| written.load(Ordering::SeqCst), EVENTS as u64).await;
+        wait_until(&raw_task, || written.load(Ordering::SeqCst), *EVENTS as u64).await;
     });
-    let mut g = c.benchmark_group("pipeline.end_to_end_2000");
+    let mut g = c.benchmark_group(format!("pipeline.end_to_end_{}", *EVENTS));
     g.sample_size(10);
     g.bench_function(OURS, |b| {
         b.iter_custom(|iters| {
             s.rt.block_on(rounds(&pool, iters, || async {
-                let target = handle.stats().materialized + EVENTS as u64;
+                let target = handle.stats().materialized + *EVENTS as u64;
                 s.relay.drain().await.unwrap();
-                wait_until(|| handle.stats().materialized, target).await;
+                wait_until(&ours_task, || handle.stats().materialized, target).await;
             }))
         })
     });
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|iters| {
             s.rt.block_on(rounds(&pool, iters, || async {
-                let target = written.load(Ordering::SeqCst) + EVENTS as u64;
+                let target = written.load(Ordering::SeqCst) + *EVENTS as u64;
                 raw_drain(&pool, &s.producer, &s.raw.topic).await;
-                wait_until(|| written.load(Ordering::SeqCst), target).await;
+                wait_until(&raw_task, || written.load(Ordering::SeqCst), target).await;
             }))
         })
     });

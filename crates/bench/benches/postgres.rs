@@ -6,8 +6,8 @@
 use credo_adapters_postgres::{PgConfig, PgStores};
 use credo_bench::{BASELINE, OURS, insert_events_raw};
 use credo_ports::{
-    AuditCategory, AuditEvent, Clock, ConsentId, GrantConsent, NewUser, SystemClock, TenantId,
-    UserId,
+    AuditCategory, AuditEvent, Clock, ConsentId, EncodedEvent, GrantConsent, NewUser, SystemClock,
+    TenantId, UserId,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
@@ -17,13 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn setup() -> Option<(tokio::runtime::Runtime, PgStores)> {
-    let url = match std::env::var("CREDO_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            eprintln!("SKIPPED: postgres benchmarks need CREDO_TEST_POSTGRES_URL");
-            return None;
-        }
-    };
+    let url = credo_testkit::required("CREDO_TEST_POSTGRES_URL")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,14 +173,20 @@ fn consent_grant(c: &mut Criterion) {
             e.subject_user_id = Some(user);
             e.purpose = Some(v.1.clone());
             e.decision = Some("granted".into());
+            // The same row our outbox writes: the encoded envelope and its columns.
+            let m = EncodedEvent::encode(&e);
             sqlx::query(
-                "INSERT INTO outbox (event_id, tenant_id, event_type, payload, enqueued_at)
-                 VALUES ($1, $2, $3, $4, now()) ON CONFLICT (event_id) DO NOTHING",
+                "INSERT INTO outbox (event_id, tenant_id, subject_user_id, event_type, schema_version,
+                                     envelope, enqueued_at, traceparent)
+                 VALUES ($1, $2, $3, $4, $5, $6, now(), $7) ON CONFLICT (event_id) DO NOTHING",
             )
-            .bind(e.id.0)
-            .bind(e.tenant_id.0)
-            .bind(&e.action)
-            .bind(serde_json::to_value(&e).unwrap())
+            .bind(m.id.0)
+            .bind(m.tenant_id.0)
+            .bind(m.subject.map(|u| u.0))
+            .bind(&m.event_type)
+            .bind(m.schema_version as i32)
+            .bind(&m.payload)
+            .bind(m.traceparent.map(|t| t.to_string()))
             .execute(&mut *tx)
             .await
             .unwrap();

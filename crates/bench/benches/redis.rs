@@ -28,16 +28,6 @@ use std::time::{Duration, Instant};
 const POOL: usize = 4;
 const TASKS: u64 = 64;
 
-fn url() -> Option<String> {
-    match std::env::var("CREDO_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("SKIPPED: redis benchmarks need CREDO_TEST_REDIS_URL (cargo xtask bench)");
-            None
-        }
-    }
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,7 +98,7 @@ struct Setup {
 }
 
 fn setup() -> Option<Setup> {
-    let url = url()?;
+    let url = credo_testkit::required("CREDO_TEST_REDIS_URL")?;
     let rt = runtime();
     let prefix = format!("credo_bench_{}", std::process::id());
     let (ours, raw) = rt.block_on(async {
@@ -124,7 +114,13 @@ fn setup() -> Option<Setup> {
             .unwrap()
             .build_pool(POOL)
             .unwrap();
-        raw.init().await.unwrap();
+        // fred reconnects forever: a server that does not answer must fail the bench instead.
+        tokio::time::timeout(Duration::from_secs(10), raw.init())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("no Redis answered at {} within 10 s", config.redacted_url())
+            })
+            .unwrap();
         (ours, raw)
     });
     Some(Setup {

@@ -7,6 +7,30 @@
 
 use credo_ports::AuditEvent;
 
+/// Whether this is a smoke run: every benchmark runs once on small inputs, to prove it still
+/// builds and works, not to measure. True when criterion runs in test mode (the binary got no
+/// `--bench`, as under `cargo test --bench '*'`, or got `--test`) or when
+/// `CREDO_BENCH_SMOKE=1` (`cargo xtask test`, `cargo xtask bench --smoke`).
+#[must_use]
+pub fn smoke() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    // Criterion's own rule for test mode, so set-up sizes follow what criterion will run.
+    std::env::var("CREDO_BENCH_SMOKE").is_ok_and(|v| v == "1") || !flag("--bench") || flag("--test")
+}
+
+/// Whether `CREDO_BENCH_QUICK=1` (`cargo xtask bench --quick`): shorter heavy set-ups.
+#[must_use]
+pub fn quick() -> bool {
+    std::env::var("CREDO_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+/// `full`, or `small` in a [`smoke`] run.
+#[must_use]
+pub fn sized<T>(full: T, small: T) -> T {
+    if smoke() { small } else { full }
+}
+
 /// The function name of our side of a group.
 pub const OURS: &str = "ours";
 /// The function name of the baseline side of a group.
@@ -14,8 +38,8 @@ pub const BASELINE: &str = "baseline";
 
 /// The raw array insert baselines use: the columns a typical event fills, bound as arrays
 /// into one `INSERT … SELECT FROM UNNEST` with no validation. With `skip_existing`, ids
-/// already stored are skipped (`ON CONFLICT DO NOTHING`), as an idempotent consumer needs.
-/// Returns the rows inserted.
+/// already stored for the tenant are skipped (`ON CONFLICT DO NOTHING` on the key), as an
+/// idempotent consumer needs. Returns the rows inserted.
 pub async fn insert_events_raw(
     pool: &sqlx::PgPool,
     events: &[AuditEvent],
@@ -49,7 +73,7 @@ pub async fn insert_events_raw(
         };
     }
     const INSERT: &str = insert!();
-    const SKIPPING: &str = concat!(insert!(), " ON CONFLICT (id) DO NOTHING");
+    const SKIPPING: &str = concat!(insert!(), " ON CONFLICT (tenant_id, id) DO NOTHING");
     sqlx::query(if skip_existing { SKIPPING } else { INSERT })
         .bind(ids)
         .bind(tenants)
