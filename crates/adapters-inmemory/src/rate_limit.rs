@@ -61,6 +61,11 @@ impl Hash for Owned {
     }
 }
 
+/// The map's hasher: foldhash, seeded at random per map. SipHash (the standard one) was a
+/// tenth of a check's time; a per-map random seed keeps keys chosen by clients (addresses,
+/// emails) from being aimed at one bucket.
+type KeyHasher = foldhash::fast::RandomState;
+
 /// In-memory GCRA [`RateLimitStore`]: one TAT per key, updated under the key's entry lock.
 ///
 /// Idle keys are reclaimed: once per sweep interval (store clock) a check sweeps out every key
@@ -68,7 +73,7 @@ impl Hash for Owned {
 /// memory without bound.
 pub struct InMemoryRateLimitStore {
     clock: Arc<dyn Clock>,
-    tats: DashMap<Owned, Timestamp>,
+    tats: DashMap<Owned, Timestamp, KeyHasher>,
     sweep_interval: Duration,
     next_sweep_us: AtomicI64,
     mutant: Switch,
@@ -79,7 +84,7 @@ impl InMemoryRateLimitStore {
         let next = clock.now().saturating_add(sweep_interval).as_micros();
         Self {
             clock,
-            tats: DashMap::new(),
+            tats: DashMap::with_hasher(KeyHasher::default()),
             sweep_interval,
             next_sweep_us: AtomicI64::new(next),
             mutant,

@@ -33,6 +33,7 @@ pub mod time;
 pub mod trace;
 pub mod users;
 pub mod validate;
+mod wall_clock;
 
 pub use audit::{AppendOutcome, AuditCategory, AuditEvent, AuditLog, AuditQuery, AuditRecorder};
 pub use consents::{Consent, ConsentFilter, ConsentStatus, ConsentStore, GrantConsent};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// An instant as whole microseconds since the Unix epoch (UTC).
 ///
@@ -176,17 +176,16 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
 }
 
-/// The system wall clock, truncated to microseconds.
+/// The system wall clock, in microseconds. Read through the CPU's time-stamp counter,
+/// anchored to the system clock and re-anchored every 100 ms: a few nanoseconds instead of a
+/// `clock_gettime`, never more than the counter's drift over 100 ms (microseconds) from the
+/// system clock, and a step of the system clock shows within 100 ms.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
-        Timestamp(micros)
+        Timestamp(crate::wall_clock::now_micros())
     }
 }
 
@@ -227,6 +226,7 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 mod tests {
     use super::*;
     use proptest::strategy::Strategy;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     #[test]
     fn display_is_rfc3339() {
