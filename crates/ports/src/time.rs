@@ -179,7 +179,8 @@ pub trait Clock: Send + Sync + fmt::Debug {
 /// The system wall clock, in microseconds. Read through the CPU's time-stamp counter,
 /// anchored to the system clock and re-anchored every 100 ms: a few nanoseconds instead of a
 /// `clock_gettime`, never more than the counter's drift over 100 ms (microseconds) from the
-/// system clock, and a step of the system clock shows within 100 ms.
+/// system clock, and a step of the system clock shows within 100 ms. Like the system clock
+/// it is not monotonic: a renewal can move it back by the drift of one interval.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
