@@ -8,7 +8,6 @@ use credo_ports::{
 };
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
@@ -131,7 +130,11 @@ impl RedisSessionStore {
             )
             .await?;
         match reply.first().map(String::as_str) {
-            Some("ok") => decode(tenant, id, &pairs(&reply[1..])),
+            Some("ok") => {
+                let mut reply = reply;
+                reply.remove(0);
+                decode(tenant, id, Fields(reply))
+            }
             Some("st") => Err(StoreError::InvalidState(format!(
                 "session is {}",
                 reply.get(1).map(String::as_str).unwrap_or("?")
@@ -160,7 +163,8 @@ impl RedisSessionStore {
     }
 
     async fn read(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
-        let fields: HashMap<String, String> = self
+        // Flat `field, value, ...`: decoded in place, with no map built in between.
+        let fields: Vec<String> = self
             .r
             .pool
             .hgetall(self.session_key(tenant, id))
@@ -169,7 +173,7 @@ impl RedisSessionStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        decode(tenant, id, &fields).map(Some)
+        decode(tenant, id, Fields(fields)).map(Some)
     }
 
     /// Deletes every key matching `pattern` whose timestamp (hash field or string value) has
@@ -196,15 +200,22 @@ impl RedisSessionStore {
     }
 }
 
-fn pairs(flat: &[String]) -> HashMap<String, String> {
-    flat.chunks_exact(2)
-        .map(|kv| (kv[0].clone(), kv[1].clone()))
-        .collect()
+/// A session hash as Redis returns it, `field, value, ...`: each value is moved out once,
+/// found by a scan of the dozen fields (cheaper than building a map of them).
+struct Fields(Vec<String>);
+
+impl Fields {
+    /// The value of `name`, taken out (a second take finds nothing).
+    fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.0.chunks_exact(2).position(|kv| kv[0] == name)?;
+        self.0[2 * i].clear();
+        Some(std::mem::take(&mut self.0[2 * i + 1]))
+    }
 }
 
-fn ts(fields: &HashMap<String, String>, name: &str) -> StoreResult<Option<Timestamp>> {
+fn ts(fields: &mut Fields, name: &str) -> StoreResult<Option<Timestamp>> {
     fields
-        .get(name)
+        .take(name)
         .map(|v| {
             v.parse::<i64>()
                 .map(Timestamp::from_micros)
@@ -217,8 +228,8 @@ fn required<T>(v: Option<T>, name: &str) -> StoreResult<T> {
     v.ok_or_else(|| StoreError::Corrupt(format!("session field {name} missing").into()))
 }
 
-fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> StoreResult<Session> {
-    let status = match f.get("status").map(String::as_str) {
+fn decode(tenant: TenantId, id: SessionId, mut f: Fields) -> StoreResult<Session> {
+    let status = match f.take("status").as_deref() {
         Some("pending_consent") => SessionStatus::PendingConsent,
         Some("active") => SessionStatus::Active,
         Some("revoked") => SessionStatus::Revoked,
@@ -228,8 +239,8 @@ fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> Store
             ));
         }
     };
-    let user = required(f.get("user"), "user")?;
-    let scopes = required(f.get("scopes"), "scopes")?;
+    let user = required(f.take("user"), "user")?;
+    let scopes = required(f.take("scopes"), "scopes")?;
     Ok(Session {
         id,
         tenant_id: tenant,
@@ -237,8 +248,8 @@ fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> Store
             user.parse()
                 .map_err(|_| StoreError::Corrupt(format!("session user {user:?}").into()))?,
         ),
-        client_id: required(f.get("client"), "client")?.clone(),
-        scopes: serde_json::from_str(scopes).map_err(|e| {
+        client_id: required(f.take("client"), "client")?,
+        scopes: serde_json::from_str(&scopes).map_err(|e| {
             StoreError::Corrupt(credo_ports::Cause::with_source(
                 format!("session scopes: {e}"),
                 e,
@@ -246,17 +257,17 @@ fn decode(tenant: TenantId, id: SessionId, f: &HashMap<String, String>) -> Store
         })?,
         status,
         device: Device {
-            user_agent: f.get("ua").cloned(),
-            ip_address: f.get("ip").cloned(),
-            device_id: f.get("did").cloned(),
-            device_name: f.get("dname").cloned(),
+            user_agent: f.take("ua"),
+            ip_address: f.take("ip"),
+            device_id: f.take("did"),
+            device_name: f.take("dname"),
         },
-        created_at: required(ts(f, "created")?, "created")?,
-        expires_at: required(ts(f, "expires")?, "expires")?,
-        last_seen_at: required(ts(f, "seen")?, "seen")?,
-        last_refreshed_at: ts(f, "refreshed")?,
-        revoked_at: ts(f, "revoked")?,
-        version: required(f.get("version"), "version")?
+        created_at: required(ts(&mut f, "created")?, "created")?,
+        expires_at: required(ts(&mut f, "expires")?, "expires")?,
+        last_seen_at: required(ts(&mut f, "seen")?, "seen")?,
+        last_refreshed_at: ts(&mut f, "refreshed")?,
+        revoked_at: ts(&mut f, "revoked")?,
+        version: required(f.take("version"), "version")?
             .parse()
             .map_err(|_| StoreError::Corrupt("session version".into()))?,
     })
