@@ -37,6 +37,10 @@ struct State {
     pending: BTreeSet<u64>,
     /// Set aside.
     dead: BTreeSet<u64>,
+    /// Pending rows that were claimed since they were last settled: a superset of those held
+    /// now (a lease that ran out stays here until the row is settled), so a claim finds the
+    /// held keys without walking every pending row.
+    holds: BTreeSet<u64>,
 }
 
 impl State {
@@ -180,10 +184,22 @@ impl Outbox for InMemoryOutbox {
         let token = ClaimToken::new();
         let until = now.saturating_add(lease);
         let mut s = self.state.lock();
-        let State { rows, pending, .. } = &mut *s;
-        // Walk pending rows in order until `batch` unheld ones (the candidates) are seen; a
-        // key is blocked from its first held row on.
-        let mut blocked: HashSet<(TenantId, Option<UserId>)> = HashSet::new();
+        let State {
+            rows,
+            pending,
+            holds,
+            ..
+        } = &mut *s;
+        // Keys with a row under a live claim or waiting for its retry: none of their rows is
+        // handed out, and none takes a place in the batch, so a dead relay's claim stalls
+        // only its own keys.
+        let blocked: HashSet<(TenantId, Option<UserId>)> = holds
+            .iter()
+            .filter_map(|seq| rows.get(seq))
+            .filter(|row| row.held_until.is_some_and(|h| h > now))
+            .map(|row| row.message.order_key())
+            .collect();
+        // Walk pending rows in order until `batch` unheld rows of unblocked keys are taken.
         let mut candidates = 0;
         let mut records = Vec::new();
         for seq in pending.iter() {
@@ -191,15 +207,17 @@ impl Outbox for InMemoryOutbox {
                 break;
             }
             let row = rows.get_mut(seq).expect("pending row exists");
-            let key = row.message.order_key();
             if row.held_until.is_some_and(|h| h > now) {
-                blocked.insert(key);
+                continue;
+            }
+            if self
+                .mutant
+                .holds_back(blocked.contains(&row.message.order_key()))
+            {
                 continue;
             }
             candidates += 1;
-            if self.mutant.holds_back(blocked.contains(&key)) {
-                continue;
-            }
+            holds.insert(*seq);
             row.held_until = Some(until);
             row.token = Some(token);
             row.attempts += 1;
@@ -223,6 +241,7 @@ impl Outbox for InMemoryOutbox {
                 row.held_until = None;
                 row.token = None;
                 s.pending.remove(&seq);
+                s.holds.remove(&seq);
                 n += 1;
             }
         }
@@ -233,9 +252,10 @@ impl Outbox for InMemoryOutbox {
         let mut s = self.state.lock();
         let mut n = 0;
         for id in ids {
-            if let Some((_, row)) = s.held_by(token, id, self.mutant) {
+            if let Some((seq, row)) = s.held_by(token, id, self.mutant) {
                 row.held_until = None;
                 row.token = None;
+                s.holds.remove(&seq);
                 n += 1;
             }
         }
@@ -263,6 +283,7 @@ impl Outbox for InMemoryOutbox {
                 row.held_until = None;
                 row.dead_at = Some(now);
                 s.pending.remove(&seq);
+                s.holds.remove(&seq);
                 s.dead.insert(seq);
             }
         }

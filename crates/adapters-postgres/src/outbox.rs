@@ -101,9 +101,12 @@ async fn insert_rows(
 
 /// PostgreSQL [`Outbox`], on a small pool of its own.
 ///
-/// A claim is one statement: it locks the oldest pending, unheld rows with `FOR UPDATE SKIP
-/// LOCKED` (the candidates), keeps those with no earlier pending row of their order key outside
-/// the candidates, and stamps them with the claim's token and lease. Leases are measured on the
+/// A claim is one statement: it finds the order keys with a row under a live lease (`held`),
+/// locks the oldest pending, unheld rows of the other keys with `FOR UPDATE SKIP LOCKED` (the
+/// candidates), keeps those with no earlier pending row of their order key outside the
+/// candidates (rows another claim locked a moment ago), and stamps them with the claim's token
+/// and lease. A held key's rows take no place in the batch, so a relay that died holding rows
+/// stalls only its own keys until the lease ends. Leases are measured on the
 /// database's clock by default ([`LeaseClock`]), so relays on hosts whose clocks disagree still
 /// agree on when a lease ends.
 pub struct PgOutbox {
@@ -200,10 +203,18 @@ impl Outbox for PgOutbox {
         let token = ClaimToken::new();
         // The order key of a row without a subject is its tenant with the nil UUID.
         const SQL: &str = "WITH lease_now AS (SELECT COALESCE($1::timestamptz, now()) AS t),
+             held AS MATERIALIZED (
+                 SELECT DISTINCT tenant_id, COALESCE(subject_user_id, '00000000-0000-0000-0000-000000000000') AS okey
+                 FROM outbox
+                 WHERE published_at IS NULL AND dead_at IS NULL AND claimed_until IS NOT NULL
+                   AND claimed_until > (SELECT t FROM lease_now)
+             ),
              candidates AS (
-                 SELECT seq, tenant_id, COALESCE(subject_user_id, '00000000-0000-0000-0000-000000000000') AS okey FROM outbox
+                 SELECT seq, tenant_id, COALESCE(subject_user_id, '00000000-0000-0000-0000-000000000000') AS okey FROM outbox o
                  WHERE published_at IS NULL AND dead_at IS NULL
                    AND (claimed_until IS NULL OR claimed_until <= (SELECT t FROM lease_now))
+                   AND (o.tenant_id, COALESCE(o.subject_user_id, '00000000-0000-0000-0000-000000000000'))
+                       NOT IN (SELECT tenant_id, okey FROM held)
                  ORDER BY seq LIMIT $2
                  FOR UPDATE SKIP LOCKED
              ),
@@ -236,6 +247,11 @@ impl Outbox for PgOutbox {
              RETURNING o.seq, o.event_id, o.tenant_id, o.subject_user_id, o.event_type,
                        o.schema_version, o.envelope, o.enqueued_at, o.attempts, o.failures,
                        o.traceparent";
+        // `held` is read through the partial index `outbox_held` (live leases only) and tested
+        // with `NOT IN`, which PostgreSQL runs as a hashed subplan: one probe per candidate
+        // (`NOT EXISTS` became a nested loop over `held` per candidate: 30 ms for 500
+        // candidates and 500 held keys). Neither column can be NULL, so `NOT IN` means "not
+        // one of them".
         // Runs on the outbox's own sessions, which plan without sorts or JIT
         // (`PgStores::connect`): a queue table's statistics lag behind it, and with stale ones
         // the planner bitmap-scanned and sorted every pending row per claim, or costed a

@@ -17,6 +17,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         concurrent_claimers_never_overlap,
         concurrent_claimers_keep_each_key_in_order,
         a_key_is_held_by_one_claim_at_a_time,
+        a_dead_claim_stalls_only_its_own_key,
         lease_expiry_makes_rows_claimable_again,
         ack_and_release,
         only_the_holding_claim_acts_on_a_row,
@@ -367,11 +368,8 @@ async fn rejected_rows_wait_then_are_set_aside_and_requeued(ctx: &Ctx) -> Result
         (ids[0], 2, "still bad", before),
     )?;
     // Set aside, it no longer holds its key back.
-    eq(
-        "the key's next row",
-        ids_of(&claim(&outbox, 10).await?),
-        vec![ids[2]],
-    )?;
+    let next = claim(&outbox, 10).await?;
+    eq("the key's next row", ids_of(&next), vec![ids[2]])?;
     eq(
         "requeue (unknown and pending ids ignored)",
         ok(
@@ -386,6 +384,18 @@ async fn rejected_rows_wait_then_are_set_aside_and_requeued(ctx: &Ctx) -> Result
         0,
     )?;
     eq("pending again", ok("depth", outbox.depth().await)?, 3)?;
+    // Its key has a row in flight (ids[2]): no second row of the key is handed out meanwhile,
+    // so two relays never publish one key at once.
+    eq(
+        "not while its key is in flight",
+        ids_of(&claim(&outbox, 10).await?),
+        vec![],
+    )?;
+    eq(
+        "the row in flight is published",
+        ok("ack", outbox.ack(next.token, &[ids[2]]).await)?,
+        1,
+    )?;
     let requeued = claim(&outbox, 10).await?;
     eq("claimable again", ids_of(&requeued), vec![ids[0]])?;
     eq("failures cleared", requeued.records[0].failures, 0)
@@ -606,6 +616,53 @@ async fn purge_published_keeps_pending_rows(ctx: &Ctx) -> Result<(), String> {
         "pending rows still claimable",
         ids_of(&rest),
         ids[5..].to_vec(),
+    )
+}
+
+/// A claim whose relay died holds its key until the lease ends, and only its key: the later
+/// rows of that key take no place in anyone's batch, so other keys keep flowing. (Claims used
+/// to count the held key's later rows against the batch: once `batch` of them had queued up
+/// behind the dead claim, every relay's claim came back empty until the lease ran out.)
+async fn a_dead_claim_stalls_only_its_own_key(ctx: &Ctx) -> Result<(), String> {
+    let a = Some(user_id(1));
+    let (s, outbox, mut ids) = seeded_with(ctx, &[a]).await?;
+    let dead = claim(&outbox, 1).await?;
+    eq("the relay that dies", ids_of(&dead), vec![ids[0]])?;
+    let audit = s.audit()?;
+    let mut record = |subject: Option<UserId>| {
+        let mut e = AuditEvent::new(
+            tenant(0),
+            s.now(),
+            AuditCategory::Security,
+            "auth.login_failed",
+        );
+        e.subject_user_id = subject;
+        ids.push(e.id);
+        e
+    };
+    let later: Vec<AuditEvent> = (0..6).map(|_| record(a)).collect();
+    let other = record(Some(user_id(2)));
+    for e in later.into_iter().chain([other]) {
+        ok("record", audit.record(e).await)?;
+    }
+    // Six rows of the held key come first; a batch of six still reaches the other key.
+    let live = claim(&outbox, 6).await?;
+    eq("only the other key", ids_of(&live), vec![ids[7]])?;
+    eq(
+        "nothing more while the lease lives",
+        ids_of(&claim(&outbox, 10).await?),
+        vec![],
+    )?;
+    eq(
+        "the other key published",
+        ok("ack", outbox.ack(live.token, &[ids[7]]).await)?,
+        1,
+    )?;
+    s.clock.advance(LEASE);
+    eq(
+        "the dead claim's key, in order, once its lease ended",
+        ids_of(&claim(&outbox, 10).await?),
+        ids[..7].to_vec(),
     )
 }
 

@@ -53,10 +53,19 @@ impl Outbox for ModelOutbox {
         let mut pending: Vec<OutboxRow> =
             w.outbox.iter().filter(|r| r.pending()).cloned().collect();
         pending.sort_by_key(|r| r.seq);
-        // Candidates: the oldest `batch` pending rows no live claim holds.
+        // Keys with a pending row under a live claim or waiting for its retry: none of their
+        // rows is handed out, and none takes a place in the batch (a dead relay's claim must
+        // not stall other keys).
+        let held: Vec<_> = pending
+            .iter()
+            .filter(|r| r.claimed_until.is_some_and(|c| c > now))
+            .map(|r| order_key(&r.message))
+            .collect();
+        // Candidates: the oldest `batch` pending rows no live claim holds, of keys not held.
         let candidates: Vec<u64> = pending
             .iter()
             .filter(|r| r.claimed_until.is_none_or(|c| c <= now))
+            .filter(|r| !held.contains(&order_key(&r.message)))
             .take(batch)
             .map(|r| r.seq)
             .collect();
