@@ -27,6 +27,11 @@ pub enum Mutant {
     /// An outbox claim hands out every unheld row, ignoring order keys (so two relays can
     /// publish one subject's events out of order).
     ClaimIgnoresOrderKeys,
+    /// The rows of a key held by a live claim take places in a claim's batch although none
+    /// of them is handed out: once `batch` of them queue up behind a dead relay's claim,
+    /// every claim comes back empty until the lease ends (the claim rule before migration
+    /// 0007).
+    HeldKeysFillTheBatch,
     /// Ack and release act on pending rows whoever holds them (a relay whose lease ran out
     /// confirms or gives back another relay's rows).
     AckIgnoresToken,
@@ -194,6 +199,12 @@ impl Switch {
     /// (correct: always).
     pub(crate) fn holds_back(self, key_blocked: bool) -> bool {
         key_blocked && !self.is(Mutant::ClaimIgnoresOrderKeys)
+    }
+
+    /// Whether an unheld pending row takes a place in a claim's batch (correct: when it is
+    /// handed out, and only then).
+    pub(crate) fn takes_a_place(self, handed_out: bool, key_blocked: bool) -> bool {
+        handed_out || (key_blocked && self.is(Mutant::HeldKeysFillTheBatch))
     }
 
     /// Whether a caller may ack or release a pending row (correct: only its own claim's).

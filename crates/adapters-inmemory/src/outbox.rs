@@ -210,13 +210,14 @@ impl Outbox for InMemoryOutbox {
             if row.held_until.is_some_and(|h| h > now) {
                 continue;
             }
-            if self
-                .mutant
-                .holds_back(blocked.contains(&row.message.order_key()))
-            {
+            let key_blocked = blocked.contains(&row.message.order_key());
+            let handed_out = !self.mutant.holds_back(key_blocked);
+            if self.mutant.takes_a_place(handed_out, key_blocked) {
+                candidates += 1;
+            }
+            if !handed_out {
                 continue;
             }
-            candidates += 1;
             holds.insert(*seq);
             row.held_until = Some(until);
             row.token = Some(token);

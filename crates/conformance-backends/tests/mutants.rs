@@ -31,7 +31,7 @@ impl Harness for MutantHarness {
     }
 }
 
-const MUTANTS: [Mutant; 16] = [
+const MUTANTS: [Mutant; 17] = [
     Mutant::CaseSensitiveEmail,
     Mutant::ExpiryInclusive,
     Mutant::DeniedConsumes,
@@ -39,6 +39,7 @@ const MUTANTS: [Mutant; 16] = [
     Mutant::RegrantNewId,
     Mutant::CappedSessionList,
     Mutant::ClaimIgnoresOrderKeys,
+    Mutant::HeldKeysFillTheBatch,
     Mutant::AckIgnoresToken,
     Mutant::NeverSetAside,
     Mutant::EraseUnlocked,
