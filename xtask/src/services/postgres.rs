@@ -129,22 +129,7 @@ impl Services {
         if !layout.data.join("PG_VERSION").exists() {
             self.pg_init(&bin, &layout)?;
         }
-        run_captured(
-            self.as_pg_user(bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&layout.data)
-                .arg("-l")
-                .arg(&layout.log)
-                .args(["-w", "-t", "60", "-s", "start"]),
-            "pg_ctl start",
-        )
-        .map_err(|e| {
-            format!(
-                "{e}\nlog {}:\n{}",
-                layout.log.display(),
-                tail_of_file(&layout.log, 15)
-            )
-        })?;
+        self.pg_ctl(&bin, &layout, &["start"])?;
         let pid = self.wait_ready(Service::Postgres, &layout.log, || false)?;
         if let Err(e) = self.pg_ensure_database(&layout) {
             let _ = self.down(Service::Postgres);
@@ -302,14 +287,21 @@ impl Services {
     pub(super) fn pg_restart(&self) -> Result<(), String> {
         let layout = self.pg_layout();
         let bin = pg_bin(Some(&layout.data)).ok_or("no PostgreSQL binaries (pg_ctl)")?;
+        self.pg_ctl(&bin, &layout, &["-m", "fast", "restart"])
+    }
+
+    /// `pg_ctl -D <data> -l <log> -w -t 60 -s <args>` as the server's user; a failure carries
+    /// the last lines of the server log.
+    fn pg_ctl(&self, bin: &Path, layout: &PgLayout, args: &[&str]) -> Result<(), String> {
         run_captured(
             self.as_pg_user(bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(&layout.data)
                 .arg("-l")
                 .arg(&layout.log)
-                .args(["-m", "fast", "-w", "-t", "60", "-s", "restart"]),
-            "pg_ctl restart",
+                .args(["-w", "-t", "60", "-s"])
+                .args(args),
+            &format!("pg_ctl {}", args.last().unwrap_or(&"")),
         )
         .map_err(|e| {
             format!(
