@@ -526,7 +526,7 @@ mod migrations {
             .collect()
     }
 
-    /// Up from an empty schema, down to 4 (refused without `--yes`), up again.
+    /// Up from an empty schema, down by two versions (refused without `--yes`), up again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_go_up_down_and_up_again() {
         let Some(url) = required("CREDO_TEST_POSTGRES_URL") else {
@@ -540,18 +540,22 @@ mod migrations {
             ("CREDO_POSTGRES_URL", url.as_str()),
             ("CREDO_POSTGRES_SCHEMA", schema.as_str()),
         ];
+        // Every embedded migration, pending on the empty schema: 1 to the latest.
+        let embedded = statuses(&admin(&env, &["--json", "migrations", "status"]));
+        let latest = embedded.len() as i64;
+        assert!(latest >= 7, "{embedded:?}");
         let run = admin(&env, &["--json", "migrations", "up"]);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         let applied = run.json()["applied"].clone();
         assert_eq!(
             applied,
-            serde_json::json!([1, 2, 3, 4, 5, 6]),
+            serde_json::json!((1..=latest).collect::<Vec<_>>()),
             "{}",
             run.stdout
         );
         let all = statuses(&admin(&env, &["--json", "migrations", "status"]));
         assert!(
-            all.len() >= 6 && all.iter().all(|(_, s)| s == "applied"),
+            all.len() as i64 == latest && all.iter().all(|(_, s)| s == "applied"),
             "{all:?}"
         );
 
@@ -560,11 +564,13 @@ mod migrations {
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert!(run.stdout.contains("nothing to apply"), "{}", run.stdout);
 
-        // Without --yes: says what it would do, does nothing.
-        let run = admin(&env, &["migrations", "down", "--to", "4"]);
+        // Without --yes: says what it would do, does nothing. Down to two below the latest.
+        let to = (latest - 2).to_string();
+        let run = admin(&env, &["migrations", "down", "--to", &to]);
         assert_eq!(run.code, Some(2), "{}", run.stderr);
         assert!(
-            run.stderr.contains("would roll back 6 (") && run.stderr.contains("5 ("),
+            run.stderr.contains(&format!("would roll back {latest} ("))
+                && run.stderr.contains(&format!("{} (", latest - 1)),
             "{}",
             run.stderr
         );
@@ -574,19 +580,23 @@ mod migrations {
 
         let run = admin(
             &env,
-            &["--json", "migrations", "down", "--to", "4", "--yes"],
+            &["--json", "migrations", "down", "--to", &to, "--yes"],
         );
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert_eq!(
             run.json()["reverted"],
-            serde_json::json!([6, 5]),
+            serde_json::json!([latest, latest - 1]),
             "{}",
             run.stdout
         );
-        assert_eq!(run.json()["version"], 4);
+        assert_eq!(run.json()["version"], latest - 2);
         let after = statuses(&admin(&env, &["--json", "migrations", "status"]));
         for (version, status) in &after {
-            let want = if *version > 4 { "pending" } else { "applied" };
+            let want = if *version > latest - 2 {
+                "pending"
+            } else {
+                "applied"
+            };
             assert_eq!(status, want, "{after:?}");
         }
 
@@ -594,7 +604,7 @@ mod migrations {
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert_eq!(
             run.json()["applied"],
-            serde_json::json!([5, 6]),
+            serde_json::json!([latest - 1, latest]),
             "{}",
             run.stdout
         );

@@ -137,6 +137,14 @@ impl Services {
         let setup = self.backups_setup();
         if setup.config_path().is_file() {
             print!("{}", self.backups_info(&setup)?);
+            println!(
+                "a full backup with the stanza ok: {}",
+                if self.backups_hold_a_full_backup()? {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
         } else {
             println!("no repository (cargo xtask services backups on)");
         }
