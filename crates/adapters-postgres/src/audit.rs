@@ -74,6 +74,15 @@ macro_rules! filter {
     };
 }
 
+/// The statement of [`AuditLog::query`]: `$1` tenant, `$2`..`$6` the filters, `$7`/`$8` the
+/// cursor, `$9` the limit.
+pub(crate) const QUERY_SQL: &str = concat!(
+    "SELECT * FROM audit_events WHERE ",
+    filter!(),
+    " AND ($7::timestamptz IS NULL OR (occurred_at, id) > ($7, $8::uuid))
+     ORDER BY occurred_at, id LIMIT $9"
+);
+
 #[async_trait]
 impl AuditRecorder for PgAuditStore {
     async fn record(&self, event: AuditEvent) -> StoreResult<()> {
@@ -183,13 +192,7 @@ impl AuditLog for PgAuditStore {
             Some(c) => (Some(to_db(c.at)), Some(c.id)),
             None => (None, None),
         };
-        const SQL: &str = concat!(
-            "SELECT * FROM audit_events WHERE ",
-            filter!(),
-            " AND ($7::timestamptz IS NULL OR (occurred_at, id) > ($7, $8::uuid))
-             ORDER BY occurred_at, id LIMIT $9"
-        );
-        let rows = sqlx::query(SQL)
+        let rows = sqlx::query(QUERY_SQL)
             .bind(tenant.0)
             .bind(q.subject_user_id.map(|u| u.0))
             .bind(q.action.as_deref())

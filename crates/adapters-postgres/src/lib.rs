@@ -21,6 +21,7 @@
 mod capabilities;
 pub use capabilities::CAPABILITIES;
 mod audit;
+mod audit_partitions;
 mod config;
 mod consents;
 mod error;
@@ -30,11 +31,12 @@ mod outbox;
 mod rate_limits;
 mod sessions;
 #[cfg(feature = "test-support")]
-mod testing;
+pub mod testing;
 mod time;
 mod users;
 
 pub use audit::PgAuditStore;
+pub use audit_partitions::PgAuditPartitions;
 pub use config::{LeaseClock, MAX_CONNECTIONS, MAX_TIMEOUT, PgConfig, redact};
 pub use consents::PgConsentStore;
 pub use leases::PgLeases;
@@ -263,6 +265,11 @@ impl PgStores {
     /// The materialized audit log (`audit_events`).
     pub fn audit_log(&self) -> Arc<dyn AuditLog> {
         Arc::new(PgAuditStore::new(self.pool.clone(), self.clock.clone()))
+    }
+    /// The time partitions of `audit_events`, for the maintenance runner's whole-partition
+    /// retention.
+    pub fn audit_partitions(&self) -> Arc<dyn credo_ports::partitions::AuditPartitions> {
+        Arc::new(PgAuditPartitions::new(self.pool.clone()))
     }
     /// The relay-facing outbox.
     pub fn outbox(&self) -> Arc<dyn Outbox> {

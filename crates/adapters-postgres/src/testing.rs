@@ -5,6 +5,9 @@
 use crate::{PgStores, map_err, outbox};
 use credo_ports::{Clock, EncodedEvent, StoreError, StoreResult};
 
+/// The statement the audit log's `query` runs, for plan tests (`EXPLAIN`).
+pub const AUDIT_QUERY_SQL: &str = crate::audit::QUERY_SQL;
+
 impl PgStores {
     /// Drops the configured schema and everything in it (test clean-up).
     pub async fn drop_schema(&self) -> StoreResult<()> {

@@ -23,18 +23,6 @@ use std::time::{Duration, Instant};
 const CALLERS: usize = 4;
 const TARGET: f64 = 1.10;
 
-/// `cargo bench` passes criterion's flags to every bench: take the first free word as the
-/// filter, and run when it is absent or names this group.
-fn selected() -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut words = args.iter().filter(|a| !a.starts_with('-'));
-    // Values of criterion's flags (`--warm-up-time 0.4`) are numbers; a filter is not.
-    match words.find(|a| a.parse::<f64>().is_err()) {
-        None => true,
-        Some(f) => "maintenance/foreground_p99_while_purging".contains(f.as_str()),
-    }
-}
-
 struct Phase {
     latencies: Vec<Duration>,
 }
@@ -92,7 +80,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    if !selected() {
+    if !credo_bench::selected("maintenance/foreground_p99_while_purging") {
         return;
     }
     let Some(url) = credo_testkit::required("CREDO_TEST_POSTGRES_URL") else {

@@ -88,3 +88,17 @@ pub async fn insert_events_raw(
         .expect("raw array insert")
         .rows_affected()
 }
+
+/// Whether a bench that is not a criterion group runs: `cargo bench` passes criterion's flags
+/// to every bench, so the first free word that is not a number (a flag's value, as in
+/// `--warm-up-time 0.4`) is the filter, and the bench runs when there is none or `name`
+/// contains it.
+#[must_use]
+pub fn selected(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut words = args.iter().filter(|a| !a.starts_with('-'));
+    match words.find(|a| a.parse::<f64>().is_err()) {
+        None => true,
+        Some(f) => name.contains(f.as_str()),
+    }
+}

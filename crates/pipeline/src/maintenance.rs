@@ -38,6 +38,7 @@
 use crate::{is_stopped, pause_unless_stopped};
 use async_trait::async_trait;
 use credo_ports::leases::{MAX_LEASE, MIN_LEASE};
+use credo_ports::partitions::AuditPartitions;
 use credo_ports::{
     AuditCategory, AuditLog, Clock, HealthCheck, HealthStatus, JobLeases, NonZeroU32, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, telemetry,
@@ -119,6 +120,21 @@ enum Purge {
         keep: Duration,
         clock: Arc<dyn Clock>,
     },
+    AuditPartitions {
+        partitions: Arc<dyn AuditPartitions>,
+        layout: PartitionLayout,
+        keep: Duration,
+        clock: Arc<dyn Clock>,
+    },
+}
+
+/// The partitions the `audit-partitions` job keeps made ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLayout {
+    /// Days per partition.
+    pub period_days: NonZeroU32,
+    /// Partitions made past the one holding now.
+    pub ahead: u32,
 }
 
 /// One purge on its interval, under its lease.
@@ -208,6 +224,31 @@ impl Job {
         )
     }
 
+    /// `audit-partitions`: makes the audit log's partitions `layout.ahead` periods ahead, then
+    /// drops whole partitions whose events all occurred more than `keep` ago (the longest
+    /// retention of any category: a partition holds every category). Its count of removed
+    /// items is partitions, not rows.
+    pub fn audit_partitions(
+        partitions: Arc<dyn AuditPartitions>,
+        leases: Arc<dyn JobLeases>,
+        interval: Duration,
+        layout: PartitionLayout,
+        keep: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(
+            "audit-partitions".into(),
+            interval,
+            leases,
+            Purge::AuditPartitions {
+                partitions,
+                layout,
+                keep,
+                clock,
+            },
+        )
+    }
+
     /// The job's name: in its lease, its metrics' `job` label and its log lines.
     pub fn name(&self) -> &str {
         &self.name
@@ -249,6 +290,20 @@ impl Job {
                 clock,
             } => {
                 log.purge_before(clock.now().saturating_sub(*keep), Some(*category), limit)
+                    .await
+            }
+            Purge::AuditPartitions {
+                partitions,
+                layout,
+                keep,
+                clock,
+            } => {
+                let now = clock.now();
+                partitions
+                    .create_ahead(now, layout.period_days, layout.ahead)
+                    .await?;
+                partitions
+                    .drop_before(now.saturating_sub(*keep), limit)
                     .await
             }
         }

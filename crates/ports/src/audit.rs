@@ -102,7 +102,15 @@ impl AuditEvent {
     }
 
     /// Rejects bad input before any I/O.
+    /// `InvalidInput` for an id that is not a UUIDv7 (RFC 9562): the log is kept in ranges of
+    /// the time in its ids, so an id must carry one.
     pub fn validate(&self) -> StoreResult<()> {
+        if self.id.0.get_version_num() != 7 || self.id.0.get_variant() != uuid::Variant::RFC4122 {
+            return Err(StoreError::invalid(
+                "id",
+                "must be a UUIDv7 (RFC 9562): the audit log is kept in ranges of the time in its ids",
+            ));
+        }
         self.occurred_at.check("occurred_at")?;
         validate::action(&self.action)?;
         validate::optional_text("actor", self.actor.as_deref())?;

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod leases;
 pub mod outbox;
 pub mod page;
+pub mod partitions;
 pub mod rate_limit;
 pub mod redact;
 pub mod sessions;

@@ -4,11 +4,13 @@
 use crate::config::{MaintenanceJob, MaintenanceSettings};
 use crate::wiring::{Storage, StorageError};
 use credo_pipeline::maintenance::{Job, Maintenance};
+use credo_ports::partitions::AuditPartitions;
 use credo_ports::{
     AuditCategory, AuditLog, Clock, JobLeases, Outbox, RateLimitStore, SessionStore,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A store with the leases of its backend.
 pub(crate) type Leased<T> = Option<(Arc<T>, Arc<dyn JobLeases>)>;
@@ -27,6 +29,8 @@ pub(crate) struct Purged {
     pub(crate) rate_limits: Leased<dyn RateLimitStore>,
     pub(crate) outbox: Leased<dyn Outbox>,
     pub(crate) audit_log: Leased<dyn AuditLog>,
+    /// The audit log's partitions, when its backend partitions it.
+    pub(crate) audit_partitions: Leased<dyn AuditPartitions>,
 }
 
 /// The runner, or `None` when `[maintenance] enabled = false` or every job is off.
@@ -58,19 +62,45 @@ pub(crate) fn build(
             clock.clone(),
         ));
     }
+    // With whole-partition retention on, the purges of the categories kept longest wait two
+    // partitions longer: they take only what partitions keep back (events outside every
+    // partition, or that occurred long after their id was minted) instead of emptying each
+    // partition row by row just before it is dropped.
+    let mut row_purge_lag = Duration::ZERO;
+    if let (Some((partitions, leases)), Some(s)) = (
+        purged.audit_partitions,
+        settings.schedule(MaintenanceJob::AuditPartitions),
+    ) {
+        let layout = settings.partition_layout();
+        row_purge_lag = Duration::from_secs(2 * 86_400 * u64::from(layout.period_days.get()));
+        jobs.push(Job::audit_partitions(
+            partitions,
+            leases,
+            s.interval,
+            layout,
+            s.keep,
+            clock.clone(),
+        ));
+    }
     if let Some((log, leases)) = purged.audit_log {
+        let longest = Duration::from_secs(86_400 * settings.longest_audit_keep_days());
         for category in [
             AuditCategory::Compliance,
             AuditCategory::Security,
             AuditCategory::Operations,
         ] {
             if let Some(s) = settings.schedule(MaintenanceJob::Audit(category)) {
+                let keep = if s.keep >= longest {
+                    s.keep.saturating_add(row_purge_lag)
+                } else {
+                    s.keep
+                };
                 jobs.push(Job::audit(
                     log.clone(),
                     leases.clone(),
                     s.interval,
                     category,
-                    s.keep,
+                    keep,
                     clock.clone(),
                 ));
             }

@@ -7,6 +7,7 @@ use credo_pipeline::{
     AuditConsumer, BacklogCheck, ConsumerConfig, DirectSink, HeartbeatCheck, OutboxRelay,
 };
 use credo_ports::capability::Port;
+use credo_ports::partitions::AuditPartitions;
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, EventSink, EventSource, HealthCheck, JobLeases,
     Outbox, RateLimitStore, Readiness, SessionStore, StoreError, SystemClock, UserStore,
@@ -122,7 +123,7 @@ fn missing_feature(setting: &'static str, backend: &str) -> StorageError {
 /// The [`Ports`] of a backend that implements every one of them.
 #[allow(unused_macros)] // unused when neither inmemory nor postgres is compiled in
 macro_rules! every_port {
-    ($s:expr) => {
+    ($s:expr, $partitions:expr) => {
         Ports {
             users: Some($s.users()),
             sessions: Some($s.sessions()),
@@ -132,6 +133,7 @@ macro_rules! every_port {
             rate_limits: Some($s.rate_limits()),
             outbox: Some($s.outbox()),
             leases: Some($s.leases()),
+            audit_partitions: $partitions,
         }
     };
 }
@@ -147,6 +149,8 @@ struct Ports {
     outbox: Option<Arc<dyn Outbox>>,
     /// Leases of the maintenance jobs over this backend's data.
     leases: Option<Arc<dyn JobLeases>>,
+    /// The time partitions of its audit log, when it partitions it.
+    audit_partitions: Option<Arc<dyn AuditPartitions>>,
 }
 
 impl Opened {
@@ -166,7 +170,7 @@ impl Opened {
                     self.checks.push(s.health());
                     s
                 });
-                Ok(every_port!(s))
+                Ok(every_port!(s, None))
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres => {
@@ -191,7 +195,7 @@ impl Opened {
                     self.postgres = Some(stores);
                 }
                 let s = self.postgres.as_ref().expect("opened above");
-                Ok(every_port!(s))
+                Ok(every_port!(s, Some(s.audit_partitions())))
             }
             #[cfg(feature = "redis")]
             Backend::Redis => {
@@ -219,6 +223,7 @@ impl Opened {
                     rate_limits: Some(s.rate_limits()),
                     outbox: None,
                     leases: Some(s.leases()),
+                    audit_partitions: None,
                 })
             }
             #[allow(unreachable_patterns)]
@@ -341,6 +346,7 @@ impl Storage {
             rate_limits: leased(limits.rate_limits.clone(), &limits.leases),
             outbox: leased(users.outbox.clone(), &users.leases),
             audit_log: leased(users.audit_log.clone(), &users.leases),
+            audit_partitions: leased(users.audit_partitions.clone(), &users.leases),
         };
         let audit = pick(users.audit, "backends.audit", b.audit, Port::Audit)?;
         let audit_log = pick(users.audit_log, "backends.audit", b.audit, Port::Audit)?;

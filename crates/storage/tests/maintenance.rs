@@ -18,13 +18,15 @@ use std::time::Duration;
 const START: Timestamp = Timestamp::from_micros(1_800_000_000_123_457);
 
 /// Retentions short enough to pass in the test; intervals long enough that the background
-/// runner only runs at start.
+/// runner only runs at start. With one-day audit partitions, the audit purges of a
+/// partitioned log run two days behind their retention.
 const MAINTENANCE: &str = r#"
     [maintenance]
     outbox_keep_ms = 1000
     audit_keep_compliance_days = 1
     audit_keep_security_days = 1
     audit_keep_operations_days = 1
+    audit_partition_days = 1
     sessions_interval_ms = 86400000
     rate_limits_interval_ms = 86400000
     outbox_interval_ms = 86400000
@@ -151,7 +153,7 @@ async fn back_to_baseline(toml: &str) -> BTreeMap<String, u64> {
     let baseline = storage.stored_counts().await.unwrap();
     traffic(&storage, &clock).await;
     let grown = storage.stored_counts().await.unwrap();
-    clock.advance(Duration::from_secs(3 * 86_400));
+    clock.advance(Duration::from_secs(4 * 86_400));
     let removed = maintain(&storage).await;
     let after = storage.stored_counts().await.unwrap();
     let kept = |key: &str| key.ends_with(".users") || key.ends_with(".consents");
@@ -176,6 +178,12 @@ async fn back_to_baseline(toml: &str) -> BTreeMap<String, u64> {
         // 4 recorded, plus the users' and the consent's own events.
         assert!(removed[&format!("audit-{category}")] >= 4, "{removed:?}");
     }
+    // A partitioned log (PostgreSQL) has its partitions job; the others have none.
+    assert_eq!(
+        removed.contains_key("audit-partitions"),
+        grown.contains_key("postgres.audit_events"),
+        "{removed:?}"
+    );
     let ready = storage.readiness().report().await;
     assert_eq!(ready.checks["maintenance"], "ok", "{ready:?}");
     storage.shutdown().await;

@@ -2,9 +2,10 @@
 //! adapter's default, so the adapters' defaults are the only defaults.
 
 use super::sections::{
-    DEFAULT_AUDIT_INTERVAL_MS, DEFAULT_AUDIT_KEEP_DAYS, DEFAULT_OUTBOX_INTERVAL_MS,
-    DEFAULT_OUTBOX_KEEP_MS, DEFAULT_READINESS_CACHE_MS, DEFAULT_REPORT_EVERY_MS,
-    DEFAULT_SHORT_JOB_INTERVAL_MS, DEFAULT_STALL_AFTER_MS,
+    DEFAULT_AUDIT_INTERVAL_MS, DEFAULT_AUDIT_KEEP_DAYS, DEFAULT_AUDIT_PARTITION_DAYS,
+    DEFAULT_AUDIT_PARTITIONS_AHEAD, DEFAULT_OUTBOX_INTERVAL_MS, DEFAULT_OUTBOX_KEEP_MS,
+    DEFAULT_READINESS_CACHE_MS, DEFAULT_REPORT_EVERY_MS, DEFAULT_SHORT_JOB_INTERVAL_MS,
+    DEFAULT_STALL_AFTER_MS,
 };
 use super::{ConfigError, MaintenanceSettings, ReadinessSettings, RelaySettings};
 use credo_pipeline::{MaintenanceConfig, RelayConfig};
@@ -246,6 +247,9 @@ pub enum MaintenanceJob {
     Outbox,
     /// Audit events of one category past its retention.
     Audit(AuditCategory),
+    /// The partitions of a partitioned audit log: made ahead, dropped whole past the longest
+    /// retention.
+    AuditPartitions,
 }
 
 impl MaintenanceSettings {
@@ -288,6 +292,11 @@ impl MaintenanceSettings {
                     .unwrap_or(DEFAULT_OUTBOX_INTERVAL_MS),
                 self.outbox_keep_ms.unwrap_or(DEFAULT_OUTBOX_KEEP_MS),
             ),
+            MaintenanceJob::AuditPartitions => (
+                Some(self.audit.unwrap_or(true) && self.audit_partitions.unwrap_or(true)),
+                self.audit_interval_ms.unwrap_or(DEFAULT_AUDIT_INTERVAL_MS),
+                self.longest_audit_keep_days().saturating_mul(DAY),
+            ),
             MaintenanceJob::Audit(category) => {
                 let days = match category {
                     AuditCategory::Compliance => self.audit_keep_compliance_days,
@@ -307,6 +316,35 @@ impl MaintenanceSettings {
             interval: ms(interval),
             keep: ms(keep_ms),
         })
+    }
+
+    /// The longest retention of any audit category, in days: a partition holds them all.
+    pub fn longest_audit_keep_days(&self) -> u64 {
+        [
+            self.audit_keep_compliance_days,
+            self.audit_keep_security_days,
+            self.audit_keep_operations_days,
+        ]
+        .into_iter()
+        .map(|d| d.unwrap_or(DEFAULT_AUDIT_KEEP_DAYS))
+        .max()
+        .unwrap_or(DEFAULT_AUDIT_KEEP_DAYS)
+    }
+
+    /// The audit partitions' period and how many are made ahead.
+    pub fn partition_layout(&self) -> credo_pipeline::maintenance::PartitionLayout {
+        let days = self
+            .audit_partition_days
+            .unwrap_or(DEFAULT_AUDIT_PARTITION_DAYS);
+        credo_pipeline::maintenance::PartitionLayout {
+            period_days: NonZeroU32::new(u32::try_from(days).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN),
+            ahead: u32::try_from(
+                self.audit_partitions_ahead
+                    .unwrap_or(DEFAULT_AUDIT_PARTITIONS_AHEAD),
+            )
+            .unwrap_or(u32::MAX),
+        }
     }
 
     /// The pause must be shorter than the lease, which is renewed between batches.

@@ -359,6 +359,11 @@ pub(crate) const DEFAULT_OUTBOX_INTERVAL_MS: u64 = 600_000;
 pub(crate) const DEFAULT_OUTBOX_KEEP_MS: u64 = 86_400_000;
 /// Default interval of the audit retention purges.
 pub(crate) const DEFAULT_AUDIT_INTERVAL_MS: u64 = 3_600_000;
+/// Default days per audit partition: a week, about 605 million events at the seed's 1,000/s.
+pub(crate) const DEFAULT_AUDIT_PARTITION_DAYS: u64 = 7;
+/// Default audit partitions made ahead: four weeks, so a month without maintenance still
+/// routes every event to its partition.
+pub(crate) const DEFAULT_AUDIT_PARTITIONS_AHEAD: u64 = 4;
 
 settings! {
     /// `[maintenance]`: the purges every instance runs in the background, one instance per job
@@ -413,6 +418,18 @@ settings! {
         /// Retention of `operations` audit events, in days.
         audit_keep_operations_days: Option<u64> => Setting::int(1, 36_500)
             .default(Default::Number(DEFAULT_AUDIT_KEEP_DAYS)),
+        /// A partitioned audit log (PostgreSQL): make its partitions ahead and drop whole ones
+        /// once every event in them is past the longest retention of any category, on the
+        /// interval of the audit purges. The audit purges of the categories kept that long then
+        /// run two partitions behind, for the events partitions keep back (docs/maintenance.md).
+        audit_partitions: Option<bool> => Setting::flag("true"),
+        /// Days of recording time per audit partition. A change applies to partitions made
+        /// after it; existing ones keep their range.
+        audit_partition_days: Option<u64> => Setting::int(1, 366)
+            .default(Default::Number(DEFAULT_AUDIT_PARTITION_DAYS)),
+        /// Audit partitions kept made past the one holding now.
+        audit_partitions_ahead: Option<u64> => Setting::int(1, 520)
+            .default(Default::Number(DEFAULT_AUDIT_PARTITIONS_AHEAD)),
     }
 }
 

@@ -7,7 +7,9 @@ use crate::cases::{drain, ensure, eq, err_kind, event_id, ok, tenant};
 use crate::harness::Stores;
 use crate::support::Ctx;
 use credo_ports::audit::MAX_METADATA_BYTES;
-use credo_ports::{AppendOutcome, AuditEvent, AuditQuery, EncodedEvent, PageRequest, Timestamp};
+use credo_ports::{
+    AppendOutcome, AuditEvent, AuditQuery, EncodedEvent, EventId, PageRequest, Timestamp,
+};
 use serde_json::json;
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -257,6 +259,60 @@ pub(super) async fn bad_batch_writes_nothing(ctx: &Ctx) -> Result<(), String> {
         ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
         0,
     )
+}
+
+/// DESIGN §5: event ids are UUIDv7 (the log is kept by the time in them). Any other UUID is
+/// refused, by the recorder and in a batch, with nothing written; a UUIDv7 at either end of
+/// its time range (1970, and the last millisecond 48 bits hold) is kept like any other.
+pub(super) async fn event_ids_must_be_uuid_v7(ctx: &Ctx) -> Result<(), String> {
+    let (s, a) = audit(ctx).await?;
+    let v7 = |ms: u64, n: u8| {
+        EventId::from_uuid(uuid::Builder::from_unix_timestamp_millis(ms, &[n; 10]).into_uuid())
+    };
+    let not_v7 = [
+        uuid::Uuid::nil(),
+        uuid::Uuid::max(),
+        uuid::Uuid::from_u128(0x0190_0000_0000_4000_8000_0000_0000_0001), // v4 bits
+        uuid::Uuid::from_u128(0x0190_0000_0000_7000_c000_0000_0000_0001), // v7, wrong variant
+    ];
+    for (i, id) in not_v7.into_iter().enumerate() {
+        let mut bad = pool_event(i as u16, 0);
+        bad.id = EventId::from_uuid(id);
+        err_kind(
+            &format!("record {id}"),
+            s.audit()?.record(bad.clone()).await,
+            "InvalidInput",
+        )?;
+        err_kind(
+            &format!("batch with {id}"),
+            a.append_batch(&[pool_event(10, 0), bad]).await,
+            "InvalidInput",
+        )?;
+    }
+    eq(
+        "nothing written",
+        ok("count", a.count(tenant(0), AuditQuery::default()).await)?,
+        0,
+    )?;
+    let mut edges = Vec::new();
+    for (i, ms) in [0, 1, (1u64 << 48) - 1].into_iter().enumerate() {
+        let mut e = pool_event(20 + i as u16, 0);
+        e.id = v7(ms, i as u8);
+        edges.push(e);
+    }
+    eq(
+        "edge times kept",
+        ok("append", a.append_batch(&edges).await)?.inserted,
+        3,
+    )?;
+    for e in &edges {
+        eq(
+            "read back",
+            ok("get", a.get(tenant(0), e.id).await)?,
+            Some(e.clone()),
+        )?;
+    }
+    Ok(())
 }
 
 trait CollectVec: futures_util::Stream + Sized {

@@ -7,9 +7,9 @@ mod properties;
 
 use examples::{
     append_batch_is_idempotent, bad_batch_writes_nothing, cross_tenant_isolation,
-    event_ids_deduplicate_per_tenant, metadata_limit_is_16_kib, purge_before_is_retention_only,
-    query_filters_combine, query_pagination_is_stable_with_equal_timestamps,
-    record_is_materialized_by_the_relay,
+    event_ids_deduplicate_per_tenant, event_ids_must_be_uuid_v7, metadata_limit_is_16_kib,
+    purge_before_is_retention_only, query_filters_combine,
+    query_pagination_is_stable_with_equal_timestamps, record_is_materialized_by_the_relay,
 };
 use properties::model_based_sequences;
 
@@ -32,6 +32,7 @@ pub(super) fn cases() -> Vec<super::Case> {
         purge_before_is_retention_only,
         bad_batch_writes_nothing,
         event_ids_deduplicate_per_tenant,
+        event_ids_must_be_uuid_v7,
     ]
 }
 
