@@ -40,6 +40,15 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "postgres: no pooled connection within the acquire timeout",
             e,
         )),
+        // A refused TLS handshake (certificate not trusted, not valid for the host name, client
+        // certificate missing or refused) reaches us as an I/O error: say that it was TLS.
+        sqlx::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            StoreError::Unavailable(Cause::with_source(format!("postgres: TLS: {io}"), e))
+        }
         _ => StoreError::Unavailable(Cause::with_source(format!("postgres: {e}"), e)),
     }
 }
@@ -128,6 +137,28 @@ mod tests {
                 }
                 other => panic!("{code}: {other:?}"),
             }
+        }
+    }
+
+    /// A refused TLS handshake, which sqlx hands over as an I/O error, says TLS; any other I/O
+    /// error does not.
+    #[test]
+    fn a_refused_tls_handshake_says_tls() {
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        match map_err(sqlx::Error::Io(refused)) {
+            StoreError::Unavailable(why) => assert_eq!(
+                why.to_string(),
+                "postgres: TLS: invalid peer certificate: UnknownIssuer"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        match map_err(sqlx::Error::Io(reset)) {
+            StoreError::Unavailable(why) => assert!(!why.contains("TLS"), "{why}"),
+            other => panic!("{other:?}"),
         }
     }
 

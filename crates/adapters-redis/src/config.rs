@@ -5,6 +5,7 @@ use credo_ports::redact;
 use credo_ports::{StoreError, StoreResult};
 use fred::prelude::*;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where "now" comes from for rate limiting.
@@ -53,6 +54,14 @@ pub struct RedisConfig {
     /// How long keys outlive their logical expiry before Redis drops them (default 60 s):
     /// expiry is decided by the clock; TTLs only keep memory bounded.
     pub expiry_grace: Duration,
+    /// PEM file of the CA certificate(s) that verify the server's certificate, instead of the
+    /// system's trust store (default: none, the system's). `rediss://` only.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (chain) presented for mutual TLS, with
+    /// [`tls_key_file`](Self::tls_key_file) (default: none). `rediss://` only.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl RedisConfig {
@@ -68,6 +77,9 @@ impl RedisConfig {
             key_prefix: "credo".into(),
             rate_limit_time: TimeSource::Server,
             expiry_grace: Duration::from_secs(60),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 
@@ -80,15 +92,42 @@ impl RedisConfig {
 
     /// Checks every setting before anything connects; the error names the field (`url`,
     /// `pool_size`, `command_timeout`, `connection_timeout`, `reconnect_min`,
-    /// `reconnect_max`, `expiry_grace`, `key_prefix`). Timeouts must be at least 1 ms (fred
-    /// reads 0 as "no timeout") and at most [`MAX_TIMEOUT`]; the pool 1..=[`MAX_POOL_SIZE`];
-    /// `reconnect_min <= reconnect_max`; `expiry_grace` at most [`MAX_EXPIRY_GRACE`].
+    /// `reconnect_max`, `expiry_grace`, `key_prefix`, `tls_ca_file`, `tls_cert_file`,
+    /// `tls_key_file`). Timeouts must be at least 1 ms (fred reads 0 as "no timeout") and at
+    /// most [`MAX_TIMEOUT`]; the pool 1..=[`MAX_POOL_SIZE`]; `reconnect_min <= reconnect_max`;
+    /// `expiry_grace` at most [`MAX_EXPIRY_GRACE`]; TLS files only with a `rediss://` URL, and
+    /// a client certificate only with its key (and the reverse). The files are read when the
+    /// pool is built ([`RedisStores::connect`](crate::RedisStores::connect)).
     pub fn validate(&self) -> StoreResult<()> {
         if self.url.trim().is_empty() {
             return Err(StoreError::invalid("url", "must not be empty"));
         }
-        if let Err(e) = Config::from_url(&self.url) {
-            return Err(self.url_error(e));
+        let uses_tls = match Config::from_url(&self.url) {
+            Ok(c) => c.uses_tls(),
+            Err(e) => return Err(self.url_error(e)),
+        };
+        for (field, file) in self.tls_files() {
+            if file.is_some() && !uses_tls {
+                return Err(StoreError::invalid(
+                    field,
+                    "needs a rediss:// URL (TLS); the URL connects without TLS",
+                ));
+            }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(StoreError::invalid(
+                    "tls_key_file",
+                    "must be set with tls_cert_file (the client certificate's key)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(StoreError::invalid(
+                    "tls_cert_file",
+                    "must be set with tls_key_file (the client certificate)",
+                ));
+            }
+            _ => {}
         }
         if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
             return Err(StoreError::invalid(
@@ -120,6 +159,77 @@ impl RedisConfig {
             ));
         }
         valid_prefix(&self.key_prefix)
+    }
+
+    fn tls_files(&self) -> [(&'static str, Option<&Path>); 3] {
+        [
+            ("tls_ca_file", self.tls_ca_file.as_deref()),
+            ("tls_cert_file", self.tls_cert_file.as_deref()),
+            ("tls_key_file", self.tls_key_file.as_deref()),
+        ]
+    }
+
+    /// The rustls client settings of the TLS files, or `None` when none is set (fred's
+    /// default for `rediss://` then applies: the system's trust store, no client
+    /// certificate). A file that cannot be read or holds no usable PEM is an invalid setting
+    /// naming it.
+    fn tls_connector(&self) -> StoreResult<Option<TlsConnector>> {
+        use fred::rustls::pki_types::pem::PemObject;
+        use fred::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use fred::rustls::{ClientConfig, RootCertStore};
+        if self.tls_files().iter().all(|(_, f)| f.is_none()) {
+            return Ok(None);
+        }
+        let read = |field: &'static str, path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| StoreError::invalid(field, format!("{}: {e}", path.display())))
+        };
+        let certs = |field: &'static str, path: &Path| {
+            let pem = read(field, path)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::invalid(field, format!("{}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("{}: no PEM certificate in it", path.display()),
+                ));
+            }
+            Ok(certs)
+        };
+        let mut roots = RootCertStore::empty();
+        match &self.tls_ca_file {
+            Some(path) => {
+                for cert in certs("tls_ca_file", path)? {
+                    roots.add(cert).map_err(|e| {
+                        StoreError::invalid("tls_ca_file", format!("{}: {e}", path.display()))
+                    })?;
+                }
+            }
+            None => {
+                let native = fred::rustls_native_certs::load_native_certs();
+                for cert in native.certs {
+                    // As fred's own default: a system certificate rustls cannot parse is
+                    // left out.
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let builder = ClientConfig::builder().with_root_certificates(roots);
+        let client = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let chain = certs("tls_cert_file", cert)?;
+                let pem = read("tls_key_file", key)?;
+                let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                    StoreError::invalid("tls_key_file", format!("{}: {e}", key.display()))
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| StoreError::invalid("tls_key_file", e.to_string()))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Some(TlsConnector::from(client)))
     }
 
     pub(crate) fn url_error(&self, e: fred::error::Error) -> StoreError {
@@ -169,6 +279,9 @@ impl fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("rate_limit_time", &self.rate_limit_time)
             .field("expiry_grace", &self.expiry_grace)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -180,7 +293,14 @@ impl fmt::Debug for RedisConfig {
 #[doc(hidden)]
 pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
     config.validate()?;
-    let fred_config = Config::from_url(&config.url).map_err(|e| config.url_error(e))?;
+    let mut fred_config = Config::from_url(&config.url).map_err(|e| config.url_error(e))?;
+    if let Some(connector) = config.tls_connector()? {
+        // Keep fred's host-name mapping of cluster nodes; replace only the connector.
+        match &mut fred_config.tls {
+            Some(tls) => tls.connector = connector,
+            None => fred_config.tls = Some(connector.into()),
+        }
+    }
     let mut policy = ReconnectPolicy::new_exponential(
         0,
         config.reconnect_min.as_millis() as u32,
@@ -330,6 +450,54 @@ mod tests {
                 Err(StoreError::InvalidInput { field: f, .. }) => assert_eq!(f, *field),
                 other => panic!("{field}: {other:?}"),
             }
+        }
+    }
+
+    /// TLS files need a `rediss://` URL, a client certificate needs its key (and the
+    /// reverse), and a file that cannot be read or holds no PEM is refused naming its setting
+    /// when the pool is built.
+    #[test]
+    fn tls_files_are_checked_by_field() {
+        let mut plain = RedisConfig::new("redis://h:6379");
+        plain.tls_ca_file = Some("/tmp/ca.pem".into());
+        match plain.validate() {
+            Err(StoreError::InvalidInput { field, reason }) => {
+                assert_eq!(field, "tls_ca_file");
+                assert!(reason.contains("rediss://"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut half = RedisConfig::new("rediss://h:6379");
+        half.tls_cert_file = Some("/tmp/client.pem".into());
+        assert!(matches!(half.validate(),
+            Err(StoreError::InvalidInput { field, .. }) if field == "tls_key_file"));
+        let mut half = RedisConfig::new("rediss://h:6379");
+        half.tls_key_file = Some("/tmp/client.key".into());
+        assert!(matches!(half.validate(),
+            Err(StoreError::InvalidInput { field, .. }) if field == "tls_cert_file"));
+
+        let mut missing = RedisConfig::new("rediss://h:6379");
+        missing.tls_ca_file = Some("/nonexistent/credo-ca.pem".into());
+        missing.validate().unwrap();
+        match client_builder(&missing) {
+            Err(StoreError::InvalidInput { field, reason }) => {
+                assert_eq!(field, "tls_ca_file");
+                assert!(reason.contains("/nonexistent/credo-ca.pem"), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let not_pem = std::env::temp_dir().join(format!("credo-not-pem-{}", std::process::id()));
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let mut empty = RedisConfig::new("rediss://h:6379");
+        empty.tls_ca_file = Some(not_pem.clone());
+        let result = client_builder(&empty).map(|_| ());
+        let _ = std::fs::remove_file(&not_pem);
+        match result {
+            Err(StoreError::InvalidInput { field, reason }) => {
+                assert_eq!(field, "tls_ca_file");
+                assert!(reason.contains("no PEM certificate"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -76,6 +76,44 @@ fn is_bad_stored_value(details: &str) -> bool {
     details.starts_with("WRONGTYPE") || details.starts_with("ERR user_script:")
 }
 
+/// rustls' errors of a refused handshake, as fred passes them on (the `Debug` of the I/O error
+/// that carries them; their `Display` too, should fred change that).
+const TLS_REFUSALS: [&str; 8] = [
+    "InvalidCertificate(",
+    "AlertReceived(",
+    "PeerIncompatible(",
+    "PeerMisbehaved(",
+    "invalid peer certificate",
+    "received fatal alert",
+    "peer is incompatible",
+    "peer misbehaved",
+];
+
+/// A connection error that is the TLS handshake refused: a server certificate not signed by a
+/// trusted CA or not valid for the host name, a client certificate missing or refused.
+fn is_tls_refusal(e: &fred::error::Error) -> bool {
+    e.kind() == &fred::error::ErrorKind::Tls
+        || TLS_REFUSALS.iter().any(|words| e.details().contains(words))
+}
+
+/// `redis: TLS handshake with <URL> failed: <what>: <rustls' reason>` (the URL redacted).
+fn tls_refusal_text(e: &fred::error::Error, url: &str) -> String {
+    let details = e.details();
+    // `Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }`: keep the error.
+    let reason = details
+        .split_once("error: ")
+        .and_then(|(_, rest)| rest.strip_suffix(" }"))
+        .unwrap_or(details);
+    let what = if reason.contains("CertificateRequired") {
+        "the server requires a client certificate"
+    } else if reason.contains("InvalidCertificate") || reason.contains("invalid peer certificate") {
+        "the server's certificate is not accepted"
+    } else {
+        "refused"
+    };
+    format!("redis: TLS handshake with {url} failed: {what}: {reason}")
+}
+
 /// How often one call loads a script the server reports missing before it fails.
 const SCRIPT_LOADS: u32 = 3;
 
@@ -96,14 +134,56 @@ impl RedisStores {
     /// Builds the pool and starts connecting in the background; waits at most the connection
     /// timeout for the first connection, so a service can start while Redis is down (calls then
     /// fail with `Unavailable` until it is back, and the pool reconnects by itself).
+    ///
+    /// A TLS handshake the server or the client refuses (server certificate not signed by a
+    /// trusted CA or not valid for the host name, client certificate missing or refused) is
+    /// not Redis being down and does not heal by reconnecting: `connect` then fails at once
+    /// with `Unavailable` saying `redis: TLS handshake with <URL> failed: ...`, and nothing
+    /// retries in the background.
     pub async fn connect(config: &RedisConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
         let secrets: Arc<[String]> = redact::url_secrets(&config.url).into();
         let pool = client_builder(config)?
             .build_pool(config.pool_size)
             .map_err(|e| redact::scrub_error(map_err(e), &secrets))?;
-        let _task = pool.connect();
-        let connected =
-            tokio::time::timeout(config.connection_timeout, pool.wait_for_connect()).await;
+        // A refused TLS handshake does not heal by reconnecting (fred would retry it, and every
+        // command would time out saying nothing of TLS): the first one fails `connect`.
+        let mut errors = pool.clients().first().map(|c| c.error_rx());
+        let task = pool.connect();
+        let refused = async {
+            while let Some(rx) = errors.as_mut() {
+                match rx.recv().await {
+                    Ok((e, _)) if is_tls_refusal(&e) => return e,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => errors = None,
+                }
+            }
+            std::future::pending().await
+        };
+        let connected = tokio::time::timeout(
+            config.connection_timeout,
+            futures_util::future::select(Box::pin(pool.wait_for_connect()), Box::pin(refused)),
+        )
+        .await
+        .map(|first| match first {
+            futures_util::future::Either::Left((connected, _)) => Ok(connected),
+            futures_util::future::Either::Right((refused, _)) => Err(refused),
+        });
+        let connected = match connected {
+            Ok(Err(e)) => {
+                // Stop the reconnect loops: nothing may retry the handshake in the background
+                // (`quit` in a task of its own: on a pool that never connected it may wait for
+                // the command timeout).
+                task.abort();
+                let quitting = pool.clone();
+                tokio::spawn(async move { quitting.quit().await });
+                let why = tls_refusal_text(&e, &config.redacted_url());
+                return Err(StoreError::Unavailable(
+                    redact::scrub(&why, &secrets).into(),
+                ));
+            }
+            Ok(Ok(connected)) => Ok(connected),
+            Err(elapsed) => Err(elapsed),
+        };
         tracing::debug!(url = %config.redacted_url(), pool = config.pool_size, "redis pool configured");
         if matches!(connected, Ok(Ok(()))) {
             let policy =
@@ -356,6 +436,22 @@ mod tests {
             "Corrupt"
         );
         assert_eq!(server("ERR max number of clients reached"), "Unavailable");
+        // A refused TLS handshake, as fred passes it on, is told apart from a server that is
+        // down, and said in words.
+        let refused = Error::new(
+            K::IO,
+            "Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) }",
+        );
+        assert!(is_tls_refusal(&refused));
+        assert_eq!(
+            tls_refusal_text(&refused, "rediss://h:1"),
+            "redis: TLS handshake with rediss://h:1 failed: the server's certificate is not \
+             accepted: InvalidCertificate(UnknownIssuer)"
+        );
+        assert!(!is_tls_refusal(&Error::new(
+            K::IO,
+            "Connection refused (os error 111)"
+        )));
         assert_eq!(
             server("LOADING Redis is loading the dataset"),
             "Unavailable"

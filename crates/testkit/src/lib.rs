@@ -10,19 +10,26 @@
 //! - [`pgbackrest`]: the pgBackRest configuration of a local cluster (the PITR drill and
 //!   `cargo xtask services backups on`);
 //! - [`system`]: where PostgreSQL is installed and whether we run as root (shared with
-//!   `cargo xtask services`).
+//!   `cargo xtask services`);
+//! - [`TestPki`]: a throw-away CA with server and client certificates, and
+//!   [`PrivateRedisTls`]: a `redis-server` speaking TLS only (the TLS tests; PostgreSQL's is
+//!   [`PrivatePostgres::start_tls`]).
 
 mod logs;
 pub mod pgbackrest;
 mod postgres;
 mod proxy;
+mod redis;
 mod spans;
 pub mod system;
+pub mod tls;
 
 pub use logs::CapturedLogs;
 pub use postgres::PrivatePostgres;
 pub use proxy::{PrivateTansu, Proxy};
+pub use redis::{ClientAuth, PrivateRedisTls};
 pub use spans::{CapturedSpans, SpanRecord};
+pub use tls::TestPki;
 
 /// The value of `var`, or `None` after printing why the test is skipped; under
 /// `CREDO_TEST_REQUIRE=all` (CI) a missing value panics instead.

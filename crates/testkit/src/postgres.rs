@@ -21,6 +21,78 @@ impl PrivatePostgres {
     /// `postgresql.conf` before the first start (e.g. WAL archiving for a backup drill).
     #[must_use = "the cluster is stopped when the returned value is dropped"]
     pub fn start_with(settings: &[(&str, &str)]) -> Option<Self> {
+        let c = Self::init(settings)?;
+        c.resume();
+        Some(c)
+    }
+
+    /// [`start`](Self::start), with TLS: `ssl = on` with the server certificate and key of
+    /// `pki` (valid for `localhost` only) and its CA for client certificates. Plain and TLS
+    /// connections of `credo` are trusted as before; the role named like the client
+    /// certificate ([`TestPki::client_name`], a superuser of this throw-away cluster) may log
+    /// in only over TLS with that certificate (`hostssl ... cert`).
+    ///
+    /// [`TestPki::client_name`]: crate::TestPki::client_name
+    #[must_use = "the cluster is stopped when the returned value is dropped"]
+    pub fn start_tls(pki: &crate::TestPki) -> Option<Self> {
+        let c = Self::init(&[
+            ("ssl", "on"),
+            ("ssl_cert_file", "server.crt"),
+            ("ssl_key_file", "server.key"),
+            ("ssl_ca_file", "ca.crt"),
+        ])?;
+        let data = c.data_dir();
+        for (from, to) in [
+            (&pki.server_cert, "server.crt"),
+            (&pki.server_key, "server.key"),
+            (&pki.ca_cert, "ca.crt"),
+        ] {
+            std::fs::copy(from, data.join(to))
+                .unwrap_or_else(|e| panic!("{} -> {to}: {e}", from.display()));
+        }
+        use std::os::unix::fs::PermissionsExt;
+        // PostgreSQL refuses a key readable by others, or not owned by the server's user.
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("hostssl all {} 127.0.0.1/32 cert\n{rules}", pki.client_name),
+        )
+        .unwrap();
+        Self::give_to_owner(&data);
+        c.resume();
+        c.run(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &c.data(),
+                "-p",
+                &c.port.to_string(),
+                "-U",
+                "credo",
+                "-d",
+                "postgres",
+                "-c",
+                &format!(
+                    "CREATE ROLE \"{}\" LOGIN SUPERUSER",
+                    pki.client_name.replace('"', "\"\"")
+                ),
+            ],
+        );
+        Some(c)
+    }
+
+    /// A new cluster, initialised with `settings` but not started.
+    fn init(settings: &[(&str, &str)]) -> Option<Self> {
         let Some(bin) = crate::system::pg_bin(None) else {
             return crate::skip(
                 "PostgreSQL binaries not found under /usr/lib/postgresql (cargo xtask services up)",
@@ -55,7 +127,6 @@ impl PrivatePostgres {
                 writeln!(f, "{name} = '{}'", value.replace('\'', "''")).unwrap();
             }
         }
-        c.resume();
         Some(c)
     }
 

@@ -50,6 +50,9 @@ impl super::RedisSettings {
             command_timeout_ms: None,
             key_prefix: None,
             rate_limit_time: None,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -117,6 +120,10 @@ impl super::RedisSettings {
             }
         };
         set(&mut c.rate_limit_time, time);
+        let file = |f: &Option<String>| f.as_ref().map(|p| Some(std::path::PathBuf::from(p)));
+        set(&mut c.tls_ca_file, file(&self.tls_ca_file));
+        set(&mut c.tls_cert_file, file(&self.tls_cert_file));
+        set(&mut c.tls_key_file, file(&self.tls_key_file));
         Ok(c)
     }
 }

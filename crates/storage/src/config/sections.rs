@@ -181,6 +181,26 @@ settings! {
         rate_limit_time: Option<String> => Setting::text()
             .check(Check::OneOf(&["server", "clock"]))
             .default(redis!(|c| format!("`{}`", c.rate_limit_time.as_str()))),
+        /// PEM file of the CA certificate(s) that verify the server's certificate, instead of
+        /// the system's trust store (`rediss://` only; docs/security.md).
+        #[serde(default)]
+        tls_ca_file: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(Default::Value("the system's trust store"))
+            .accepted("a PEM file"),
+        /// PEM file of the client certificate for mutual TLS, with `tls_key_file`
+        /// (`rediss://` only).
+        #[serde(default)]
+        tls_cert_file: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(Default::Value("none"))
+            .accepted("a PEM file"),
+        /// PEM file of the client certificate's private key, with `tls_cert_file`.
+        #[serde(default)]
+        tls_key_file: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .default(Default::Value("none"))
+            .accepted("a PEM file"),
     }
 }
 
