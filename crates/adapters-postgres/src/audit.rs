@@ -234,19 +234,15 @@ impl AuditLog for PgAuditStore {
         limit: NonZeroU32,
     ) -> StoreResult<u64> {
         // Events are immutable: no recheck is needed, and no concurrent write revives one.
-        let r = sqlx::query(
-            "DELETE FROM audit_events WHERE (tenant_id, id) IN (
-                 SELECT tenant_id, id FROM audit_events
-                 WHERE occurred_at < $1 AND ($2::text IS NULL OR category = $2)
-                 LIMIT $3
-             )",
-        )
-        .bind(to_db(before))
-        .bind(category.map(|c| c.as_str()))
-        .bind(i64::from(limit.get()))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(r.rows_affected())
+        // Through the retention function: an application role may not delete otherwise
+        // (migration 0009).
+        let n: i64 = sqlx::query_scalar("SELECT credo_audit_purge($1, $2, $3)")
+            .bind(to_db(before))
+            .bind(category.map(|c| c.as_str()))
+            .bind(i32::try_from(limit.get()).unwrap_or(i32::MAX))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
     }
 }

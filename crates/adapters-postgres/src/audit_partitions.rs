@@ -63,55 +63,22 @@ impl PgAuditPartitions {
         Ok(tx)
     }
 
-    /// Creates the partition of `lo..hi` (ms), moving in the events the catch-all kept for it.
+    /// Creates the partition of `lo..hi` (ms), moving in the events the catch-all kept for it
+    /// (migration 0009's function, so an application role needs no DDL right).
     async fn create(&self, lo: i64, hi: i64) -> StoreResult<()> {
         let name = partition_name(lo);
-        let (from, until) = (id_floor(lo), id_floor(hi));
         let mut tx = self.begin().await?;
-        // Held to the end: an event routed to the catch-all between the move and the attach
-        // would make the attach fail.
-        ddl(
-            &mut tx,
-            "LOCK TABLE audit_events_default IN ACCESS EXCLUSIVE MODE".into(),
-        )
-        .await?;
-        ddl(
-            &mut tx,
-            format!(
-                "CREATE TABLE {name} (LIKE audit_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-            ),
-        )
-        .await?;
-        // Names and bounds are made here from integers, never from input.
-        let moved = format!(
-            "WITH moved AS (DELETE FROM audit_events_default WHERE id >= $1 AND id < $2 RETURNING *)
-             INSERT INTO {name} SELECT * FROM moved"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(moved))
-            .bind(from)
-            .bind(until)
+        sqlx::query("SELECT credo_audit_partition_create($1, $2, $3)")
+            .bind(&name)
+            .bind(id_floor(lo))
+            .bind(id_floor(hi))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        ddl(
-            &mut tx,
-            format!(
-                "ALTER TABLE audit_events ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{until}')"
-            ),
-        )
-        .await?;
         tx.commit().await.map_err(map_err)?;
         tracing::info!(partition = %name, "audit partition created");
         Ok(())
     }
-}
-
-async fn ddl(tx: &mut Transaction<'static, Postgres>, sql: String) -> StoreResult<()> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
 }
 
 /// The smallest UUID minted in millisecond `ms` (clamped to what a UUIDv7 can hold).
@@ -228,25 +195,17 @@ impl AuditPartitions for PgAuditPartitions {
                 break;
             }
             let mut tx = self.begin().await?;
-            // The parent first, as the drop takes it: an insert routed into this partition
-            // between the check and the drop could otherwise be lost with it.
-            ddl(
-                &mut tx,
-                "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE".into(),
-            )
-            .await?;
-            let young = format!("SELECT EXISTS (SELECT 1 FROM {name} WHERE occurred_at >= $1)");
-            let young: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(young))
+            let gone: bool = sqlx::query_scalar("SELECT credo_audit_partition_drop($1, $2)")
+                .bind(&name)
                 .bind(crate::time::to_db(before))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            if young {
+            if !gone {
                 // Backdated or far-future `occurred_at`: row purges take its events in time.
                 tracing::info!(partition = %name, "audit partition past retention holds a later event; kept");
                 continue;
             }
-            ddl(&mut tx, format!("DROP TABLE {name}")).await?;
             tx.commit().await.map_err(map_err)?;
             tracing::info!(partition = %name, "audit partition dropped");
             dropped += 1;

@@ -38,6 +38,12 @@ pub struct PgConfig {
     pub migrations_table: String,
     /// The clock outbox leases are measured on (default: the database's).
     pub lease_clock: LeaseClock,
+    /// A role every connection acts as (`SET ROLE` at connection start, PostgreSQL's `role`
+    /// parameter), when the login role of the URL is a member of the application role
+    /// rather than that role itself: one login per instance, one set of grants
+    /// ([`PgStores::grant_app_role`](crate::PgStores::grant_app_role)). A plain identifier
+    /// like the schema. Default: none, the login role itself.
+    pub role: Option<String>,
 }
 
 /// The clock outbox claim leases (and retry delays) are measured on.
@@ -64,6 +70,7 @@ impl PgConfig {
             schema: None,
             migrations_table: DEFAULT_MIGRATIONS_TABLE.into(),
             lease_clock: LeaseClock::Database,
+            role: None,
         }
     }
 
@@ -76,7 +83,7 @@ impl PgConfig {
 
     /// Checks every setting before anything connects; the error names the field
     /// (`url`, `max_connections`, `outbox_connections`, `acquire_timeout`,
-    /// `statement_timeout`, `schema`, `migrations_table`). A zero timeout is refused (the
+    /// `statement_timeout`, `schema`, `migrations_table`, `role`). A zero timeout is refused (the
     /// drivers read 0 as "no timeout"), as is one under a millisecond (it would round to 0),
     /// a `statement_timeout` beyond PostgreSQL's limit (2^31 - 1 ms), an acquire timeout over
     /// [`MAX_TIMEOUT`], and a pool of 0 or over [`MAX_CONNECTIONS`].
@@ -115,6 +122,14 @@ impl PgConfig {
         if !valid_identifier(&self.migrations_table) {
             return Err(StoreError::invalid(
                 "migrations_table",
+                "must be 1..=63 of [a-z0-9_], not starting with a digit",
+            ));
+        }
+        if let Some(role) = &self.role
+            && !valid_identifier(role)
+        {
+            return Err(StoreError::invalid(
+                "role",
                 "must be 1..=63 of [a-z0-9_], not starting with a digit",
             ));
         }
@@ -173,7 +188,7 @@ pub fn redact(url: &str) -> String {
     redact::redact_url(url)
 }
 
-fn valid_identifier(s: &str) -> bool {
+pub(crate) fn valid_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')

@@ -104,6 +104,9 @@ impl PgStores {
         if let Some(schema) = &config.schema {
             params.push(("search_path", schema.clone()));
         }
+        if let Some(role) = &config.role {
+            params.push(("role", role.clone()));
+        }
         options = options.disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
@@ -194,6 +197,59 @@ impl PgStores {
                 other,
             )),
         })
+    }
+
+    /// Grants `role` what the stores need in this schema and nothing more (run it as the
+    /// schema's owner, after [`migrate`](Self::migrate)): read and write on the tables of
+    /// users, sessions, revoked tokens, consents, rate limits, the outbox and the job leases;
+    /// only `SELECT` and `INSERT` on `audit_events`, whose events it removes only through
+    /// the retention and partition functions of migration 0009 (granted here, and bound by
+    /// `audit_retention_floor`); read on the floor and the migrations table. No `UPDATE`,
+    /// `DELETE` or `TRUNCATE` on the audit log, no DDL, no ownership. Idempotent.
+    ///
+    /// `InvalidInput` for a role that is not a plain identifier; the server's error (as
+    /// `Unavailable`) for a role that does not exist.
+    pub async fn grant_app_role(&self, role: &str) -> StoreResult<()> {
+        if !config::valid_identifier(role) {
+            return Err(StoreError::invalid(
+                "role",
+                "must be 1..=63 of [a-z0-9_], not starting with a digit",
+            ));
+        }
+        let schema = match &self.schema {
+            Some(s) => s.clone(),
+            None => sqlx::query_scalar("SELECT current_schema()")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.scrubbed(map_err(e)))?,
+        };
+        let table = &self.migrations_table;
+        // Identifiers were validated above or by `connect`; they cannot be bound.
+        let statements = [
+            format!("GRANT USAGE ON SCHEMA \"{schema}\" TO {role}"),
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON users, sessions, revoked_tokens, \
+                 consents, rate_limits, outbox, maintenance_leases TO {role}"
+            ),
+            format!("GRANT SELECT, INSERT ON audit_events TO {role}"),
+            format!("GRANT SELECT ON audit_retention_floor, {table} TO {role}"),
+            format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role}"),
+            format!(
+                "GRANT EXECUTE ON FUNCTION credo_audit_purge(timestamptz, text, integer), \
+                 credo_audit_partition_create(text, uuid, uuid), \
+                 credo_audit_partition_drop(text, timestamptz) TO {role}"
+            ),
+        ];
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for sql in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.scrubbed(map_err(e)))?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        tracing::info!(%role, %schema, "application role granted");
+        Ok(())
     }
 
     /// The pool (for services that share it).

@@ -9,6 +9,23 @@ use credo_ports::{Clock, EncodedEvent, StoreError, StoreResult};
 pub const AUDIT_QUERY_SQL: &str = crate::audit::QUERY_SQL;
 
 impl PgStores {
+    /// Creates the `NOLOGIN` role `role` unless it exists (roles are the server's: test
+    /// processes that race to create it all succeed).
+    pub async fn create_role_if_missing(&self, role: &str) -> StoreResult<()> {
+        if !crate::config::valid_identifier(role) {
+            return Err(StoreError::invalid("role", "not a plain identifier"));
+        }
+        let sql = format!(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     /// Drops the configured schema and everything in it (test clean-up).
     pub async fn drop_schema(&self) -> StoreResult<()> {
         let Some(schema) = &self.schema else {

@@ -10,6 +10,11 @@ use std::time::Duration;
 /// Environment variable naming the test server.
 pub const URL_VAR: &str = "CREDO_TEST_POSTGRES_URL";
 
+/// The application role the stores act as (`SET ROLE` at connection start): the suite runs
+/// with exactly the grants of `PgStores::grant_app_role`, as a service does; schema set-up,
+/// clean-up and injected faults run as the server's login role, the schema's owner.
+pub const APP_ROLE: &str = "credo_conformance_app";
+
 #[cfg(feature = "testcontainers")]
 type Container = testcontainers_modules::testcontainers::ContainerAsync<
     testcontainers_modules::postgres::Postgres,
@@ -19,14 +24,14 @@ type Container = testcontainers_modules::testcontainers::ContainerAsync<
 /// a Docker engine answers, else skipped with the reason. Each set of fresh stores gets a schema
 /// of its own (`credo_t_<pid>_<n>`), emptied and reused once the previous holder dropped it, so
 /// cases and test processes never see each other's rows and the suite can run any number of
-/// times against one server.
+/// times against one server. The stores run as [`APP_ROLE`].
 pub struct PostgresHarness {
     configured: Option<String>,
     url: tokio::sync::OnceCell<Result<String, String>>,
     /// Removed (by its `Drop`) when the harness is dropped.
     #[cfg(feature = "testcontainers")]
     container: Mutex<Option<Container>>,
-    free: Arc<Mutex<Vec<PgStores>>>,
+    free: Arc<Mutex<Vec<Schema>>>,
     next: AtomicU32,
     schema_prefix: &'static str,
 }
@@ -90,7 +95,7 @@ impl PostgresHarness {
         Err("built without the `testcontainers` feature".into())
     }
 
-    async fn new_schema(&self, url: &str) -> Result<PgStores, String> {
+    async fn new_schema(&self, url: &str) -> Result<Schema, String> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut config = PgConfig::new(url);
         config.schema = Some(format!("{}_{}_{n}", self.schema_prefix, std::process::id()));
@@ -98,25 +103,42 @@ impl PostgresHarness {
         // Cases move time by hand; the database-clock default is proven by the adapter's
         // own tests (a skewed store clock does not move leases).
         config.lease_clock = LeaseClock::Store;
-        let stores = PgStores::connect(&config, Stores::new_clock())
+        let owner = PgStores::connect(&config, Stores::new_clock())
             .await
             .map_err(|e| e.to_string())?;
-        stores
+        owner
             .drop_schema()
             .await
             .map_err(|e| format!("drop stale schema: {e}"))?;
-        stores
-            .migrate()
+        owner.migrate().await.map_err(|e| format!("migrate: {e}"))?;
+        // Roles are the server's, shared by every schema and test process: created once, by
+        // whichever process comes first.
+        owner
+            .create_role_if_missing(APP_ROLE)
             .await
-            .map_err(|e| format!("migrate: {e}"))?;
-        Ok(stores)
+            .map_err(|e| format!("create role {APP_ROLE}: {e}"))?;
+        owner
+            .grant_app_role(APP_ROLE)
+            .await
+            .map_err(|e| format!("grant {APP_ROLE}: {e}"))?;
+        config.role = Some(APP_ROLE.into());
+        let app = PgStores::connect(&config, Stores::new_clock())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Schema { owner, app })
     }
+}
+
+/// One schema: its owner's stores (set-up, clean-up, faults) and the application role's.
+struct Schema {
+    owner: PgStores,
+    app: PgStores,
 }
 
 /// Returns the schema to the free list when the last clone of the stores is dropped.
 struct SchemaLease {
-    stores: Option<PgStores>,
-    free: Arc<Mutex<Vec<PgStores>>>,
+    stores: Option<Schema>,
+    free: Arc<Mutex<Vec<Schema>>>,
 }
 
 impl Drop for SchemaLease {
@@ -157,18 +179,21 @@ impl Harness for PostgresHarness {
         let reused = self.free.lock().pop();
         let base = match reused {
             Some(s) => {
-                s.clear_all_tables()
+                s.owner
+                    .clear_all_tables()
                     .await
                     .map_err(|e| format!("clearing schema: {e}"))?;
                 // A case that failed half-way may have left its injected fault on.
-                s.fail_outbox_writes(false)
+                s.owner
+                    .fail_outbox_writes(false)
                     .await
                     .map_err(|e| format!("clearing faults: {e}"))?;
                 s
             }
             None => self.new_schema(&url).await?,
         };
-        let pg = base.with_clock(clock.clone());
+        let pg = base.app.with_clock(clock.clone());
+        let owner = base.owner.clone();
         let lease = SchemaLease {
             stores: Some(base),
             free: self.free.clone(),
@@ -189,11 +214,11 @@ impl Harness for PostgresHarness {
                     Box::pin(async move { pg.enqueue_raw(&message).await })
                 })
             }),
+            // A trigger: DDL, so the owner's.
             outbox_faults: Some({
-                let pg = pg.clone();
                 Arc::new(move |on| {
-                    let pg = pg.clone();
-                    Box::pin(async move { pg.fail_outbox_writes(on).await })
+                    let owner = owner.clone();
+                    Box::pin(async move { owner.fail_outbox_writes(on).await })
                 })
             }),
             rate_limits: Some(pg.rate_limits()),

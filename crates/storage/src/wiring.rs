@@ -190,6 +190,12 @@ impl Opened {
                             .migrate()
                             .await
                             .map_err(backend_err("postgres.migrate"))?;
+                        if let Some(role) = &pg.app_role {
+                            stores
+                                .grant_app_role(role)
+                                .await
+                                .map_err(backend_err("postgres.app_role"))?;
+                        }
                     }
                     self.checks.push(stores.health(config.health_timeout()));
                     self.postgres = Some(stores);

@@ -613,6 +613,67 @@ mod migrations {
 
         support::drop_schemas(&url, &[&schema]).await;
     }
+
+    /// The deployment of docs/security.md: the owner migrates and grants the application
+    /// role (`postgres.app_role`); the service acts as that role (`postgres.role`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_up_grants_the_application_role_the_service_acts_as() {
+        let Some(url) = required("CREDO_TEST_POSTGRES_URL") else {
+            return;
+        };
+        use credo_storage::SystemClock;
+        use credo_storage::postgres::{PgConfig, PgStores};
+        use std::sync::Arc;
+        let schema = unique_name("credo_admin_role");
+        let role = unique_name("credo_app");
+        let owner = PgStores::connect(&PgConfig::new(&url), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        owner.create_role_if_missing(&role).await.unwrap();
+        let env = [
+            ("CREDO_BACKENDS_USERS", "postgres"),
+            ("CREDO_BACKENDS_CONSENTS", "postgres"),
+            ("CREDO_BACKENDS_AUDIT", "postgres"),
+            ("CREDO_POSTGRES_URL", url.as_str()),
+            ("CREDO_POSTGRES_SCHEMA", schema.as_str()),
+            ("CREDO_POSTGRES_APP_ROLE", role.as_str()),
+        ];
+        let run = admin(&env, &["--json", "migrations", "up"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(run.json()["granted"], serde_json::json!(role));
+        let may = |privilege: &'static str, table: &'static str| {
+            let (role, schema, pool) = (role.clone(), schema.clone(), owner.pool().clone());
+            async move {
+                sqlx::query_scalar::<_, bool>("SELECT has_table_privilege($1, $2, $3)")
+                    .bind(role)
+                    .bind(format!("{schema}.{table}"))
+                    .bind(privilege)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(may("INSERT", "audit_events").await);
+        assert!(may("SELECT", "audit_events").await);
+        assert!(!may("UPDATE", "audit_events").await);
+        assert!(!may("DELETE", "audit_events").await);
+        assert!(!may("TRUNCATE", "audit_events").await);
+        assert!(may("UPDATE", "sessions").await);
+
+        // The service's view, acting as the role: the outbox and readiness answer.
+        let acting = [&env[..5], &[("CREDO_POSTGRES_ROLE", role.as_str())][..]].concat();
+        let run = admin(&acting, &["--json", "outbox", "status"]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let run = admin(&acting, &["readiness"]);
+        assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+        support::drop_schemas(&url, &[&schema]).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP OWNED BY {role}; DROP ROLE {role}"
+        )))
+        .execute(owner.pool())
+        .await
+        .unwrap();
+    }
 }
 
 #[cfg(all(feature = "postgres", feature = "kafka"))]

@@ -36,6 +36,8 @@ impl super::PostgresSettings {
             schema: None,
             migrations_table: None,
             migrate: false,
+            role: None,
+            app_role: None,
         }
     }
 }
@@ -95,6 +97,7 @@ impl super::PostgresSettings {
         set(&mut c.statement_timeout, self.statement_timeout_ms.map(ms));
         set(&mut c.schema, self.schema.clone().map(Some));
         set(&mut c.migrations_table, self.migrations_table.clone());
+        set(&mut c.role, self.role.clone().map(Some));
         c
     }
 }

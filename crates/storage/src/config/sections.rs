@@ -149,6 +149,20 @@ settings! {
         /// Run the embedded migrations at start-up.
         #[serde(default)]
         migrate: bool => Setting::flag("false"),
+        /// Role every connection acts as (`SET ROLE`): the application role, when the URL's
+        /// login is a member of it (docs/security.md).
+        #[serde(default)]
+        role: Option<String> => Setting::text()
+            .check(Check::Identifier)
+            .default(Default::Value("the URL's login role")),
+        /// After migrating (`migrate`, or `credo-admin migrations up`), grant this
+        /// application role what the stores need and nothing more (read-write tables, an
+        /// append-only audit log, the retention functions); the URL's login must own the
+        /// schema (docs/security.md).
+        #[serde(default)]
+        app_role: Option<String> => Setting::text()
+            .check(Check::Identifier)
+            .default(Default::Value("none: no grants")),
     }
 }
 

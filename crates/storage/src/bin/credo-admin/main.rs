@@ -964,6 +964,12 @@ async fn migrations_up(storage: &Storage, config: &StorageConfig) -> Result<Outp
     pg.migrate()
         .await
         .map_err(store_err("applying the migrations"))?;
+    let granted = config.postgres.as_ref().and_then(|p| p.app_role.clone());
+    if let Some(role) = &granted {
+        pg.grant_app_role(role)
+            .await
+            .map_err(store_err("granting postgres.app_role"))?;
+    }
     let after = read_applied(pg, &table).await?;
     let applied: Vec<i64> = after
         .keys()
@@ -971,13 +977,17 @@ async fn migrations_up(storage: &Storage, config: &StorageConfig) -> Result<Outp
         .copied()
         .collect();
     let latest = after.keys().next_back().copied();
-    let text = if applied.is_empty() {
+    let mut text = if applied.is_empty() {
         "nothing to apply: up to date\n".to_string()
     } else {
         format!("applied {}\n", describe(&applied))
     };
+    if let Some(role) = &granted {
+        text.push_str(&format!("granted the application role {role}\n"));
+    }
     Ok(Output::ok(
-        json!({"backend": "postgres", "table": table, "applied": applied, "version": latest}),
+        json!({"backend": "postgres", "table": table, "applied": applied, "version": latest,
+               "granted": granted}),
         text,
     ))
 }
