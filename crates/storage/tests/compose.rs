@@ -18,6 +18,35 @@ fn compose() -> Value {
     serde_norway::from_str(&text).unwrap()
 }
 
+/// The passwords a developer chooses before `docker compose up` (the stack has none of its
+/// own); the tests stand in these.
+const CHOSEN: [(&str, &str); 3] = [
+    ("CREDO_DEV_POSTGRES_PASSWORD", "pg-Secret_1"),
+    ("CREDO_DEV_REDIS_PASSWORD", "redis-Secret_2"),
+    ("CREDO_DEV_PGADMIN_PASSWORD", "admin-Secret_3"),
+];
+
+/// `text` with `${NAME}` and `${NAME:?message}` replaced as compose and the shell do, from
+/// [`CHOSEN`]; panics on a variable not there.
+fn interpolate(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closing brace") + start;
+        let name = rest[start + 2..end].split(":?").next().unwrap();
+        let value = CHOSEN
+            .iter()
+            .find(|(k, _)| *k == name)
+            .unwrap_or_else(|| panic!("{name}: not a chosen password"))
+            .1;
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn env_file() -> Vec<(String, String)> {
     std::fs::read_to_string(root().join("deploy/credo-storage.env"))
         .unwrap()
@@ -25,7 +54,7 @@ fn env_file() -> Vec<(String, String)> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let (k, v) = l.split_once('=').expect("KEY=value");
-            (k.to_string(), v.to_string())
+            (k.to_string(), interpolate(v))
         })
         .collect()
 }
@@ -146,6 +175,54 @@ fn every_service_has_an_image_and_a_health_check() {
     }
 }
 
+/// Issue 18: nothing of the stack is reachable from another machine, and no password is
+/// written in it: each is a variable compose requires (`${NAME:?...}`), with no default.
+#[test]
+fn the_stack_listens_on_loopback_only_and_has_no_password_of_its_own() {
+    let c = compose();
+    for (name, service) in c["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name}: {port} is published on every interface"
+            );
+        }
+    }
+    let secrets = [
+        &c["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"],
+        &c["services"]["pgadmin"]["environment"]["PGADMIN_DEFAULT_PASSWORD"],
+        &c["services"]["redis"]["environment"]["REDISCLI_AUTH"],
+    ];
+    let requirepass = c["services"]["redis"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .skip_while(|a| *a != "--requirepass")
+        .nth(1)
+        .map(str::to_string);
+    let mut values: Vec<String> = secrets
+        .iter()
+        .map(|v| v.as_str().expect("a password setting").to_string())
+        .collect();
+    values.extend(requirepass);
+    assert_eq!(values.len(), 4, "redis has --requirepass");
+    for v in &values {
+        assert!(
+            v.starts_with("${CREDO_DEV_") && v.contains(":?") && v.ends_with('}'),
+            "a password with a literal or default value: {v}"
+        );
+    }
+    // Each service its own: one leaked password opens one service.
+    let names: std::collections::BTreeSet<_> = values[..2]
+        .iter()
+        .map(|v| v.split(":?").next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{values:?}");
+}
+
 #[test]
 fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
     let c = compose();
@@ -174,16 +251,26 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
     let expected = format!(
         "postgres://{}:{}@localhost:{}/{}?sslmode=disable",
         env["POSTGRES_USER"].as_str().unwrap(),
-        env["POSTGRES_PASSWORD"].as_str().unwrap(),
+        interpolate(env["POSTGRES_PASSWORD"].as_str().unwrap()),
         published_port(pg, 5432),
         env["POSTGRES_DB"].as_str().unwrap(),
     );
     assert_eq!(config.postgres.as_ref().unwrap().url, expected);
+    let redis = &c["services"]["redis"];
+    let requirepass = redis["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .skip_while(|a| *a != "--requirepass")
+        .nth(1)
+        .expect("redis --requirepass");
     assert_eq!(
         config.redis.as_ref().unwrap().url,
         format!(
-            "redis://localhost:{}",
-            published_port(&c["services"]["redis"], 6379)
+            "redis://:{}@localhost:{}",
+            interpolate(requirepass),
+            published_port(redis, 6379)
         )
     );
     let kafka = config.kafka.as_ref().unwrap();
