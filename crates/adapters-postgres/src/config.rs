@@ -7,7 +7,6 @@ use credo_ports::{StoreError, StoreResult};
 use sqlx::postgres::PgConnectOptions;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Connection settings. `Debug` never shows the password.
@@ -44,6 +43,13 @@ pub struct PgConfig {
     /// ([`PgStores::grant_app_role`](crate::PgStores::grant_app_role)). A plain identifier
     /// like the schema. Default: none, the login role itself.
     pub role: Option<String>,
+    /// A file holding the URL (a container or Kubernetes secret), read again every
+    /// [`url_refresh`](Self::url_refresh): when it changes (a rotated password), connections
+    /// opened from then on use it, without a restart; open ones stay until they close. `url`
+    /// holds the file's content at start. Default: none.
+    pub url_file: Option<std::path::PathBuf>,
+    /// How often `url_file` is read again (default 10 s).
+    pub url_refresh: Duration,
 }
 
 /// The clock outbox claim leases (and retry delays) are measured on.
@@ -71,7 +77,22 @@ impl PgConfig {
             migrations_table: DEFAULT_MIGRATIONS_TABLE.into(),
             lease_clock: LeaseClock::Database,
             role: None,
+            url_file: None,
+            url_refresh: Duration::from_secs(10),
         }
+    }
+
+    /// Defaults, with the URL read from `path` (a container secret) and watched for changes
+    /// ([`url_file`](Self::url_file)). `InvalidInput` naming the file (never its content)
+    /// when it cannot be read.
+    pub fn from_url_file(path: impl Into<std::path::PathBuf>) -> StoreResult<Self> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            StoreError::invalid("url_file", format!("{}: {}", path.display(), e.kind()))
+        })?;
+        let mut c = Self::new(redact::secret_file_text(text));
+        c.url_file = Some(path);
+        Ok(c)
     }
 
     /// The URL with its secrets replaced by `***` ([`credo_ports::redact::redact_url`]), for
@@ -125,6 +146,9 @@ impl PgConfig {
                 "must be 1..=63 of [a-z0-9_], not starting with a digit",
             ));
         }
+        if self.url_file.is_some() {
+            credo_ports::validate::timeout("url_refresh", self.url_refresh, MAX_TIMEOUT)?;
+        }
         if let Some(role) = &self.role
             && !valid_identifier(role)
         {
@@ -137,8 +161,8 @@ impl PgConfig {
     }
 
     /// Every secret of the URL, for scrubbing driver errors.
-    pub(crate) fn secrets(&self) -> Arc<[String]> {
-        redact::url_secrets(&self.url).into()
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        redact::url_secrets(&self.url)
     }
 
     pub(crate) fn url_error(&self, e: sqlx::Error) -> StoreError {

@@ -88,7 +88,102 @@ pub struct PgStores {
     migrations_table: String,
     lease_clock: LeaseClock,
     /// The URL's secrets, scrubbed from driver errors of migrations and health checks.
-    secrets: Arc<[String]>,
+    secrets: Secrets,
+    /// Held while any clone lives: the URL file's watcher stops once it is gone.
+    _alive: Arc<()>,
+}
+
+/// Every secret the URL has held (a rotated URL file adds the new ones), scrubbed from
+/// driver errors.
+#[derive(Clone, Default)]
+struct Secrets(Arc<std::sync::RwLock<Vec<String>>>);
+
+impl Secrets {
+    fn new(found: Vec<String>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(found)))
+    }
+
+    fn add(&self, more: Vec<String>) {
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for s in more {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        redact::scrub(text, &self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn scrub_error(&self, e: StoreError) -> StoreError {
+        redact::scrub_error(e, &self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The connect options of the main pool and of the outbox's, from `url`.
+fn connect_options(
+    config: &PgConfig,
+    url: &str,
+) -> Result<(PgConnectOptions, PgConnectOptions), sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let timeout_ms = config.statement_timeout.as_millis().to_string();
+    let mut params = vec![("statement_timeout", timeout_ms)];
+    if let Some(schema) = &config.schema {
+        params.push(("search_path", schema.clone()));
+    }
+    if let Some(role) = &config.role {
+        params.push(("role", role.clone()));
+    }
+    let main = options.clone().options(params.clone());
+    // A queue table's statistics lag behind it: claims must not be planned from them.
+    for off in ["enable_sort", "jit"] {
+        params.push((off, "off".into()));
+    }
+    Ok((main, options.options(params)))
+}
+
+/// Reads `config.url_file` every `config.url_refresh` while `alive` has an owner; a changed
+/// URL becomes the pools' options for the connections they open next.
+fn watch_url_file(
+    config: &PgConfig,
+    path: std::path::PathBuf,
+    pools: [PgPool; 2],
+    secrets: Secrets,
+    alive: std::sync::Weak<()>,
+) {
+    let config = config.clone();
+    let mut last = config.url.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(config.url_refresh).await;
+            if alive.upgrade().is_none() || pools[0].is_closed() {
+                return;
+            }
+            let url = match std::fs::read_to_string(&path) {
+                Ok(text) => redact::secret_file_text(text),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e.kind(), "postgres: the URL file cannot be read; the pools keep the URL they have");
+                    continue;
+                }
+            };
+            if url == last {
+                continue;
+            }
+            secrets.add(redact::url_secrets(&url));
+            match connect_options(&config, &url) {
+                Ok((main, outbox)) => {
+                    pools[0].set_connect_options(main);
+                    pools[1].set_connect_options(outbox);
+                    tracing::info!(file = %path.display(), url = %redact::redact_url(&url), "postgres: the URL file changed; new connections use it");
+                    last = url;
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %secrets.scrub(&e.to_string()), "postgres: the URL file holds no valid URL; the pools keep the URL they have")
+                }
+            }
+        }
+    });
 }
 
 impl PgStores {
@@ -97,30 +192,28 @@ impl PgStores {
     /// it through [`PgStores::health`]).
     pub async fn connect(config: &PgConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
         config.validate()?;
-        let mut options =
-            PgConnectOptions::from_str(&config.url).map_err(|e| config.url_error(e))?;
-        let timeout_ms = config.statement_timeout.as_millis().to_string();
-        let mut params = vec![("statement_timeout", timeout_ms)];
-        if let Some(schema) = &config.schema {
-            params.push(("search_path", schema.clone()));
-        }
-        if let Some(role) = &config.role {
-            params.push(("role", role.clone()));
-        }
-        options = options.disable_statement_logging();
+        let (main, outbox) =
+            connect_options(config, &config.url).map_err(|e| config.url_error(e))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_lazy_with(options.clone().options(params.clone()));
-        // A queue table's statistics lag behind it: claims must not be planned from them.
-        for off in ["enable_sort", "jit"] {
-            params.push((off, "off".into()));
-        }
+            .connect_lazy_with(main);
         let outbox_pool = PgPoolOptions::new()
             .max_connections(config.outbox_connections)
             .acquire_timeout(config.acquire_timeout)
-            .connect_lazy_with(options.options(params));
+            .connect_lazy_with(outbox);
         tracing::debug!(url = %config.redacted_url(), pool = config.max_connections, outbox_pool = config.outbox_connections, "postgres pools configured");
+        let secrets = Secrets::new(config.secrets());
+        let alive = Arc::new(());
+        if let Some(path) = &config.url_file {
+            watch_url_file(
+                config,
+                path.clone(),
+                [pool.clone(), outbox_pool.clone()],
+                secrets.clone(),
+                Arc::downgrade(&alive),
+            );
+        }
         Ok(Self {
             pool,
             outbox_pool,
@@ -128,7 +221,8 @@ impl PgStores {
             schema: config.schema.clone(),
             migrations_table: config.migrations_table.clone(),
             lease_clock: config.lease_clock,
-            secrets: config.secrets(),
+            secrets,
+            _alive: alive,
         })
     }
 
@@ -142,7 +236,7 @@ impl PgStores {
     }
 
     fn scrubbed(&self, e: StoreError) -> StoreError {
-        redact::scrub_error(e, &self.secrets)
+        self.secrets.scrub_error(e)
     }
 
     /// Creates the schema if one is configured, then applies pending migrations, recording
@@ -439,7 +533,7 @@ async fn adopt_legacy_rows(
 struct PgHealth {
     pool: PgPool,
     timeout: Duration,
-    secrets: Arc<[String]>,
+    secrets: Secrets,
 }
 
 #[async_trait]
@@ -457,7 +551,7 @@ impl HealthCheck for PgHealth {
             Ok(Err(e)) => {
                 let e = map_err(e);
                 tracing::warn!(
-                    error = %redact::scrub(&e.to_string(), &self.secrets),
+                    error = %self.secrets.scrub(&e.to_string()),
                     "postgres: readiness probe failed"
                 );
                 HealthStatus::Failed(format!(

@@ -240,6 +240,21 @@ fn finish(mut found: Vec<String>) -> Vec<String> {
     found
 }
 
+/// A secret file's text (`*_FILE`, a container or Kubernetes secret) as the value it holds:
+/// without the line ends editors and `echo` add. Nothing else is trimmed: a secret may begin
+/// or end with a space.
+///
+/// ```
+/// assert_eq!(credo_ports::redact::secret_file_text("pa ss\n".into()), "pa ss");
+/// ```
+#[must_use]
+pub fn secret_file_text(mut text: String) -> String {
+    while text.ends_with('\n') || text.ends_with('\r') {
+        text.pop();
+    }
+    text
+}
+
 /// `text` with every occurrence of every secret replaced by `***`, for driver error texts
 /// that may echo a URL, a password or a property value.
 #[must_use]

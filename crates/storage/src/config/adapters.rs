@@ -29,6 +29,8 @@ impl super::PostgresSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            url_file: None,
+            url_refresh_ms: None,
             max_connections: None,
             outbox_connections: None,
             acquire_timeout_ms: None,
@@ -98,6 +100,11 @@ impl super::PostgresSettings {
         set(&mut c.schema, self.schema.clone().map(Some));
         set(&mut c.migrations_table, self.migrations_table.clone());
         set(&mut c.role, self.role.clone().map(Some));
+        set(
+            &mut c.url_file,
+            self.url_file.clone().map(|f| Some(f.into())),
+        );
+        set(&mut c.url_refresh, self.url_refresh_ms.map(ms));
         c
     }
 }

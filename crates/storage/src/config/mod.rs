@@ -318,7 +318,8 @@ impl StorageConfig {
         Self::from_table(table)
     }
 
-    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+    fn from_table(mut table: toml::Table) -> Result<Self, ConfigError> {
+        read_secret_files(&mut table)?;
         // serde_path_to_error would be one more dependency; toml's own message names the key.
         let config = StorageConfig::deserialize(toml::Value::Table(table))
             .map_err(|e| ConfigError::new("(config)", e.to_string()))?;
@@ -352,6 +353,64 @@ impl StorageConfig {
         self.readiness.check_order()?;
         self.maintenance.check_order()
     }
+}
+
+/// The secrets given by file (`*_FILE` variables, `url_file` keys, `<property>.file` Kafka
+/// properties) read into the values they stand for. A value given both inline and by file is
+/// an error; so is a file that cannot be read (named, never its content).
+fn read_secret_files(table: &mut toml::Table) -> Result<(), ConfigError> {
+    fn read(setting: &str, path: &toml::Value) -> Result<String, ConfigError> {
+        let path = path
+            .as_str()
+            .ok_or_else(|| ConfigError::new(setting, "must be a file path"))?;
+        std::fs::read_to_string(path)
+            .map(credo_ports::redact::secret_file_text)
+            .map_err(|e| ConfigError::new(setting, format!("reading {path}: {}", e.kind())))
+    }
+    for name in ["postgres", "redis"] {
+        let Some(section) = table.get_mut(name).and_then(|v| v.as_table_mut()) else {
+            continue;
+        };
+        if let Some(path) = section.get("url_file") {
+            let setting = format!("{name}.url_file");
+            if section.contains_key("url") {
+                return Err(ConfigError::new(
+                    setting,
+                    format!("give {name}.url inline or by file, not both"),
+                ));
+            }
+            let url = read(&setting, path)?;
+            section.insert("url".into(), toml::Value::String(url));
+        }
+    }
+    if let Some(props) = table
+        .get_mut("kafka")
+        .and_then(|v| v.as_table_mut())
+        .and_then(|k| k.get_mut("properties"))
+        .and_then(|v| v.as_table_mut())
+    {
+        let by_file: Vec<String> = props
+            .keys()
+            .filter(|k| k.ends_with(".file"))
+            .cloned()
+            .collect();
+        for key in by_file {
+            let property = key.trim_end_matches(".file").to_string();
+            let setting = format!("kafka.properties.{key}");
+            if props.contains_key(&property) {
+                return Err(ConfigError::new(
+                    setting,
+                    format!("give {property} inline or by file, not both"),
+                ));
+            }
+            let Some(path) = props.remove(&key) else {
+                continue;
+            };
+            let value = read(&setting, &path)?;
+            props.insert(property, toml::Value::String(value));
+        }
+    }
+    Ok(())
 }
 
 /// The table of section `name` (the root for top-level keys); an error naming `var` when the

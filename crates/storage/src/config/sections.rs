@@ -111,13 +111,27 @@ settings! {
 settings! {
     /// `[postgres]`: the PostgreSQL backend (`PgConfig`).
     pub struct PostgresSettings in "postgres" {
-        /// Connection URL (any libpq `sslmode`); never printed with its secrets.
+        /// Connection URL (any libpq `sslmode`); never printed with its secrets. Required,
+        /// inline or through `url_file`.
+        #[serde(default)]
         url: String => Setting::text()
             .required()
             .check(Check::NonEmpty)
             .secret(Secret::Url)
             .alias("DATABASE_URL")
             .accepted("a `postgres://` URL"),
+        /// A file holding the URL instead of `url` (a container or Kubernetes secret), read at
+        /// start and again every `url_refresh_ms`: a rotated password reaches the connections
+        /// opened after it, without a restart.
+        #[serde(default)]
+        url_file: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .alias("DATABASE_URL_FILE")
+            .default(Default::Value("none")),
+        /// How often `url_file` is read again.
+        #[serde(default)]
+        url_refresh_ms: Option<u64> => Setting::int(1, DAY_MS)
+            .default(pg!(|c| ms(c.url_refresh))),
         /// Pool size.
         #[serde(default)]
         max_connections: Option<u32> => Setting::int(1, 10_000)

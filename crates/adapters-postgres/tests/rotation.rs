@@ -1,0 +1,130 @@
+//! A password rotated without a restart: the URL comes from a file (a container secret,
+//! `PgConfig::from_url_file`); once the password changes in the database and the file, the
+//! connections the pool opens from then on use the new one. A pool given the URL inline keeps
+//! the old password and fails, which shows that the test can fail. Needs
+//! `CREDO_TEST_POSTGRES_URL` (a role that may create roles).
+
+use credo_adapters_postgres::{PgConfig, PgStores};
+use credo_ports::{NewUser, StoreError, SystemClock, TenantId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn terminate(owner: &PgStores, role: &str) {
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
+        .bind(role)
+        .execute(owner.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_reaches_new_connections_without_a_restart() {
+    let Some(url) = credo_testkit::required("CREDO_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let schema = credo_testkit::unique_name("credo_rotation");
+    let role = credo_testkit::unique_name("credo_rot");
+    let mut owner_config = PgConfig::new(&url);
+    owner_config.schema = Some(schema.clone());
+    let owner = PgStores::connect(&owner_config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    owner.migrate().await.unwrap();
+    // Odd characters too: the file holds the URL as written, percent-encoded.
+    let (first, second) = ("first pass/1", "second:pass@2");
+    let encode = |p: &str| {
+        p.replace('/', "%2F")
+            .replace(':', "%3A")
+            .replace('@', "%40")
+            .replace(' ', "%20")
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{first}'"
+    )))
+    .execute(owner.pool())
+    .await
+    .unwrap();
+    owner.grant_app_role(&role).await.unwrap();
+    let (_, host) = url.rsplit_once('@').unwrap();
+    let url_with = |p: &str| format!("postgres://{role}:{}@{host}", encode(p));
+
+    let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_secret"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("postgres-url");
+    std::fs::write(&file, format!("{}\n", url_with(first))).unwrap();
+    let mut config = PgConfig::from_url_file(&file).unwrap();
+    config.schema = Some(schema.clone());
+    config.url_refresh = Duration::from_millis(100);
+    config.acquire_timeout = Duration::from_secs(2);
+    let rotating = PgStores::connect(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let mut inline = PgConfig::new(url_with(first));
+    inline.schema = Some(schema.clone());
+    inline.acquire_timeout = Duration::from_secs(2);
+    let fixed = PgStores::connect(&inline, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let tenant = TenantId::new();
+    let create = |stores: &PgStores, n: u32| {
+        let users = stores.users();
+        async move {
+            users
+                .create(NewUser::new(tenant, &format!("u{n}@example.com"), "A", "B"))
+                .await
+        }
+    };
+    create(&rotating, 1).await.unwrap();
+    create(&fixed, 2).await.unwrap();
+
+    // Rotate: the database first, then the secret (written whole, as a platform does).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {role} PASSWORD '{second}'"
+    )))
+    .execute(owner.pool())
+    .await
+    .unwrap();
+    let staged = dir.join("postgres-url.new");
+    std::fs::write(&staged, url_with(second)).unwrap();
+    std::fs::rename(&staged, &file).unwrap();
+    let rotated_at = Instant::now();
+    // Every open connection goes, so the next call must open a new one.
+    terminate(&owner, &role).await;
+    let mut n = 10;
+    loop {
+        n += 1;
+        match create(&rotating, n).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                rotated_at.elapsed() < Duration::from_secs(10),
+                "the rotated password never reached the pool: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "new connections used the rotated password {:?} after the file changed",
+        rotated_at.elapsed()
+    );
+    // The inline URL still holds the old password: its new connections are refused, and the
+    // error shows neither password.
+    terminate(&owner, &role).await;
+    let err = create(&fixed, 99).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        !text.contains(first) && !text.contains(second) && !text.contains(&encode(first)),
+        "{text}"
+    );
+
+    rotating.close().await;
+    fixed.close().await;
+    owner.drop_schema().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(owner.pool())
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
