@@ -50,6 +50,7 @@ impl super::RedisSettings {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            url_file: None,
             pool_size: None,
             command_timeout_ms: None,
             key_prefix: None,

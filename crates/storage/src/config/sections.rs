@@ -183,13 +183,22 @@ settings! {
 settings! {
     /// `[redis]`: the Redis backend (`RedisConfig`), for sessions and rate limits.
     pub struct RedisSettings in "redis" {
-        /// `redis://` or `rediss://` URL; never printed with its secrets.
+        /// `redis://` or `rediss://` URL; never printed with its secrets. Required, inline or
+        /// through `url_file`.
+        #[serde(default)]
         url: String => Setting::text()
             .required()
             .check(Check::NonEmpty)
             .secret(Secret::Url)
             .alias("REDIS_URL")
             .accepted("a `redis://` or `rediss://` URL"),
+        /// A file holding the URL instead of `url` (a container or Kubernetes secret), read at
+        /// start.
+        #[serde(default)]
+        url_file: Option<String> => Setting::text()
+            .check(Check::NonEmpty)
+            .alias("REDIS_URL_FILE")
+            .default(Default::Value("none")),
         /// Connections.
         #[serde(default)]
         pool_size: Option<usize> => Setting::int(1, 1_024)

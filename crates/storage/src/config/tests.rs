@@ -391,3 +391,69 @@ fn set_settings_reach_the_adapters() {
     let relay = c.relay.relay_config();
     assert_eq!((relay.batch, relay.lease), (9, Duration::from_secs(61)));
 }
+
+/// Issue 18: every secret can be given as a file (`*_FILE`, container and Kubernetes secrets),
+/// never both inline and by file, and a file that cannot be read is named, never shown.
+#[test]
+fn secrets_come_from_files() {
+    let dir = std::env::temp_dir().join(format!("credo_secret_files_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let pg = write("pg", "postgres://u:p%40ss%20w@h/db\n");
+    let redis = write("redis", "rediss://:s3cr%2Ft@r:6380\r\n");
+    let sasl = write("sasl", " leading and trailing spaces are the secret's \n");
+    let c = StorageConfig::from_vars(vars(&[
+        ("CREDO_BACKENDS_USERS", "postgres"),
+        ("CREDO_BACKENDS_SESSIONS", "redis"),
+        ("CREDO_POSTGRES_URL_FILE", &pg),
+        ("REDIS_URL_FILE", &redis),
+        ("CREDO_KAFKA_BROKERS", "k:9092"),
+        ("CREDO_KAFKA_PROPERTY_SASL_PASSWORD_FILE", &sasl),
+    ]))
+    .unwrap();
+    let p = c.postgres.as_ref().unwrap();
+    assert_eq!(p.url, "postgres://u:p%40ss%20w@h/db");
+    assert_eq!(p.pg_config().url_file, Some(pg.clone().into()));
+    assert_eq!(c.redis.as_ref().unwrap().url, "rediss://:s3cr%2Ft@r:6380");
+    let props = &c.kafka.as_ref().unwrap().properties;
+    assert_eq!(
+        props.get("sasl.password").map(String::as_str),
+        Some(" leading and trailing spaces are the secret's ")
+    );
+    assert!(!props.contains_key("sasl.password.file"));
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("p%40ss") && !shown.contains("s3cr") && !shown.contains("leading"));
+
+    // The alias, too.
+    let c = StorageConfig::from_vars(vars(&[("DATABASE_URL_FILE", &pg)])).unwrap();
+    assert_eq!(c.postgres.unwrap().url, "postgres://u:p%40ss%20w@h/db");
+
+    // Both ways at once: refused, naming the setting.
+    let e = StorageConfig::from_vars(vars(&[
+        ("CREDO_POSTGRES_URL", "postgres://x@h/db"),
+        ("CREDO_POSTGRES_URL_FILE", &pg),
+    ]))
+    .unwrap_err();
+    assert_eq!(e.setting, "postgres.url_file", "{e}");
+    let e = StorageConfig::from_vars(vars(&[
+        ("CREDO_KAFKA_BROKERS", "k:9092"),
+        ("CREDO_KAFKA_PROPERTY_SASL_PASSWORD", "inline"),
+        ("CREDO_KAFKA_PROPERTY_SASL_PASSWORD_FILE", &sasl),
+    ]))
+    .unwrap_err();
+    assert_eq!(e.setting, "kafka.properties.sasl.password.file", "{e}");
+
+    // A missing file: its path and why, nothing else.
+    let missing = dir.join("absent").to_str().unwrap().to_string();
+    let e = StorageConfig::from_vars(vars(&[("CREDO_POSTGRES_URL_FILE", &missing)])).unwrap_err();
+    assert_eq!(e.setting, "postgres.url_file");
+    assert!(
+        e.to_string().contains(&missing) && e.to_string().contains("not found"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
