@@ -8,6 +8,7 @@ use credo_ports::{
 };
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand};
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
@@ -104,7 +105,8 @@ impl RedisSessionStore {
     }
 
     fn session_key(&self, tenant: TenantId, id: SessionId) -> String {
-        self.r.key(tenant, "s", &id.to_string())
+        // `self.r.key(tenant, "s", &id.to_string())`, formatted in one step (a hot path).
+        format!("{}:{{t:{tenant}}}:s:{id}", self.r.prefix)
     }
 
     fn index_key(&self, tenant: TenantId, user: UserId) -> String {
@@ -121,7 +123,7 @@ impl RedisSessionStore {
 
     async fn change(&self, tenant: TenantId, id: SessionId, op: &str) -> StoreResult<Session> {
         let now = self.r.clock.now();
-        let reply: Vec<String> = self
+        let reply: Value = self
             .r
             .eval(
                 &CHANGE,
@@ -129,15 +131,12 @@ impl RedisSessionStore {
                 vec![now.as_micros().to_string(), op.into()],
             )
             .await?;
-        match reply.first().map(String::as_str) {
-            Some("ok") => {
-                let mut reply = reply;
-                reply.remove(0);
-                decode(tenant, id, Fields(reply))
-            }
+        let reply = strs(&reply)?;
+        match reply.first().copied() {
+            Some("ok") => decode(tenant, id, Fields::new(&reply[1..])),
             Some("st") => Err(StoreError::InvalidState(format!(
                 "session is {}",
-                reply.get(1).map(String::as_str).unwrap_or("?")
+                reply.get(1).copied().unwrap_or("?")
             ))),
             _ => Err(StoreError::not_found("session")),
         }
@@ -163,17 +162,19 @@ impl RedisSessionStore {
     }
 
     async fn read(&self, tenant: TenantId, id: SessionId) -> StoreResult<Option<Session>> {
-        // Flat `field, value, ...`: decoded in place, with no map built in between.
-        let fields: Vec<String> = self
+        // `HGETALL` as a custom command: the reply stays the flat `field, value, ...` array
+        // (fred's `hgetall` builds a hash map of it first), and is decoded in place, borrowed.
+        let reply: Value = self
             .r
             .pool
-            .hgetall(self.session_key(tenant, id))
+            .custom(HGETALL.clone(), vec![self.session_key(tenant, id)])
             .await
             .map_err(map_err)?;
+        let fields = strs(&reply)?;
         if fields.is_empty() {
             return Ok(None);
         }
-        decode(tenant, id, Fields(fields)).map(Some)
+        decode(tenant, id, Fields::new(&fields)).map(Some)
     }
 
     /// Deletes every key matching `pattern` whose timestamp (hash field or string value) has
@@ -200,22 +201,87 @@ impl RedisSessionStore {
     }
 }
 
-/// A session hash as Redis returns it, `field, value, ...`: each value is moved out once,
-/// found by a scan of the dozen fields (cheaper than building a map of them).
-struct Fields(Vec<String>);
+/// `HGETALL` routed by its key (the first argument) on a cluster.
+static HGETALL: LazyLock<CustomCommand> =
+    LazyLock::new(|| CustomCommand::new_static("HGETALL", ClusterHash::FirstKey, false));
 
-impl Fields {
-    /// The value of `name`, taken out (a second take finds nothing).
-    fn take(&mut self, name: &str) -> Option<String> {
-        let i = self.0.chunks_exact(2).position(|kv| kv[0] == name)?;
-        self.0[2 * i].clear();
-        Some(std::mem::take(&mut self.0[2 * i + 1]))
+/// A reply's strings, borrowed: the elements of an array (a map's keys and values, in RESP3),
+/// a lone string, or none for nil. Anything that is not text fails as fred's conversion to
+/// `Vec<String>` failed (a parse error, so `Corrupt`).
+fn strs(reply: &Value) -> StoreResult<Vec<&str>> {
+    fn text(v: &Value) -> StoreResult<&str> {
+        match v {
+            Value::String(s) => Ok(s),
+            Value::Bytes(b) => std::str::from_utf8(b).map_err(|_| not_text()),
+            _ => Err(not_text()),
+        }
+    }
+    fn not_text() -> StoreError {
+        map_err(fred::error::Error::new(
+            fred::error::ErrorKind::Parse,
+            "Could not convert to string.",
+        ))
+    }
+    match reply {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(text).collect(),
+        Value::Map(map) => map
+            .iter()
+            .flat_map(|(k, v)| [k.as_str().ok_or_else(not_text), text(v)])
+            .collect(),
+        single => Ok(vec![text(single)?]),
     }
 }
 
-fn ts(fields: &mut Fields, name: &str) -> StoreResult<Option<Timestamp>> {
-    fields
-        .take(name)
+/// A session hash as Redis returns it, `field, value, ...`, read in one pass: each known
+/// field's value, borrowed from the reply (the first, should a name repeat).
+#[derive(Default)]
+struct Fields<'a> {
+    user: Option<&'a str>,
+    client: Option<&'a str>,
+    scopes: Option<&'a str>,
+    status: Option<&'a str>,
+    created: Option<&'a str>,
+    expires: Option<&'a str>,
+    seen: Option<&'a str>,
+    refreshed: Option<&'a str>,
+    revoked: Option<&'a str>,
+    version: Option<&'a str>,
+    ua: Option<&'a str>,
+    ip: Option<&'a str>,
+    did: Option<&'a str>,
+    dname: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(flat: &[&'a str]) -> Self {
+        let mut f = Self::default();
+        for kv in flat.chunks_exact(2) {
+            let slot = match kv[0] {
+                "user" => &mut f.user,
+                "client" => &mut f.client,
+                "scopes" => &mut f.scopes,
+                "status" => &mut f.status,
+                "created" => &mut f.created,
+                "expires" => &mut f.expires,
+                "seen" => &mut f.seen,
+                "refreshed" => &mut f.refreshed,
+                "revoked" => &mut f.revoked,
+                "version" => &mut f.version,
+                "ua" => &mut f.ua,
+                "ip" => &mut f.ip,
+                "did" => &mut f.did,
+                "dname" => &mut f.dname,
+                _ => continue,
+            };
+            slot.get_or_insert(kv[1]);
+        }
+        f
+    }
+}
+
+fn ts(value: Option<&str>, name: &str) -> StoreResult<Option<Timestamp>> {
+    value
         .map(|v| {
             v.parse::<i64>()
                 .map(Timestamp::from_micros)
@@ -228,8 +294,8 @@ fn required<T>(v: Option<T>, name: &str) -> StoreResult<T> {
     v.ok_or_else(|| StoreError::Corrupt(format!("session field {name} missing").into()))
 }
 
-fn decode(tenant: TenantId, id: SessionId, mut f: Fields) -> StoreResult<Session> {
-    let status = match f.take("status").as_deref() {
+fn decode(tenant: TenantId, id: SessionId, f: Fields<'_>) -> StoreResult<Session> {
+    let status = match f.status {
         Some("pending_consent") => SessionStatus::PendingConsent,
         Some("active") => SessionStatus::Active,
         Some("revoked") => SessionStatus::Revoked,
@@ -239,8 +305,8 @@ fn decode(tenant: TenantId, id: SessionId, mut f: Fields) -> StoreResult<Session
             ));
         }
     };
-    let user = required(f.take("user"), "user")?;
-    let scopes = required(f.take("scopes"), "scopes")?;
+    let user = required(f.user, "user")?;
+    let scopes = required(f.scopes, "scopes")?;
     Ok(Session {
         id,
         tenant_id: tenant,
@@ -248,8 +314,8 @@ fn decode(tenant: TenantId, id: SessionId, mut f: Fields) -> StoreResult<Session
             user.parse()
                 .map_err(|_| StoreError::Corrupt(format!("session user {user:?}").into()))?,
         ),
-        client_id: required(f.take("client"), "client")?,
-        scopes: serde_json::from_str(&scopes).map_err(|e| {
+        client_id: required(f.client, "client")?.to_owned(),
+        scopes: serde_json::from_str(scopes).map_err(|e| {
             StoreError::Corrupt(credo_ports::Cause::with_source(
                 format!("session scopes: {e}"),
                 e,
@@ -257,17 +323,17 @@ fn decode(tenant: TenantId, id: SessionId, mut f: Fields) -> StoreResult<Session
         })?,
         status,
         device: Device {
-            user_agent: f.take("ua"),
-            ip_address: f.take("ip"),
-            device_id: f.take("did"),
-            device_name: f.take("dname"),
+            user_agent: f.ua.map(str::to_owned),
+            ip_address: f.ip.map(str::to_owned),
+            device_id: f.did.map(str::to_owned),
+            device_name: f.dname.map(str::to_owned),
         },
-        created_at: required(ts(&mut f, "created")?, "created")?,
-        expires_at: required(ts(&mut f, "expires")?, "expires")?,
-        last_seen_at: required(ts(&mut f, "seen")?, "seen")?,
-        last_refreshed_at: ts(&mut f, "refreshed")?,
-        revoked_at: ts(&mut f, "revoked")?,
-        version: required(f.take("version"), "version")?
+        created_at: required(ts(f.created, "created")?, "created")?,
+        expires_at: required(ts(f.expires, "expires")?, "expires")?,
+        last_seen_at: required(ts(f.seen, "seen")?, "seen")?,
+        last_refreshed_at: ts(f.refreshed, "refreshed")?,
+        revoked_at: ts(f.revoked, "revoked")?,
+        version: required(f.version, "version")?
             .parse()
             .map_err(|_| StoreError::Corrupt("session version".into()))?,
     })

@@ -9,7 +9,13 @@
 //! - rate-limit check: `EVALSHA` of the same GCRA script with the same arguments.
 //!
 //! Reads, touches and checks run at 1 task (latency) and 64 tasks (throughput).
-//! Needs `CREDO_TEST_REDIS_URL` (`cargo xtask bench` sets it).
+//!
+//! The `redis-cluster.*` groups run the session read and the rate-limit check again through
+//! our adapter on a clustered `fred` client, beside raw `fred` on the same cluster (the same
+//! client settings: `credo_adapters_redis::client_builder` of a `redis-cluster://` URL).
+//!
+//! Needs `CREDO_TEST_REDIS_URL` and `CREDO_TEST_REDIS_CLUSTER_URL` (`cargo xtask bench` sets
+//! them).
 
 use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
 use credo_bench::{BASELINE, OURS};
@@ -97,8 +103,9 @@ struct Setup {
     prefix: String,
 }
 
-fn setup() -> Option<Setup> {
-    let url = credo_testkit::required("CREDO_TEST_REDIS_URL")?;
+/// Our stores and a raw pool on the server (or cluster) named by `var`.
+fn setup_on(var: &str) -> Option<Setup> {
+    let url = credo_testkit::required(var)?;
     let rt = runtime();
     let prefix = format!("credo_bench_{}", std::process::id());
     let (ours, raw) = rt.block_on(async {
@@ -131,8 +138,27 @@ fn setup() -> Option<Setup> {
     })
 }
 
+/// The single server of `CREDO_TEST_REDIS_URL`.
+fn setup() -> Option<Setup> {
+    setup_on("CREDO_TEST_REDIS_URL")
+}
+
+/// The cluster of `CREDO_TEST_REDIS_CLUSTER_URL` (`redis-cluster://host:port?node=...`).
+fn setup_cluster() -> Option<Setup> {
+    setup_on("CREDO_TEST_REDIS_CLUSTER_URL")
+}
+
 fn session_get(c: &mut Criterion) {
     let Some(s) = setup() else { return };
+    session_get_on(c, &s, "redis.session.get");
+}
+
+fn cluster_session_get(c: &mut Criterion) {
+    let Some(s) = setup_cluster() else { return };
+    session_get_on(c, &s, "redis-cluster.session.get");
+}
+
+fn session_get_on(c: &mut Criterion, s: &Setup, name: &str) {
     let sessions = s.ours.sessions();
     let tenant = TenantId::new();
     let session = s.rt.block_on(async {
@@ -160,7 +186,7 @@ fn session_get(c: &mut Criterion) {
             black_box(v);
         }
     };
-    at_1_and_64_tasks(c, &s.rt, "redis.session.get", ours, baseline);
+    at_1_and_64_tasks(c, &s.rt, name, ours, baseline);
 }
 
 fn new_session(tenant: TenantId, user: UserId) -> NewSession {
@@ -350,6 +376,15 @@ fn revoke_all(c: &mut Criterion) {
 
 fn rate_limit_check(c: &mut Criterion) {
     let Some(s) = setup() else { return };
+    rate_limit_check_on(c, &s, "redis.rate_limit.check");
+}
+
+fn cluster_rate_limit_check(c: &mut Criterion) {
+    let Some(s) = setup_cluster() else { return };
+    rate_limit_check_on(c, &s, "redis-cluster.rate_limit.check");
+}
+
+fn rate_limit_check_on(c: &mut Criterion, s: &Setup, name: &str) {
     let limits = s.ours.rate_limits();
     let tenant = TenantId::new();
     let policy = RateLimitPolicy {
@@ -357,11 +392,12 @@ fn rate_limit_check(c: &mut Criterion) {
         period: Duration::from_secs(1),
         burst: 1_000_000,
     };
+    // On every master of a cluster (a plain `SCRIPT LOAD` on a single server).
     let sha: String =
         s.rt.block_on(
             s.raw
                 .next()
-                .script_load(credo_adapters_redis::scripts::GCRA),
+                .script_load_cluster(credo_adapters_redis::scripts::GCRA),
         )
         .unwrap();
     let raw_key = format!("{}:raw:rl", s.prefix);
@@ -387,7 +423,38 @@ fn rate_limit_check(c: &mut Criterion) {
             black_box(r);
         }
     };
-    at_1_and_64_tasks(c, &s.rt, "redis.rate_limit.check", ours, baseline);
+    at_1_and_64_tasks(c, &s.rt, name, ours, baseline);
+}
+
+/// Not a benchmark: unlinks every key this process wrote (its prefix, on the server and on
+/// the cluster). A full `redis.session.create` run leaves some 65,000 keys for an hour
+/// otherwise, and every purge case of the conformance suite, which scans the keyspace, then
+/// takes 25 times as long on the shared test server.
+fn clean_up(_: &mut Criterion) {
+    use fred::types::scan::Scanner;
+    use futures_util::StreamExt;
+    for s in [setup(), setup_cluster()].into_iter().flatten() {
+        let client = s.raw.next().clone();
+        let pattern = format!("{}:*", s.prefix);
+        s.rt.block_on(async move {
+            let mut pages = if client.is_clustered() {
+                client.scan_cluster(pattern, Some(500), None).boxed()
+            } else {
+                client.scan(pattern, Some(500), None).boxed()
+            };
+            while let Some(page) = pages.next().await {
+                let mut page = page.unwrap();
+                let keys = page.take_results().unwrap_or_default();
+                // One key per call: on a cluster the keys of a page live in many slots.
+                futures_util::future::try_join_all(
+                    keys.into_iter().map(|k| client.unlink::<i64, _>(k)),
+                )
+                .await
+                .unwrap();
+                page.next();
+            }
+        });
+    }
 }
 
 criterion_group!(
@@ -396,6 +463,9 @@ criterion_group!(
     session_touch,
     session_create,
     revoke_all,
-    rate_limit_check
+    rate_limit_check,
+    cluster_session_get,
+    cluster_rate_limit_check,
+    clean_up
 );
 criterion_main!(benches);
