@@ -417,6 +417,8 @@ fn secrets_come_from_files() {
     .unwrap();
     let p = c.postgres.as_ref().unwrap();
     assert_eq!(p.url, "postgres://u:p%40ss%20w@h/db");
+    assert_eq!(p.url_file.as_deref(), Some(pg.as_str()));
+    #[cfg(feature = "postgres")]
     assert_eq!(p.pg_config().url_file, Some(pg.clone().into()));
     assert_eq!(c.redis.as_ref().unwrap().url, "rediss://:s3cr%2Ft@r:6380");
     let props = &c.kafka.as_ref().unwrap().properties;
