@@ -25,6 +25,7 @@ pub mod scripts {
     pub const GCRA: &str = crate::rate_limits::GCRA_LUA;
 }
 
+pub mod acl;
 mod capabilities;
 pub use capabilities::CAPABILITIES;
 pub use leases::RedisLeases;

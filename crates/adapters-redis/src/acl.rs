@@ -1,0 +1,189 @@
+//! Redis access control: the one list of commands and keys the adapter needs, so a service can
+//! connect as an ACL user that can do nothing else (not the `default` user, which can do
+//! everything, `FLUSHALL`, `CONFIG SET` and `ACL` included).
+//!
+//! The rule, for key prefix `credo` (see [`rules`]):
+//!
+//! ```text
+//! ACL SETUSER credo reset on >PASSWORD resetchannels ~credo:* -@all +evalsha +script|load
+//!     +hgetall +hget +get +del +scan +ping +config|get +info +client|id +cluster|slots +hset +hmget
+//!     +hincrby +set +pexpire +pttl +type +time +zadd +zcount +zrangebyscore +zrem
+//! ```
+//!
+//! - Keys: every key the adapter writes is `{prefix}:...` (`{prefix}:{t:<tenant>}:...`,
+//!   `{prefix}:sid:{<id>}`, `{prefix}:{lease}:<job>`), so `~{prefix}:*` covers them all. Redis
+//!   checks the pattern for the keys a command names and for every `redis.call` inside a
+//!   script, so a script cannot reach outside the prefix either. `SCAN` names no key: it is
+//!   allowed, and the adapter walks only `{prefix}:*` with it.
+//! - No Pub/Sub channel (`resetchannels`).
+//! - Commands: [`COMMANDS`]. `CONFIG GET` and `INFO` serve only the eviction policy check
+//!   (`CONFIG SET` stays denied); `CLIENT ID` fred sends on every new connection;
+//!   `CLUSTER SLOTS` is how fred's clustered client learns the slot map. `AUTH` and `HELLO` need no permission.
+//!
+//! ACLs are per server: on a Redis Cluster, create the user on every node.
+
+use crate::{RedisConfig, client_builder, config, map_err};
+use credo_ports::{StoreError, StoreResult};
+use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand};
+
+/// The user name the documentation and the dev services use.
+pub const USER: &str = "credo";
+
+/// Every command the adapter sends, as ACL command names (`+<name>`): what it calls directly,
+/// what its Lua scripts call, and what fred needs.
+pub const COMMANDS: [&str; 24] = [
+    // Scripts: every multi-step operation, by SHA, loaded again after NOSCRIPT.
+    "evalsha",
+    "script|load",
+    // Direct reads and deletes (session get, token check, rate-limit reset, user moves).
+    "hgetall",
+    "hget",
+    "get",
+    "del",
+    // Purges and key counts walk `{prefix}:*`.
+    "scan",
+    // Health: PING, then the eviction policy (CONFIG GET, else INFO memory).
+    "ping",
+    "config|get",
+    "info",
+    // fred asks each new connection its id, and its clustered client reads the slot map.
+    "client|id",
+    "cluster|slots",
+    // Inside the Lua scripts.
+    "hset",
+    "hmget",
+    "hincrby",
+    "set",
+    "pexpire",
+    "pttl",
+    "type",
+    "time",
+    "zadd",
+    "zcount",
+    "zrangebyscore",
+    "zrem",
+];
+
+/// The key pattern of a key prefix: `{prefix}:*`. Errors on a prefix
+/// [`RedisConfig::key_prefix`] refuses (it has no glob characters).
+pub fn key_pattern(prefix: &str) -> StoreResult<String> {
+    config::valid_prefix(prefix)?;
+    Ok(format!("{prefix}:*"))
+}
+
+/// The rules of `ACL SETUSER <user> <rules...>` for a user with password `password` and the
+/// keys of `prefix`: `reset on >PASSWORD resetchannels ~{prefix}:* -@all +<command>...`.
+/// `reset` first, so applying them again replaces an earlier password or rule.
+pub fn rules(password: &str, prefix: &str) -> StoreResult<Vec<String>> {
+    Ok(rules_for_keys(password, &[key_pattern(prefix)?]))
+}
+
+/// [`rules`] with key patterns of your own (`~<pattern>` each), e.g. one that covers several
+/// prefixes of a test run.
+pub fn rules_for_keys(password: &str, key_patterns: &[String]) -> Vec<String> {
+    let mut rules = vec![
+        "reset".to_string(),
+        "on".to_string(),
+        format!(">{password}"),
+        "resetchannels".to_string(),
+    ];
+    rules.extend(key_patterns.iter().map(|p| format!("~{p}")));
+    rules.push("-@all".to_string());
+    rules.extend(COMMANDS.iter().map(|c| format!("+{c}")));
+    rules
+}
+
+/// The same rules as an ACL file line (`user credo reset on >PASSWORD ...`), for
+/// `aclfile`.
+pub fn acl_file_line(user: &str, password: &str, prefix: &str) -> StoreResult<String> {
+    Ok(format!(
+        "user {user} {}",
+        rules(password, prefix)?.join(" ")
+    ))
+}
+
+/// Runs `ACL SETUSER <user> <rules...>` through `admin_url` (a user allowed to, e.g. `default`),
+/// on the server or, for a `redis-cluster://` URL, on every node it is connected to.
+pub async fn set_user(admin_url: &str, user: &str, rules: &[String]) -> StoreResult<()> {
+    let config = RedisConfig::new(admin_url);
+    let client = client_builder(&config)?.build().map_err(map_err)?;
+    client.init().await.map_err(map_err)?;
+    let mut args = vec!["SETUSER".to_string(), user.to_string()];
+    args.extend(rules.iter().cloned());
+    let acl = CustomCommand::new_static("ACL", ClusterHash::Random, false);
+    let result = async {
+        if client.is_clustered() {
+            let nodes = client.active_connections();
+            if nodes.is_empty() {
+                return Err(StoreError::Unavailable(
+                    "redis: ACL SETUSER: no cluster node connected".into(),
+                ));
+            }
+            for node in nodes {
+                let _: Value = client
+                    .with_cluster_node(node)
+                    .custom(acl.clone(), args.clone())
+                    .await
+                    .map_err(map_err)?;
+            }
+        } else {
+            let _: Value = client.custom(acl, args).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+    .await;
+    let _ = client.quit().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command a Lua script calls is in [`COMMANDS`]: a script that starts calling a new
+    /// one fails here, not with `NOPERM` in production.
+    #[test]
+    fn every_script_command_is_allowed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "lua") {
+                continue;
+            }
+            let lua = std::fs::read_to_string(&path).unwrap();
+            for call in lua
+                .split("redis.call(")
+                .skip(1)
+                .chain(lua.split("redis.pcall(").skip(1))
+            {
+                let end = call.find([',', ')']).unwrap_or(call.len());
+                let command = call[..end].trim().trim_matches(['\'', '"']).to_lowercase();
+                assert!(
+                    COMMANDS.contains(&command.as_str()),
+                    "{}: {command} is not in acl::COMMANDS",
+                    path.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 30, "only {seen} calls found");
+    }
+
+    #[test]
+    fn rules_name_the_prefix_and_deny_everything_else() {
+        let r = rules("pw", "app").unwrap();
+        assert_eq!(
+            r[..6],
+            ["reset", "on", ">pw", "resetchannels", "~app:*", "-@all"]
+        );
+        assert!(r.contains(&"+evalsha".to_string()));
+        assert!(rules("pw", "a*").is_err());
+        assert!(
+            acl_file_line("credo", "pw", "app")
+                .unwrap()
+                .starts_with("user credo reset on >pw resetchannels ~app:* -@all +evalsha ")
+        );
+    }
+}
