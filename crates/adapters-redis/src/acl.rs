@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! ACL SETUSER credo reset on >PASSWORD resetchannels ~credo:* -@all +evalsha +script|load
-//!     +hgetall +hget +get +del +scan +ping +config|get +info +client|id +cluster|slots +hset +hmget
+//!     +hgetall +hget +get +del +scan +ping +config|get +info +client|id +cluster|info +cluster|slots +hset +hmget
 //!     +hincrby +set +pexpire +pttl +type +time +zadd +zcount +zrangebyscore +zrem
 //! ```
 //!
@@ -17,8 +17,9 @@
 //!   allowed, and the adapter walks only `{prefix}:*` with it.
 //! - No Pub/Sub channel (`resetchannels`).
 //! - Commands: [`COMMANDS`]. `CONFIG GET` and `INFO` serve only the eviction policy check
-//!   (`CONFIG SET` stays denied); `CLIENT ID` fred sends on every new connection;
-//!   `CLUSTER SLOTS` is how fred's clustered client learns the slot map. `AUTH` and `HELLO` need no permission.
+//!   (`CONFIG SET` stays denied); `CLIENT ID` (and `INFO server`) fred sends on every
+//!   new connection; `CLUSTER INFO` and `CLUSTER SLOTS` are how fred's clustered client checks
+//!   a node and learns the slot map. A `/<db>` in the URL also needs `+select`. `AUTH` and `HELLO` need no permission.
 //!
 //! ACLs are per server: on a Redis Cluster, create the user on every node.
 
@@ -32,7 +33,7 @@ pub const USER: &str = "credo";
 
 /// Every command the adapter sends, as ACL command names (`+<name>`): what it calls directly,
 /// what its Lua scripts call, and what fred needs.
-pub const COMMANDS: [&str; 24] = [
+pub const COMMANDS: [&str; 25] = [
     // Scripts: every multi-step operation, by SHA, loaded again after NOSCRIPT.
     "evalsha",
     "script|load",
@@ -47,8 +48,10 @@ pub const COMMANDS: [&str; 24] = [
     "ping",
     "config|get",
     "info",
-    // fred asks each new connection its id, and its clustered client reads the slot map.
+    // fred asks each new connection its id; its clustered client checks each node's state
+    // and reads the slot map.
     "client|id",
+    "cluster|info",
     "cluster|slots",
     // Inside the Lua scripts.
     "hset",

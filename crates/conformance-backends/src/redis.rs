@@ -37,27 +37,28 @@ pub struct RedisHarness {
     time: TimeSource,
     /// The `redis-cluster` column (`url` names a cluster; no container fallback).
     cluster: bool,
+    /// The ACL user the stores connect as and the `host:port` of every node it was created on;
+    /// deleted when the harness is dropped.
+    acl_user: parking_lot::Mutex<Option<(String, Vec<String>)>>,
 }
 
 impl RedisHarness {
     /// The `redis-server-time` column: the rate limiter reads Redis `TIME`.
     pub fn server_time_from_env() -> Self {
-        Self {
-            time: TimeSource::Server,
-            ..Self::from_env()
-        }
+        let mut harness = Self::from_env();
+        harness.time = TimeSource::Server;
+        harness
     }
 
     /// The `redis-cluster` column: the cluster named by `CREDO_TEST_REDIS_CLUSTER_URL`.
     pub fn cluster_from_env() -> Self {
-        Self {
-            cluster: true,
-            ..Self::new(
-                std::env::var(CLUSTER_URL_VAR)
-                    .ok()
-                    .filter(|u| !u.is_empty()),
-            )
-        }
+        let mut harness = Self::new(
+            std::env::var(CLUSTER_URL_VAR)
+                .ok()
+                .filter(|u| !u.is_empty()),
+        );
+        harness.cluster = true;
+        harness
     }
 
     /// A harness for the server named by `CREDO_TEST_REDIS_URL`, if set.
@@ -75,6 +76,7 @@ impl RedisHarness {
             next: AtomicU32::new(0),
             time: TimeSource::Clock,
             cluster: false,
+            acl_user: parking_lot::Mutex::new(None),
         }
     }
 
@@ -113,7 +115,22 @@ impl RedisHarness {
                 } else {
                     crate::server_url(self.url.as_ref(), URL_VAR, || self.start_container()).await?
                 };
-                let mut config = RedisConfig::new(url);
+                // The stores connect as an ACL user with the adapter's rule
+                // (`credo_adapters_redis::acl`), created through `url` (an admin, e.g.
+                // `default`), for every prefix of this process; the clean-up client stays on
+                // `url`.
+                let user = format!("credo_conformance_{}_{}", self.name(), std::process::id());
+                let password = uuid::Uuid::new_v4().simple().to_string();
+                let keys = [format!("credo_t_{}_*", std::process::id())];
+                credo_adapters_redis::acl::set_user(
+                    &url,
+                    &user,
+                    &credo_adapters_redis::acl::rules_for_keys(&password, &keys),
+                )
+                .await
+                .map_err(|e| format!("redis: creating the ACL user: {e}"))?;
+                *self.acl_user.lock() = Some((user.clone(), node_addresses(&url)));
+                let mut config = RedisConfig::new(with_user(&url, &user, &password));
                 config.rate_limit_time = self.time;
                 // Keys outlive their expiry by the clock long enough that Redis never drops
                 // one during a case: purges then count exactly what the model counts.
@@ -121,7 +138,7 @@ impl RedisHarness {
                 let stores = RedisStores::connect(&config, Stores::new_clock())
                     .await
                     .map_err(|e| e.to_string())?;
-                let cleaner = credo_adapters_redis::client_builder(&config)
+                let cleaner = credo_adapters_redis::client_builder(&RedisConfig::new(url))
                     .and_then(|b| {
                         b.build()
                             .map_err(|e| StoreError::Unavailable(e.to_string().into()))
@@ -180,6 +197,59 @@ impl Harness for RedisHarness {
             ..stores(clock, r)
         })
     }
+}
+
+impl Drop for RedisHarness {
+    /// Deletes the ACL user on every node (best effort, over a plain connection: `Drop` has no
+    /// runtime of its own; an admin URL with a password leaves the user behind).
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some((user, nodes)) = self.acl_user.lock().take() else {
+            return;
+        };
+        let cmd = format!(
+            "*3\r\n$3\r\nACL\r\n$7\r\nDELUSER\r\n${}\r\n{user}\r\n",
+            user.len()
+        );
+        for node in nodes {
+            let Ok(mut s) = std::net::TcpStream::connect(&node) else {
+                continue;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if s.write_all(cmd.as_bytes()).is_ok() {
+                let _ = s.read(&mut [0u8; 64]);
+            }
+        }
+    }
+}
+
+/// `url` with `user:password@` as its credentials (any it had replaced).
+fn with_user(url: &str, user: &str, password: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let rest = match rest[..end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{scheme}://{user}:{password}@{rest}")
+}
+
+/// `host:port` of the server of `url` and of every `node=` of a cluster URL.
+fn node_addresses(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = authority.split('/').next().unwrap_or_default();
+    let first = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    std::iter::once(first.to_string())
+        .chain(
+            query
+                .split('&')
+                .filter_map(|p| p.strip_prefix("node="))
+                .map(str::to_string),
+        )
+        .collect()
 }
 
 /// Unlinks every key under its prefix when the last clone of the stores is dropped.
