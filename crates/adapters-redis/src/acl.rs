@@ -97,13 +97,28 @@ pub fn rules_for_keys(password: &str, key_patterns: &[String]) -> Vec<String> {
     rules
 }
 
-/// The same rules as an ACL file line (`user credo reset on >PASSWORD ...`), for
-/// `aclfile`.
+/// The same rule as an ACL file line (`user credo reset on #<sha256> ...`), for `aclfile`.
+/// The password is written as its SHA-256 (`#<hex>`), so the file holds no password and any
+/// character is allowed in it.
 pub fn acl_file_line(user: &str, password: &str, prefix: &str) -> StoreResult<String> {
-    Ok(format!(
-        "user {user} {}",
-        rules(password, prefix)?.join(" ")
-    ))
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(StoreError::invalid(
+            "user",
+            "must be non-empty, without spaces or control characters",
+        ));
+    }
+    let mut rules = rules(password, prefix)?;
+    rules[2] = format!("#{}", password_hash(password));
+    Ok(format!("user {user} {}", rules.join(" ")))
+}
+
+/// The hex SHA-256 of `password`: the `#<hash>` form Redis accepts in place of `>password`.
+pub fn password_hash(password: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs `ACL SETUSER <user> <rules...>` through `admin_url` (a user allowed to, e.g. `default`),
@@ -183,10 +198,19 @@ mod tests {
         );
         assert!(r.contains(&"+evalsha".to_string()));
         assert!(rules("pw", "a*").is_err());
+        let line = acl_file_line("credo", "p w#>", "app").unwrap();
         assert!(
-            acl_file_line("credo", "pw", "app")
-                .unwrap()
-                .starts_with("user credo reset on >pw resetchannels ~app:* -@all +evalsha ")
+            line.starts_with(&format!(
+                "user credo reset on #{} resetchannels ~app:* -@all +evalsha ",
+                password_hash("p w#>")
+            )),
+            "{line}"
         );
+        assert!(!line.contains("p w"));
+        assert_eq!(
+            password_hash("pw"),
+            "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"
+        );
+        assert!(acl_file_line("cre do", "pw", "app").is_err());
     }
 }

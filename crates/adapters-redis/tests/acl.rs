@@ -191,3 +191,39 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     let _ = client.quit().await;
     r.close().await;
 }
+
+/// The `aclfile` line is valid Redis ACL syntax (applied here through `ACL SETUSER`, which
+/// takes the same rules): its `#<sha256>` authenticates the password, with spaces and `#` in
+/// it, and the user gets the same rule as [`acl::rules`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_file_line_is_accepted_and_its_hash_authenticates() {
+    let Some(url) = test_url() else { return };
+    let addr = address(&url);
+    let user = format!("credo_aclfile_test_{}", std::process::id());
+    let password = "a pass#word >with: odd@chars";
+    let prefix = "credo_aclfile";
+    let line = acl::acl_file_line(&user, password, prefix).unwrap();
+    assert!(!line.contains(password));
+    let mut args = vec!["ACL", "SETUSER"];
+    args.extend(line.strip_prefix("user ").unwrap().split(' '));
+    assert_eq!(raw(&addr, &args), "+OK\r\n");
+    let _user = DropUser {
+        addr: addr.clone(),
+        user: user.clone(),
+    };
+    let auth = |pw: &str| raw(&addr, &["AUTH", &user, pw]);
+    assert_eq!(auth(password), "+OK\r\n");
+    assert!(auth("a pass#word").starts_with("-WRONGPASS"));
+    // Same keys and commands as the rule the tests above use (minus the password).
+    let by_file = raw(&addr, &["ACL", "GETUSER", &user]);
+    let reference = format!("{user}_ref");
+    let mut set: Vec<String> = vec!["ACL".into(), "SETUSER".into(), reference.clone()];
+    set.extend(acl::rules(password, prefix).unwrap());
+    let set: Vec<&str> = set.iter().map(String::as_str).collect();
+    assert_eq!(raw(&addr, &set), "+OK\r\n");
+    let _ref_user = DropUser {
+        addr: addr.clone(),
+        user: reference.clone(),
+    };
+    assert_eq!(by_file, raw(&addr, &["ACL", "GETUSER", &reference]));
+}
