@@ -19,6 +19,9 @@
 //! - `mutants [--package NAME]... [--shard K/N] [--file GLOB]... [--re REGEX] [--list]`:
 //!   cargo-mutants on the adapters and `ports`, each judged by its backend's conformance suite;
 //!   reports in `target/mutation/` (see `docs/mutation.md`).
+//! - `build-deps`: installs the C libraries the drivers build against when missing (OpenSSL's
+//!   headers for librdkafka's TLS, with apt-get); `conformance` and `test` do it first, and
+//!   `.ci/run` before its lints.
 //! - `services up | down | status | env | backups on|status|off`: PostgreSQL, Redis and a
 //!   Kafka-protocol broker as local processes for the tests (see `services/mod.rs`), and
 //!   pgBackRest archiving and backups for that PostgreSQL.
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <conformance [--backend NAME]... [--cases N] [--filter TEXT] \
-                     | test | alerts | drill | bench [--quick | --smoke] [FILTER] | mutants [--package NAME]... [--shard K/N] \
+                     | test | build-deps | alerts | drill | bench [--quick | --smoke] [FILTER] | mutants [--package NAME]... [--shard K/N] \
                      | services <up | down | status | env | backups on|status|off>>";
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
             "test takes no arguments, got {:?}\n{USAGE}",
             &args[1..]
         )),
+        Some("build-deps") if args.len() == 1 => build_deps().map(|()| true),
         Some("alerts") if args.len() == 1 => {
             services::Services::new().and_then(|s| alerts::alerts(&s))
         }
@@ -86,6 +90,7 @@ fn target_dir() -> PathBuf {
 /// xtask does not.
 fn conformance(args: &[String]) -> Result<bool, String> {
     check_conformance_flags(args)?;
+    build_deps()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -99,6 +104,35 @@ fn conformance(args: &[String]) -> Result<bool, String> {
     ])
     .args(args);
     run(&mut cmd)
+}
+
+/// What the drivers build against: OpenSSL for librdkafka's TLS and SCRAM (rdkafka's `ssl`
+/// feature finds it with pkg-config). Debian's `libssl-dev` (the system's OpenSSL, patched by
+/// the distribution) is installed with apt-get when pkg-config does not know it.
+fn build_deps() -> Result<(), String> {
+    let has_openssl = || {
+        Command::new("pkg-config")
+            .args(["--exists", "openssl"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_openssl() {
+        return Ok(());
+    }
+    let services = services::Services::new()?;
+    services.apt_install(
+        "pkg-config",
+        "pkg-config (rdkafka's build finds OpenSSL with it)",
+    )?;
+    services.apt_install(
+        "libssl-dev",
+        "OpenSSL's headers (librdkafka's TLS builds against them)",
+    )?;
+    if has_openssl() {
+        Ok(())
+    } else {
+        Err("apt-get installed libssl-dev but pkg-config does not find openssl".into())
+    }
 }
 
 /// Only `--backend NAME`, `--cases N` and `--filter TEXT`, each with a value (the matrix
@@ -140,6 +174,7 @@ fn run(cmd: &mut Command) -> Result<bool, String> {
 /// the test servers running: those this call starts are stopped again at the end, whatever
 /// the outcome. A server whose `CREDO_TEST_*` variable is already set is used as given.
 fn test() -> Result<bool, String> {
+    build_deps()?;
     let services = services::Services::new()?;
     // Seconds, and no server needed: a broken rule fails before the long part.
     if !alerts::alerts(&services)? {

@@ -217,7 +217,7 @@ impl KafkaConfig {
     }
 
     /// The values of secret properties, scrubbed from client errors.
-    fn secrets(&self) -> Vec<String> {
+    pub(crate) fn secrets(&self) -> Vec<String> {
         let mut found: Vec<String> = self
             .properties
             .iter()

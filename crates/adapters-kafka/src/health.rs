@@ -1,19 +1,21 @@
 //! [`KafkaHealth`] and [`ensure_topics`].
 
-use crate::{KafkaConfig, kafka_err};
+use crate::KafkaConfig;
+use crate::context::BrokerErrors;
 use async_trait::async_trait;
 use credo_ports::{HealthCheck, HealthStatus, StoreError, StoreResult};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Arc;
 
-fn admin(config: &KafkaConfig) -> StoreResult<AdminClient<DefaultClientContext>> {
+fn admin(config: &KafkaConfig) -> StoreResult<(AdminClient<BrokerErrors>, BrokerErrors)> {
     config.check()?;
-    config
+    let errors = BrokerErrors::new(config.secrets());
+    let admin = config
         .admin_config()
-        .create()
-        .map_err(|e| config.client_error(e))
+        .create_with_context(errors.clone())
+        .map_err(|e| config.client_error(e))?;
+    Ok((admin, errors))
 }
 
 /// Broker metadata within `health_timeout` and both topics present: ok; a topic missing:
@@ -22,15 +24,18 @@ fn admin(config: &KafkaConfig) -> StoreResult<AdminClient<DefaultClientContext>>
 /// It asks for every topic's metadata rather than the audit topic's, because brokers that
 /// auto-create topics would create it on a targeted request.
 pub struct KafkaHealth {
-    admin: Arc<AdminClient<DefaultClientContext>>,
+    admin: Arc<AdminClient<BrokerErrors>>,
+    errors: BrokerErrors,
     config: KafkaConfig,
 }
 
 impl KafkaHealth {
     /// A check for `config` (connects lazily).
     pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
+        let (admin, errors) = admin(config)?;
         Ok(Self {
-            admin: Arc::new(admin(config)?),
+            admin: Arc::new(admin),
+            errors,
             config: config.clone(),
         })
     }
@@ -79,7 +84,7 @@ impl HealthCheck for KafkaHealth {
             Ok(Err(e)) => {
                 tracing::warn!(
                     brokers = %self.config.brokers,
-                    error = %e,
+                    error = %self.errors.explain(e.to_string()),
                     "kafka: readiness probe got no metadata"
                 );
                 HealthStatus::Failed(format!(
@@ -96,7 +101,7 @@ impl HealthCheck for KafkaHealth {
 /// exist; an existing topic is left as it is. Production clusters usually create topics by
 /// their own tooling, with the same settings.
 pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
-    let admin = admin(config)?;
+    let (admin, errors) = admin(config)?;
     let settings = [&config.topic, &config.dlq_topic].map(|t| (t, config.topic_settings(t)));
     let topics: Vec<NewTopic<'_>> = settings
         .iter()
@@ -112,10 +117,10 @@ pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(config.health_timeout));
-    let results = admin
-        .create_topics(&topics, &options)
-        .await
-        .map_err(|e| kafka_err("creating topics", e))?;
+    let results = admin.create_topics(&topics, &options).await.map_err(|e| {
+        let cause = errors.explain(format!("kafka: creating topics: {e}"));
+        StoreError::Unavailable(credo_ports::Cause::with_source(cause, e))
+    })?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -32,6 +32,7 @@
 mod capabilities;
 pub use capabilities::CAPABILITIES;
 mod config;
+mod context;
 mod health;
 mod sink;
 mod source;

@@ -1,5 +1,6 @@
 //! [`KafkaSink`]: the [`EventSink`] that publishes to the audit topic.
 
+use crate::context::BrokerErrors;
 use crate::{KafkaConfig, kafka_err};
 use async_trait::async_trait;
 use credo_ports::{Delivery, EncodedEvent, EventSink, StoreError, StoreResult};
@@ -12,6 +13,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The sink's producer: its context keeps the brokers' last error.
+type SinkProducer = FutureProducer<BrokerErrors>;
 
 /// Where the broker stored one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,7 +110,9 @@ impl Ack {
 /// recovers by itself once the broker does.
 pub struct KafkaSink {
     config: KafkaConfig,
-    producer: RwLock<Arc<FutureProducer>>,
+    producer: RwLock<Arc<SinkProducer>>,
+    /// Shared by every producer the sink builds, so a rebuilt one keeps the last reason.
+    errors: BrokerErrors,
     failures_in_a_row: AtomicU32,
     rebuilds: AtomicU64,
 }
@@ -118,18 +124,20 @@ impl KafkaSink {
     /// A sink for `config` (connects lazily; `InvalidInput` names a bad setting).
     pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
         config.check()?;
+        let errors = BrokerErrors::new(config.secrets());
         Ok(Self {
-            producer: RwLock::new(Arc::new(Self::producer(config)?)),
+            producer: RwLock::new(Arc::new(Self::producer(config, &errors)?)),
+            errors,
             config: config.clone(),
             failures_in_a_row: AtomicU32::new(0),
             rebuilds: AtomicU64::new(0),
         })
     }
 
-    fn producer(config: &KafkaConfig) -> StoreResult<FutureProducer> {
+    fn producer(config: &KafkaConfig, errors: &BrokerErrors) -> StoreResult<SinkProducer> {
         config
             .producer_config()
-            .create()
+            .create_with_context(errors.clone())
             .map_err(|e| config.client_error(e))
     }
 
@@ -168,11 +176,11 @@ impl KafkaSink {
         result
     }
 
-    fn rebuild(&self, failed: &Arc<FutureProducer>) {
+    fn rebuild(&self, failed: &Arc<SinkProducer>) {
         let mut slot = self.producer.write();
         // Another publish may have rebuilt it already.
         if Arc::ptr_eq(&slot, failed)
-            && let Ok(fresh) = Self::producer(&self.config)
+            && let Ok(fresh) = Self::producer(&self.config, &self.errors)
         {
             *slot = Arc::new(fresh);
             self.failures_in_a_row.store(0, Ordering::Relaxed);
@@ -183,7 +191,7 @@ impl KafkaSink {
 
     async fn send_all(
         &self,
-        producer: &FutureProducer,
+        producer: &SinkProducer,
         batch: &[EncodedEvent],
     ) -> StoreResult<Published> {
         // Enqueue strictly in batch order (librdkafka keeps the order per partition), then
@@ -256,11 +264,12 @@ impl KafkaSink {
         match first_error {
             None => Ok(Published { deliveries, stored }),
             Some(e) => Err(StoreError::Unavailable(
-                format!(
-                    "kafka: {failed} of {total} audit events not acknowledged by topic {}: {e}",
-                    self.config.topic
-                )
-                .into(),
+                self.errors
+                    .explain(format!(
+                        "kafka: {failed} of {total} audit events not acknowledged by topic {}: {e}",
+                        self.config.topic
+                    ))
+                    .into(),
             )),
         }
     }
@@ -335,7 +344,7 @@ mod tests {
 
     /// librdkafka's own hook for this: fatal errors cannot be provoked from outside.
     #[allow(unsafe_code)]
-    fn inject_fatal(producer: &FutureProducer) {
+    fn inject_fatal(producer: &SinkProducer) {
         use rdkafka::bindings::{rd_kafka_resp_err_t as Code, rd_kafka_test_fatal_error};
         // SAFETY: a live client handle and a NUL-terminated reason that outlives the call.
         let code = unsafe {

@@ -1,6 +1,7 @@
 //! [`KafkaSource`]: the audit topic as an [`EventSource`] for the audit consumer
 //! (`credo_pipeline::AuditConsumer`), with its dead-letter topic and offset commits.
 
+use crate::context::BrokerErrors;
 use crate::{Delivered, KafkaConfig, kafka_err};
 use async_trait::async_trait;
 use credo_ports::{EventSource, PartitionLag, SourceMessage, StoreError, StoreResult, Timestamp};
@@ -17,10 +18,16 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Reports offset commits the broker refused (commits are asynchronous; their outcome arrives
-/// here) as the `CONSUMER_COMMIT_FAILURES` counter and a warning.
-pub(crate) struct SourceContext;
+/// here) as the `CONSUMER_COMMIT_FAILURES` counter and a warning, and broker errors (a refused
+/// TLS handshake, say) as [`BrokerErrors`] does.
+#[derive(Default)]
+pub(crate) struct SourceContext(BrokerErrors);
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.0.note(&error, reason);
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -93,7 +100,7 @@ impl SourceHandle {
 pub struct KafkaSource {
     config: KafkaConfig,
     consumer: Arc<Reader>,
-    dlq: FutureProducer,
+    dlq: FutureProducer<BrokerErrors>,
     progress: watch::Sender<BTreeMap<i32, i64>>,
 }
 
@@ -127,14 +134,14 @@ impl KafkaSource {
         config.check()?;
         let consumer: Reader = config
             .consumer_config()
-            .create_with_context(SourceContext)
+            .create_with_context(SourceContext(BrokerErrors::new(config.secrets())))
             .map_err(|e| config.client_error(e))?;
         consumer
             .subscribe(&[config.topic.as_str()])
             .map_err(|e| kafka_err("subscribing to the audit topic", e))?;
-        let dlq: FutureProducer = config
+        let dlq: FutureProducer<BrokerErrors> = config
             .producer_config()
-            .create()
+            .create_with_context(BrokerErrors::new(config.secrets()))
             .map_err(|e| config.client_error(e))?;
         Ok(Self {
             config: config.clone(),
@@ -307,7 +314,7 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
-            let c = SourceContext;
+            let c = SourceContext::default();
             let none = TopicPartitionList::new();
             c.commit_callback(Ok(()), &none);
             let refused = KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress);

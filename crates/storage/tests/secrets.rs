@@ -156,8 +156,8 @@ async fn kafka_outputs(secret: &str, out: &mut Vec<(String, String)>) {
         Err(e) => out.push(("KafkaHealth error".into(), e.to_string())),
         Ok(h) => out.push(("kafka health".into(), format!("{:?}", h.check().await))),
     }
-    // This build of librdkafka (no OpenSSL, no libcurl) refuses these properties, echoing
-    // their values in the error.
+    // librdkafka echoes the value of a property it refuses (this build has no libcurl for the
+    // OIDC token endpoint), and logs broker errors through the client context.
     c.properties
         .insert("ssl.key.password".into(), secret.into());
     c.properties

@@ -13,8 +13,9 @@
 //!   `cargo xtask services`);
 //! - [`TestPki`]: a throw-away CA with server and client certificates, and
 //!   [`PrivateRedisTls`]: a `redis-server` speaking TLS only (the TLS tests; PostgreSQL's is
-//!   [`PrivatePostgres::start_tls`]).
+//!   [`PrivatePostgres::start_tls`]; Kafka's is [`TlsTansu`], a broker behind a TLS front).
 
+mod kafka_tls;
 mod logs;
 pub mod pgbackrest;
 mod postgres;
@@ -24,6 +25,7 @@ mod spans;
 pub mod system;
 pub mod tls;
 
+pub use kafka_tls::TlsTansu;
 pub use logs::CapturedLogs;
 pub use postgres::PrivatePostgres;
 pub use proxy::{PrivateTansu, Proxy};
