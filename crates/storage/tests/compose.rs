@@ -20,11 +20,35 @@ fn compose() -> Value {
 
 /// The passwords a developer chooses before `docker compose up` (the stack has none of its
 /// own); the tests stand in these.
-const CHOSEN: [(&str, &str); 3] = [
+const CHOSEN: [(&str, &str); 4] = [
     ("CREDO_DEV_POSTGRES_PASSWORD", "pg-Secret_1"),
     ("CREDO_DEV_REDIS_PASSWORD", "redis-Secret_2"),
     ("CREDO_DEV_PGADMIN_PASSWORD", "admin-Secret_3"),
+    ("CREDO_DEV_REDIS_APP_PASSWORD", "redis-app-Secret_4"),
 ];
+
+/// The arguments of a service's `command`, interpolated.
+fn command(service: &Value) -> Vec<String> {
+    service["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| interpolate(v.as_str().expect("a string argument")))
+        .collect()
+}
+
+/// The `--user` rule of the dev Redis: the user name and its rules.
+fn redis_user(c: &Value) -> (String, Vec<String>) {
+    let args = command(&c["services"]["redis"]);
+    let mut rule = args
+        .iter()
+        .skip_while(|a| *a != "--user")
+        .skip(1)
+        .take_while(|a| !a.starts_with("--"))
+        .cloned();
+    let user = rule.next().expect("redis --user NAME RULES...");
+    (user, rule.collect())
+}
 
 /// `text` with `${NAME}` and `${NAME:?message}` replaced as compose and the shell do, from
 /// [`CHOSEN`]; panics on a variable not there.
@@ -208,19 +232,32 @@ fn the_stack_listens_on_loopback_only_and_has_no_password_of_its_own() {
         .map(|v| v.as_str().expect("a password setting").to_string())
         .collect();
     values.extend(requirepass);
-    assert_eq!(values.len(), 4, "redis has --requirepass");
+    let app = c["services"]["redis"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find_map(|a| a.strip_prefix('>'))
+        .map(str::to_string);
+    values.extend(app);
+    assert_eq!(
+        values.len(),
+        5,
+        "redis has --requirepass and a --user with a password"
+    );
     for v in &values {
         assert!(
             v.starts_with("${CREDO_DEV_") && v.contains(":?") && v.ends_with('}'),
             "a password with a literal or default value: {v}"
         );
     }
-    // Each service its own: one leaked password opens one service.
-    let names: std::collections::BTreeSet<_> = values[..2]
+    // Each service its own, and the Redis admin's not the service's: one leaked password
+    // opens one thing.
+    let names: std::collections::BTreeSet<_> = [&values[0], &values[1], &values[3], &values[4]]
         .iter()
         .map(|v| v.split(":?").next().unwrap())
         .collect();
-    assert_eq!(names.len(), 2, "{values:?}");
+    assert_eq!(names.len(), 4, "{values:?}");
 }
 
 #[test]
@@ -256,20 +293,17 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
         env["POSTGRES_DB"].as_str().unwrap(),
     );
     assert_eq!(config.postgres.as_ref().unwrap().url, expected);
+    // The service connects as the dev Redis's ACL user, not as `default`.
     let redis = &c["services"]["redis"];
-    let requirepass = redis["command"]
-        .as_sequence()
-        .unwrap()
+    let (user, rules) = redis_user(&c);
+    let password = rules
         .iter()
-        .filter_map(|v| v.as_str())
-        .skip_while(|a| *a != "--requirepass")
-        .nth(1)
-        .expect("redis --requirepass");
+        .find_map(|r| r.strip_prefix('>'))
+        .expect("the user's password");
     assert_eq!(
         config.redis.as_ref().unwrap().url,
         format!(
-            "redis://:{}@localhost:{}",
-            interpolate(requirepass),
+            "redis://{user}:{password}@localhost:{}",
             published_port(redis, 6379)
         )
     );
@@ -435,4 +469,108 @@ fn grafana_shows_the_dashboards_from_prometheus_to_anonymous_viewers() {
             assert_eq!(env["GF_AUTH_BASIC_ENABLED"].as_str(), Some("false"));
         }
     }
+}
+
+/// The dev Redis's service user has exactly the adapter's rule ([`credo_storage::redis::acl`]),
+/// for the facade's key prefix, and the compose command really starts a Redis on which the
+/// service, configured by the env file, runs its stores as that user while `FLUSHALL` and keys
+/// of other prefixes are refused: the same arguments, given to a native `redis-server`.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_redis_runs_the_service_as_the_acl_user() {
+    use credo_storage::Clock;
+    use credo_storage::redis::{RedisStores, acl};
+    let c = compose();
+    let (user, rules) = redis_user(&c);
+    let config = StorageConfig::from_vars(env_file()).unwrap();
+    let redis = config.redis.as_ref().unwrap().redis_config().unwrap();
+    let password = rules.iter().find_map(|r| r.strip_prefix('>')).unwrap();
+    assert_eq!(user, acl::USER);
+    assert_eq!(rules, acl::rules(password, &redis.key_prefix).unwrap());
+
+    let Some(bin) = credo_testkit::system::which("redis-server") else {
+        return credo_testkit::skip("redis-server not found (cargo xtask services up redis)")
+            .unwrap_or(());
+    };
+    let port = credo_testkit::free_port();
+    let mut child = std::process::Command::new(bin)
+        .args(&command(&c["services"]["redis"])[1..])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis did not start");
+        assert!(child.try_wait().unwrap().is_none(), "redis-server exited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _server = Kill(child);
+    let mut redis = redis;
+    redis.url = redis.url.replace(
+        &format!(
+            "localhost:{}",
+            published_port(&c["services"]["redis"], 6379)
+        ),
+        &format!("127.0.0.1:{port}"),
+    );
+    let stores = RedisStores::connect(&redis, std::sync::Arc::new(credo_storage::SystemClock))
+        .await
+        .unwrap();
+    let tenant = credo_storage::TenantId::new();
+    stores
+        .sessions()
+        .revoke_token(
+            tenant,
+            "jti",
+            credo_storage::SystemClock
+                .now()
+                .saturating_add(std::time::Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        stores
+            .sessions()
+            .is_token_revoked(tenant, "jti")
+            .await
+            .unwrap()
+    );
+    // The same user, by hand: what the rule leaves out is refused.
+    let raw = |args: &[&str]| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut out = String::new();
+        for cmd in [&["AUTH", user.as_str(), password][..], args] {
+            let mut req = format!("*{}\r\n", cmd.len());
+            for a in cmd {
+                req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+            }
+            s.write_all(req.as_bytes()).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            out = String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        out
+    };
+    for args in [
+        &["FLUSHALL"][..],
+        &["SET", "other:key", "x"],
+        &["CONFIG", "SET", "save", ""],
+    ] {
+        let answer = raw(args);
+        assert!(answer.starts_with("-NOPERM"), "{args:?}: {answer}");
+    }
+    stores.close().await;
 }
