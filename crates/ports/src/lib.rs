@@ -28,6 +28,7 @@ pub mod page;
 pub mod partitions;
 pub mod rate_limit;
 pub mod redact;
+pub mod secret;
 pub mod sessions;
 pub mod telemetry;
 pub mod time;
@@ -50,6 +51,7 @@ pub use outbox::{
     OutboxRecord, PartitionLag, SourceMessage,
 };
 pub use page::{Cursor, Page, PageRequest};
+pub use secret::SecretString;
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
