@@ -2,7 +2,7 @@
 //! Apache Kafka and Redpanda, and test brokers get their short group timeouts from here.
 
 use credo_ports::redact;
-use credo_ports::{StoreError, StoreResult};
+use credo_ports::{SecretString, StoreError, StoreResult};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,7 +78,13 @@ pub struct KafkaConfig {
     /// `sasl.oauthbearer.client.secret`, `sasl.oauthbearer.config`, `sasl.jaas.config`, ...:
     /// [`credo_ports::redact::is_secret_name`]) are redacted in `Debug` and scrubbed from
     /// client errors.
-    pub properties: BTreeMap<String, String>,
+    ///
+    /// Every value is held as a [`SecretString`], secret-named or not: whether a name holds a
+    /// secret is decided by the redactor, so no value can be printed by `{:?}` of the map
+    /// (or of a value) whatever it is filed under. `insert(k.into(), "v".into())` still works;
+    /// [`redacted_properties`](Self::redacted_properties) shows the values that are not
+    /// secret.
+    pub properties: BTreeMap<String, SecretString>,
 }
 
 impl KafkaConfig {
@@ -114,8 +120,9 @@ impl KafkaConfig {
     }
 
     fn finish(&self, mut c: ClientConfig) -> ClientConfig {
+        // Where the property values are handed to the driver.
         for (k, v) in &self.properties {
-            c.set(k, v);
+            c.set(k, v.expose_secret());
         }
         c
     }
@@ -212,7 +219,7 @@ impl KafkaConfig {
     pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
         self.properties
             .iter()
-            .map(|(k, v)| (k.as_str(), redact::redact_property(k, v)))
+            .map(|(k, v)| (k.as_str(), redact::redact_property(k, v.expose_secret())))
             .collect()
     }
 
@@ -221,8 +228,8 @@ impl KafkaConfig {
         let mut found: Vec<String> = self
             .properties
             .iter()
-            .filter(|(k, v)| redact::is_secret_name(k) && !v.is_empty())
-            .map(|(_, v)| v.clone())
+            .filter(|(k, v)| redact::is_secret_name(k) && !v.expose_secret().is_empty())
+            .map(|(_, v)| v.expose_secret().to_owned())
             .collect();
         found.sort_by_key(|s| std::cmp::Reverse(s.len()));
         found

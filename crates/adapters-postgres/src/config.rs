@@ -3,7 +3,7 @@
 
 use crate::DEFAULT_MIGRATIONS_TABLE;
 use credo_ports::redact;
-use credo_ports::{StoreError, StoreResult};
+use credo_ports::{SecretString, StoreError, StoreResult};
 use sqlx::postgres::PgConnectOptions;
 use std::fmt;
 use std::str::FromStr;
@@ -14,8 +14,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct PgConfig {
     /// `postgres://user:password@host:port/db?sslmode=...`; every `sslmode` libpq knows is
-    /// accepted, including `verify-full` (certificate and host name checked).
-    pub url: String,
+    /// accepted, including `verify-full` (certificate and host name checked). Held as a
+    /// [`SecretString`]: `Debug` shows it only through [`redacted_url`](Self::redacted_url).
+    pub url: SecretString,
     /// Largest number of pooled connections (default 20).
     pub max_connections: u32,
     /// Connections of the outbox's own pool (default 2): the relay's claims never wait behind
@@ -65,8 +66,8 @@ pub enum LeaseClock {
 }
 
 impl PgConfig {
-    /// Defaults for everything but the URL.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// Defaults for everything but the URL (a `&str`, a `String` or a [`SecretString`]).
+    pub fn new(url: impl Into<SecretString>) -> Self {
         Self {
             url: url.into(),
             max_connections: 20,
@@ -99,7 +100,7 @@ impl PgConfig {
     /// logs and errors.
     #[must_use]
     pub fn redacted_url(&self) -> String {
-        redact::redact_url(&self.url)
+        redact::redact_url(self.url.expose_secret())
     }
 
     /// Checks every setting before anything connects; the error names the field
@@ -109,10 +110,10 @@ impl PgConfig {
     /// a `statement_timeout` beyond PostgreSQL's limit (2^31 - 1 ms), an acquire timeout over
     /// [`MAX_TIMEOUT`], and a pool of 0 or over [`MAX_CONNECTIONS`].
     pub fn validate(&self) -> StoreResult<()> {
-        if self.url.trim().is_empty() {
+        if self.url.expose_secret().trim().is_empty() {
             return Err(StoreError::invalid("url", "must not be empty"));
         }
-        if let Err(e) = PgConnectOptions::from_str(&self.url) {
+        if let Err(e) = PgConnectOptions::from_str(self.url.expose_secret()) {
             return Err(self.url_error(e));
         }
         for (field, n) in [
@@ -162,11 +163,11 @@ impl PgConfig {
 
     /// Every secret of the URL, for scrubbing driver errors.
     pub(crate) fn secrets(&self) -> Vec<String> {
-        redact::url_secrets(&self.url)
+        redact::url_secrets(self.url.expose_secret())
     }
 
     pub(crate) fn url_error(&self, e: sqlx::Error) -> StoreError {
-        let reason = match redact::redact_url(&self.url).as_str() {
+        let reason = match self.redacted_url().as_str() {
             // Nothing of an unparseable URL is shown, not even the driver's view of it.
             redact::UNPARSEABLE_URL => {
                 format!("{}: not a postgres:// URL", redact::UNPARSEABLE_URL)

@@ -46,6 +46,7 @@ pub use sessions::PgSessionStore;
 pub use users::PgUserStore;
 
 use async_trait::async_trait;
+use credo_ports::SecretString;
 use credo_ports::redact;
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, JobLeases, Outbox,
@@ -121,12 +122,13 @@ impl Secrets {
     }
 }
 
-/// The connect options of the main pool and of the outbox's, from `url`.
+/// The connect options of the main pool and of the outbox's, from `url`: where the URL is
+/// handed to the driver.
 fn connect_options(
     config: &PgConfig,
-    url: &str,
+    url: &SecretString,
 ) -> Result<(PgConnectOptions, PgConnectOptions), sqlx::Error> {
-    let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let options = PgConnectOptions::from_str(url.expose_secret())?.disable_statement_logging();
     let timeout_ms = config.statement_timeout.as_millis().to_string();
     let mut params = vec![("statement_timeout", timeout_ms)];
     if let Some(schema) = &config.schema {
@@ -161,7 +163,7 @@ fn watch_url_file(
                 return;
             }
             let url = match std::fs::read_to_string(&path) {
-                Ok(text) => redact::secret_file_text(text),
+                Ok(text) => SecretString::from(redact::secret_file_text(text)),
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e.kind(), "postgres: the URL file cannot be read; the pools keep the URL they have");
                     continue;
@@ -170,12 +172,12 @@ fn watch_url_file(
             if url == last {
                 continue;
             }
-            secrets.add(redact::url_secrets(&url));
+            secrets.add(redact::url_secrets(url.expose_secret()));
             match connect_options(&config, &url) {
                 Ok((main, outbox)) => {
                     pools[0].set_connect_options(main);
                     pools[1].set_connect_options(outbox);
-                    tracing::info!(file = %path.display(), url = %redact::redact_url(&url), "postgres: the URL file changed; new connections use it");
+                    tracing::info!(file = %path.display(), url = %redact::redact_url(url.expose_secret()), "postgres: the URL file changed; new connections use it");
                     last = url;
                 }
                 Err(e) => {

@@ -2,7 +2,7 @@
 //! client settings every pool is built with.
 
 use credo_ports::redact;
-use credo_ports::{StoreError, StoreResult};
+use credo_ports::{SecretString, StoreError, StoreResult};
 use fred::prelude::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,8 +35,9 @@ impl TimeSource {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
-    pub url: String,
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Held as a
+    /// [`SecretString`]: `Debug` shows it only through [`redacted_url`](Self::redacted_url).
+    pub url: SecretString,
     /// Connections in the pool (default 4); commands are spread over them.
     pub pool_size: usize,
     /// Bound on every command, time queued while reconnecting included (default 3 s).
@@ -65,8 +66,8 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for everything but the URL.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// Defaults for everything but the URL (a `&str`, a `String` or a [`SecretString`]).
+    pub fn new(url: impl Into<SecretString>) -> Self {
         Self {
             url: url.into(),
             pool_size: 4,
@@ -87,7 +88,7 @@ impl RedisConfig {
     /// [`credo_ports::redact::redact_url`].
     #[must_use]
     pub fn redacted_url(&self) -> String {
-        redact::redact_url(&self.url)
+        redact::redact_url(self.url.expose_secret())
     }
 
     /// Checks every setting before anything connects; the error names the field (`url`,
@@ -99,10 +100,10 @@ impl RedisConfig {
     /// a client certificate only with its key (and the reverse). The files are read when the
     /// pool is built ([`RedisStores::connect`](crate::RedisStores::connect)).
     pub fn validate(&self) -> StoreResult<()> {
-        if self.url.trim().is_empty() {
+        if self.url.expose_secret().trim().is_empty() {
             return Err(StoreError::invalid("url", "must not be empty"));
         }
-        let uses_tls = match Config::from_url(&self.url) {
+        let uses_tls = match Config::from_url(self.url.expose_secret()) {
             Ok(c) => c.uses_tls(),
             Err(e) => return Err(self.url_error(e)),
         };
@@ -238,7 +239,10 @@ impl RedisConfig {
             redact::UNPARSEABLE_URL => format!("{}: not a redis:// URL", redact::UNPARSEABLE_URL),
             shown => format!(
                 "{shown}: {}",
-                redact::scrub(&e.to_string(), &redact::url_secrets(&self.url))
+                redact::scrub(
+                    &e.to_string(),
+                    &redact::url_secrets(self.url.expose_secret())
+                )
             ),
         };
         StoreError::invalid("url", reason)
@@ -293,7 +297,9 @@ impl fmt::Debug for RedisConfig {
 #[doc(hidden)]
 pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
     config.validate()?;
-    let mut fred_config = Config::from_url(&config.url).map_err(|e| config.url_error(e))?;
+    // Where the URL is handed to the driver.
+    let mut fred_config =
+        Config::from_url(config.url.expose_secret()).map_err(|e| config.url_error(e))?;
     if let Some(connector) = config.tls_connector()? {
         // Keep fred's host-name mapping of cluster nodes; replace only the connector.
         match &mut fred_config.tls {
@@ -351,7 +357,7 @@ mod tests {
         ok.validate().unwrap();
         type Change = Box<dyn Fn(&mut RedisConfig)>;
         let cases: Vec<(&str, Change)> = vec![
-            ("url", Box::new(|c| c.url = String::new())),
+            ("url", Box::new(|c| c.url = String::new().into())),
             (
                 "url",
                 Box::new(|c| c.url = "redis://u:hunter2@h:port".into()),

@@ -142,7 +142,7 @@ impl RedisStores {
     /// with `Unavailable` saying `redis: TLS handshake with <URL> failed: ...`, and nothing
     /// retries in the background.
     pub async fn connect(config: &RedisConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
-        let secrets: Arc<[String]> = redact::url_secrets(&config.url).into();
+        let secrets: Arc<[String]> = redact::url_secrets(config.url.expose_secret()).into();
         let pool = client_builder(config)?
             .build_pool(config.pool_size)
             .map_err(|e| redact::scrub_error(map_err(e), &secrets))?;

@@ -51,8 +51,8 @@ pub use outbox::{
     OutboxRecord, PartitionLag, SourceMessage,
 };
 pub use page::{Cursor, Page, PageRequest};
-pub use secret::SecretString;
 pub use rate_limit::{Decision, RateLimitPolicy, RateLimitStore};
+pub use secret::SecretString;
 pub use sessions::{Device, NewSession, Session, SessionStatus, SessionStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use trace::TraceParent;

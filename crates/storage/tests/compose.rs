@@ -292,7 +292,10 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
         published_port(pg, 5432),
         env["POSTGRES_DB"].as_str().unwrap(),
     );
-    assert_eq!(config.postgres.as_ref().unwrap().url, expected);
+    assert_eq!(
+        config.postgres.as_ref().unwrap().url.expose_secret(),
+        expected
+    );
     // The service connects as the dev Redis's ACL user, not as `default`.
     let redis = &c["services"]["redis"];
     let (user, rules) = redis_user(&c);
@@ -301,7 +304,7 @@ fn the_env_file_is_a_facade_configuration_pointing_at_the_stack() {
         .find_map(|r| r.strip_prefix('>'))
         .expect("the user's password");
     assert_eq!(
-        config.redis.as_ref().unwrap().url,
+        config.redis.as_ref().unwrap().url.expose_secret(),
         format!(
             "redis://{user}:{password}@localhost:{}",
             published_port(redis, 6379)
@@ -516,13 +519,17 @@ async fn the_dev_redis_runs_the_service_as_the_acl_user() {
     }
     let _server = Kill(child);
     let mut redis = redis;
-    redis.url = redis.url.replace(
-        &format!(
-            "localhost:{}",
-            published_port(&c["services"]["redis"], 6379)
-        ),
-        &format!("127.0.0.1:{port}"),
-    );
+    redis.url = redis
+        .url
+        .expose_secret()
+        .replace(
+            &format!(
+                "localhost:{}",
+                published_port(&c["services"]["redis"], 6379)
+            ),
+            &format!("127.0.0.1:{port}"),
+        )
+        .into();
     let stores = RedisStores::connect(&redis, std::sync::Arc::new(credo_storage::SystemClock))
         .await
         .unwrap();

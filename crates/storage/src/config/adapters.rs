@@ -26,7 +26,7 @@ fn ms(v: u64) -> Duration {
 impl super::PostgresSettings {
     /// `[postgres]` with `url` and every other setting unset (the adapter's defaults).
     #[must_use]
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<credo_ports::SecretString>) -> Self {
         Self {
             url: url.into(),
             url_file: None,
@@ -47,7 +47,7 @@ impl super::PostgresSettings {
 impl super::RedisSettings {
     /// `[redis]` with `url` and every other setting unset (the adapter's defaults).
     #[must_use]
-    pub fn new(url: impl Into<String>) -> Self {
+    pub fn new(url: impl Into<credo_ports::SecretString>) -> Self {
         Self {
             url: url.into(),
             url_file: None,

@@ -4,6 +4,7 @@
 //! and its validation; the environment loader and the generated reference read the lists.
 
 use crate::config::ConfigError;
+use credo_ports::SecretString;
 use credo_ports::redact::{redact_property, redact_url};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -307,6 +308,24 @@ impl Value for String {
     }
 }
 
+/// A secret setting: only `NonEmpty` is checked (the other checks quote the value), and it is
+/// shown redacted (a URL with its secrets as `***`, anything else as `SecretString("***")`).
+impl Value for SecretString {
+    fn check(&self, setting: &Setting) -> Result<(), ConfigError> {
+        if setting.check == Check::NonEmpty && self.expose_secret().trim().is_empty() {
+            return Err(ConfigError::new(setting.path(), "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn show(&self, secret: Secret) -> String {
+        match secret {
+            Secret::Url => format!("{:?}", redact_url(self.expose_secret())),
+            _ => format!("{self:?}"),
+        }
+    }
+}
+
 impl<T: Value> Value for Option<T> {
     fn check(&self, setting: &Setting) -> Result<(), ConfigError> {
         self.as_ref().map_or(Ok(()), |v| v.check(setting))
@@ -320,7 +339,9 @@ impl<T: Value> Value for Option<T> {
     }
 }
 
-impl Value for BTreeMap<String, String> {
+/// A property map (`kafka.properties`): every value is a [`SecretString`]; those whose name
+/// is not secret are shown (with [`Secret::Properties`]), the others as `***`.
+impl Value for BTreeMap<String, SecretString> {
     fn check(&self, setting: &Setting) -> Result<(), ConfigError> {
         if setting.check == Check::NamedEntries && self.keys().any(|name| name.trim().is_empty()) {
             return Err(ConfigError::new(setting.path(), "an entry has no name"));
@@ -333,9 +354,9 @@ impl Value for BTreeMap<String, String> {
             .iter()
             .map(|(k, v)| {
                 let v = if secret == Secret::Properties {
-                    redact_property(k, v)
+                    redact_property(k, v.expose_secret())
                 } else {
-                    v.as_str()
+                    credo_ports::redact::REDACTED
                 };
                 (k.as_str(), v)
             })

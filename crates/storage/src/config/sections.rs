@@ -3,6 +3,7 @@
 
 use super::declare::{Check, Default, Secret, Setting, settings};
 use super::{AuditSink, Backend};
+use credo_ports::SecretString;
 use credo_ports::capability::Port;
 use std::collections::BTreeMap;
 
@@ -114,7 +115,7 @@ settings! {
         /// Connection URL (any libpq `sslmode`); never printed with its secrets. Required,
         /// inline or through `url_file`.
         #[serde(default)]
-        url: String => Setting::text()
+        url: SecretString => Setting::text()
             .required()
             .check(Check::NonEmpty)
             .secret(Secret::Url)
@@ -186,7 +187,7 @@ settings! {
         /// `redis://` or `rediss://` URL; never printed with its secrets. Required, inline or
         /// through `url_file`.
         #[serde(default)]
-        url: String => Setting::text()
+        url: SecretString => Setting::text()
             .required()
             .check(Check::NonEmpty)
             .secret(Secret::Url)
@@ -316,7 +317,7 @@ settings! {
         /// Any librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`, ...); values whose
         /// name holds a secret are never printed.
         #[serde(default)]
-        properties: BTreeMap<String, String> => Setting::new(super::declare::Kind::Map)
+        properties: BTreeMap<String, SecretString> => Setting::new(super::declare::Kind::Map)
             .check(Check::NamedEntries)
             .secret(Secret::Properties)
             .accepted("`properties.<name>`: any librdkafka property"),

@@ -1,5 +1,6 @@
 use super::declare::{Check, Kind};
 use super::*;
+use credo_ports::SecretString;
 
 fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
@@ -39,13 +40,16 @@ fn environment_sets_every_section_and_aliases_fill_gaps() {
     assert_eq!(c.backends.audit_sink, AuditSink::Kafka);
     let pg = c.postgres.unwrap();
     assert_eq!(
-        (pg.url.as_str(), pg.migrate, pg.max_connections),
+        (pg.url.expose_secret(), pg.migrate, pg.max_connections),
         ("postgres://a:b@h/db", true, Some(7))
     );
-    assert_eq!(c.redis.unwrap().url, "redis://wins");
+    assert_eq!(c.redis.unwrap().url.expose_secret(), "redis://wins");
     let k = c.kafka.unwrap();
     assert_eq!(k.brokers, "k:9092");
-    assert_eq!(k.properties["security.protocol"], "SASL_SSL");
+    assert_eq!(
+        k.properties["security.protocol"].expose_secret(),
+        "SASL_SSL"
+    );
     assert_eq!(c.relay.batch, Some(250));
 }
 
@@ -127,8 +131,11 @@ fn another_prefix_moves_the_whole_namespace() {
     )
     .unwrap();
     assert_eq!(c.backends.users, Backend::Postgres);
-    assert_eq!(c.postgres.unwrap().url, "postgres://u@h/db");
-    assert_eq!(c.kafka.unwrap().properties["sasl.password"], "x");
+    assert_eq!(c.postgres.unwrap().url.expose_secret(), "postgres://u@h/db");
+    assert_eq!(
+        c.kafka.unwrap().properties["sasl.password"].expose_secret(),
+        "x"
+    );
     let e = StorageConfig::from_vars_with_prefix(
         "AUTH_STORE_",
         vars(&[("AUTH_STORE_POSTGRES_URLL", "x")]),
@@ -387,7 +394,7 @@ fn set_settings_reach_the_adapters() {
     let k = c.kafka.unwrap().kafka_config();
     assert_eq!((k.topic.as_str(), k.partitions), ("t", 2));
     assert_eq!(k.session_timeout, Some(Duration::from_secs(6)));
-    assert_eq!(k.properties["security.protocol"], "SSL");
+    assert_eq!(k.properties["security.protocol"].expose_secret(), "SSL");
     let relay = c.relay.relay_config();
     assert_eq!((relay.batch, relay.lease), (9, Duration::from_secs(61)));
 }
@@ -416,14 +423,17 @@ fn secrets_come_from_files() {
     ]))
     .unwrap();
     let p = c.postgres.as_ref().unwrap();
-    assert_eq!(p.url, "postgres://u:p%40ss%20w@h/db");
+    assert_eq!(p.url.expose_secret(), "postgres://u:p%40ss%20w@h/db");
     assert_eq!(p.url_file.as_deref(), Some(pg.as_str()));
     #[cfg(feature = "postgres")]
     assert_eq!(p.pg_config().url_file, Some(pg.clone().into()));
-    assert_eq!(c.redis.as_ref().unwrap().url, "rediss://:s3cr%2Ft@r:6380");
+    assert_eq!(
+        c.redis.as_ref().unwrap().url.expose_secret(),
+        "rediss://:s3cr%2Ft@r:6380"
+    );
     let props = &c.kafka.as_ref().unwrap().properties;
     assert_eq!(
-        props.get("sasl.password").map(String::as_str),
+        props.get("sasl.password").map(SecretString::expose_secret),
         Some(" leading and trailing spaces are the secret's ")
     );
     assert!(!props.contains_key("sasl.password.file"));
@@ -432,7 +442,10 @@ fn secrets_come_from_files() {
 
     // The alias, too.
     let c = StorageConfig::from_vars(vars(&[("DATABASE_URL_FILE", &pg)])).unwrap();
-    assert_eq!(c.postgres.unwrap().url, "postgres://u:p%40ss%20w@h/db");
+    assert_eq!(
+        c.postgres.unwrap().url.expose_secret(),
+        "postgres://u:p%40ss%20w@h/db"
+    );
 
     // Both ways at once: refused, naming the setting.
     let e = StorageConfig::from_vars(vars(&[

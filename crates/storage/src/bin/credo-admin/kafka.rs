@@ -44,8 +44,8 @@ fn kafka_err(
     let mut secrets: Vec<String> = c
         .properties
         .iter()
-        .filter(|(k, v)| credo_storage::redact::is_secret_name(k) && !v.is_empty())
-        .map(|(_, v)| v.clone())
+        .filter(|(k, v)| credo_storage::redact::is_secret_name(k) && !v.expose_secret().is_empty())
+        .map(|(_, v)| v.expose_secret().to_owned())
         .collect();
     // Longest first: a secret containing another is scrubbed whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
