@@ -14,8 +14,9 @@ use zeroize::Zeroize;
 ///   accident. It implements `Deserialize` (from a string) so configuration can be read into
 ///   it directly.
 /// - [`expose_secret`](Self::expose_secret) is the one way to read it, called where the value
-///   is handed to a driver and by the redactor that must know what to hide
-///   ([`crate::redact`]); a search for `expose_secret` finds every such place.
+///   is handed to a driver, by the redactor and scrubbers that must know what to hide
+///   ([`crate::redact`]) and by the checks that a value is not blank; a search for
+///   `expose_secret` finds every such place.
 /// - Its bytes are overwritten with zeros when it is dropped (each clone has its own copy,
 ///   zeroed on its own drop). Copies a driver makes of the exposed text are the driver's.
 /// - `PartialEq` compares values (not in constant time: it is for configuration, not for
