@@ -31,15 +31,7 @@ fn secret() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Every byte but ASCII letters and digits as `%XX`: how a password is written into a URL.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use credo_testkit::percent_encode_all as encode;
 
 /// The URLs a password can be given in: as written in the userinfo, percent-encoded, and
 /// as a query parameter.

@@ -57,14 +57,7 @@ fn secret() -> impl Strategy<Value = String> {
         })
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use credo_testkit::percent_encode_all as encode;
 
 /// Fails naming the output when any form of the secret, or its marker, shows.
 fn assert_hidden(what: &str, text: &str, secret: &str) -> Result<(), TestCaseError> {

@@ -4,9 +4,8 @@
 //! TLS connection that the client must verify.
 
 use crate::{ClientAuth, TestPki};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -36,25 +35,8 @@ impl TlsTansu {
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = front.local_addr().unwrap().port();
         let upstream = crate::free_port();
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url"])
-            .arg(format!("tcp://127.0.0.1:{upstream}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://{}:{port}", crate::tls::SERVER_NAME))
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", upstream)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let advertised = format!("{}:{port}", crate::tls::SERVER_NAME);
+        let child = crate::proxy::spawn_tansu(&bin, upstream, &advertised).await;
         let acceptor = TlsAcceptor::from(Arc::new(server_config(pki, auth)));
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = front.accept().await {

@@ -79,3 +79,15 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0")
 }
+
+/// `s` with every byte but ASCII letters and digits written as `%XX`: how a password with any
+/// character goes into a URL.
+#[must_use]
+pub fn percent_encode_all(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -84,30 +84,7 @@ impl PrivateTansu {
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_port = proxy_listener.local_addr().unwrap().port();
         let port = crate::free_port();
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-            ])
-            .args([
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{proxy_port}"),
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let child = spawn_tansu(&bin, port, &format!("127.0.0.1:{proxy_port}")).await;
         let proxy = Proxy::start(proxy_listener, port);
         Some(PrivateTansu { child, proxy })
     }
@@ -117,6 +94,34 @@ impl PrivateTansu {
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.proxy.port())
     }
+}
+
+/// Starts the tansu broker `bin` (memory storage) on 127.0.0.1:`port`, advertising
+/// `advertised` (`host:port`), and waits until it accepts connections.
+///
+/// # Panics
+/// When it cannot start or does not listen within 20 s.
+pub(crate) async fn spawn_tansu(bin: &str, port: u16, advertised: &str) -> Child {
+    let child = Command::new(bin)
+        .args(["broker", "--listener-url"])
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://{advertised}"))
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
 }
 
 impl Drop for PrivateTansu {
