@@ -10,21 +10,12 @@ use credo_ports::{
     AuditCategory, AuditEvent, EncodedEvent, HealthCheck, HealthStatus, StoreError, TenantId,
     Timestamp,
 };
-use credo_testkit::{ClientAuth, TestPki, TlsTansu, tls::SERVER_NAME};
+use credo_testkit::{ClientAuth, TempPki, TestPki, TlsTansu, tls::SERVER_NAME};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
 use std::time::Duration;
-
-fn pki(name: &str) -> (TestPki, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "credo-kafka-tls-{name}-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    (TestPki::generate(&dir, "credo-kafka-client"), dir)
-}
 
 /// The properties of a TLS listener: what an operator sets for Apache Kafka or Redpanda.
 fn config(brokers: &str, ca: &Path) -> KafkaConfig {
@@ -124,8 +115,9 @@ async fn refused(config: &KafkaConfig, expect: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_the_ca_by_configuration_carries_the_pipeline_and_refuses_what_it_must() {
-    let (pki, dir) = pki("server");
-    let Some(broker) = TlsTansu::start(&pki, ClientAuth::No).await else {
+    let pki = TempPki::new("credo-kafka-tls", "credo-kafka-client");
+    let pki = &pki.pki;
+    let Some(broker) = TlsTansu::start(pki, ClientAuth::No).await else {
         return;
     };
     round_trip(&config(&broker.brokers(SERVER_NAME), &pki.ca_cert)).await;
@@ -148,18 +140,17 @@ async fn tls_with_the_ca_by_configuration_carries_the_pipeline_and_refuses_what_
     )
     .await;
     println!("untrusted CA -> {untrusted}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_needs_the_client_certificate() {
-    let (pki, dir) = pki("mutual");
-    let Some(broker) = TlsTansu::start(&pki, ClientAuth::Required).await else {
+    let pki = TempPki::new("credo-kafka-mtls", "credo-kafka-client");
+    let pki = &pki.pki;
+    let Some(broker) = TlsTansu::start(pki, ClientAuth::Required).await else {
         return;
     };
     let plain = config(&broker.brokers(SERVER_NAME), &pki.ca_cert);
-    round_trip(&with_client_cert(plain.clone(), &pki)).await;
+    round_trip(&with_client_cert(plain.clone(), pki)).await;
     let without = refused(&plain, &["SSL routines", "alert certificate required"]).await;
     println!("no client certificate -> {without}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -8,30 +8,10 @@
 
 use credo_adapters_postgres::{PgConfig, PgStores};
 use credo_ports::{NewUser, StoreError, SystemClock, TenantId};
-use credo_testkit::{PrivatePostgres, TestPki};
-use std::path::{Path, PathBuf};
+use credo_testkit::{PrivatePostgres, TempPki};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A fresh PKI in a directory of this test's own, deleted on drop.
-struct Pki {
-    dir: PathBuf,
-    pki: TestPki,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo-pg-tls"));
-        let pki = TestPki::generate(&dir, "credo_cert");
-        Pki { dir, pki }
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn url(user: &str, host: &str, port: u16, ca: &Path, extra: &str) -> String {
     format!(
@@ -80,7 +60,7 @@ fn assert_tls_refusal(what: &str, r: Result<(), StoreError>, expected: &[&str]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_stores_over_tls_and_refuses_a_wrong_name_or_an_untrusted_ca() {
     let t = Instant::now();
-    let pki = Pki::new();
+    let pki = TempPki::new("credo-pg-tls", "credo_cert");
     let Some(pg) = PrivatePostgres::start_tls(&pki.pki) else {
         return;
     };
@@ -126,7 +106,7 @@ async fn verify_full_stores_over_tls_and_refuses_a_wrong_name_or_an_untrusted_ca
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_admits_the_client_certificate_and_refuses_its_absence() {
     let t = Instant::now();
-    let pki = Pki::new();
+    let pki = TempPki::new("credo-pg-tls", "credo_cert");
     let Some(pg) = PrivatePostgres::start_tls(&pki.pki) else {
         return;
     };

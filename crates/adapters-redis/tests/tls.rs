@@ -10,30 +10,9 @@ use credo_adapters_redis::{RedisConfig, RedisStores};
 use credo_ports::{
     Clock, Device, NewSession, SessionId, SessionStatus, StoreError, SystemClock, TenantId, UserId,
 };
-use credo_testkit::{ClientAuth, PrivateRedisTls, TestPki};
-use std::path::PathBuf;
+use credo_testkit::{ClientAuth, PrivateRedisTls, TempPki};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A fresh PKI in a directory of this test's own, deleted on drop.
-struct Pki {
-    dir: PathBuf,
-    pki: TestPki,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo-redis-tls"));
-        let pki = TestPki::generate(&dir, "credo-client");
-        Pki { dir, pki }
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn config(url: String, ca: &std::path::Path) -> RedisConfig {
     let mut c = RedisConfig::new(url);
@@ -92,7 +71,7 @@ fn assert_tls_refusal(what: &str, r: Result<(), StoreError>, expected: &[&str]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_the_ca_stores_and_refuses_a_wrong_name_or_an_untrusted_ca() {
     let t = Instant::now();
-    let pki = Pki::new();
+    let pki = TempPki::new("credo-redis-tls", "credo-client");
     let Some(server) = PrivateRedisTls::start(&pki.pki, ClientAuth::No) else {
         return;
     };
@@ -123,7 +102,7 @@ async fn rediss_with_the_ca_stores_and_refuses_a_wrong_name_or_an_untrusted_ca()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_admits_the_client_certificate_and_refuses_its_absence() {
     let t = Instant::now();
-    let pki = Pki::new();
+    let pki = TempPki::new("credo-redis-tls", "credo-client");
     let Some(server) = PrivateRedisTls::start(&pki.pki, ClientAuth::Required) else {
         return;
     };

@@ -31,7 +31,7 @@ pub use postgres::PrivatePostgres;
 pub use proxy::{PrivateTansu, Proxy};
 pub use redis::{ClientAuth, PrivateRedisTls};
 pub use spans::{CapturedSpans, SpanRecord};
-pub use tls::TestPki;
+pub use tls::{TempPki, TestPki};
 
 /// The value of `var`, or `None` after printing why the test is skipped; under
 /// `CREDO_TEST_REQUIRE=all` (CI) a missing value panics instead.

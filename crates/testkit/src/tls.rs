@@ -84,6 +84,32 @@ impl TestPki {
     }
 }
 
+/// A [`TestPki`] in a directory of its own under the system's temporary directory, removed
+/// when this is dropped.
+#[derive(Debug)]
+pub struct TempPki {
+    /// The PKI's files.
+    pub pki: TestPki,
+    dir: PathBuf,
+}
+
+impl TempPki {
+    /// Generates a [`TestPki`] (client certificate common name `client_name`) into a new
+    /// directory named after `prefix`.
+    #[must_use]
+    pub fn new(prefix: &str, client_name: &str) -> TempPki {
+        let dir = std::env::temp_dir().join(crate::unique_name(prefix));
+        let pki = TestPki::generate(&dir, client_name);
+        TempPki { pki, dir }
+    }
+}
+
+impl Drop for TempPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A self-signed CA that may sign certificates.
 fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
