@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! ACL SETUSER credo reset on >PASSWORD resetchannels ~credo:* -@all +evalsha +script|load
-//!     +hgetall +hget +get +del +scan +ping +config|get +info +client|id +cluster|info +cluster|slots +hset +hmget
+//!     +hgetall +hget +get +del +scan +ping +info +client|id +cluster|info +cluster|slots +hset +hmget
 //!     +hincrby +set +pexpire +pttl +type +time +zadd +zcount +zrangebyscore +zrem
 //! ```
 //!
@@ -16,10 +16,13 @@
 //!   script, so a script cannot reach outside the prefix either. `SCAN` names no key: it is
 //!   allowed, and the adapter walks only `{prefix}:*` with it.
 //! - No Pub/Sub channel (`resetchannels`).
-//! - Commands: [`COMMANDS`]. `CONFIG GET` and `INFO` serve only the eviction policy check
-//!   (`CONFIG SET` stays denied); `CLIENT ID` (and `INFO server`) fred sends on every
-//!   new connection; `CLUSTER INFO` and `CLUSTER SLOTS` are how fred's clustered client checks
-//!   a node and learns the slot map. A `/<db>` in the URL also needs `+select`. `AUTH` and `HELLO` need no permission.
+//! - Commands: [`COMMANDS`]. `INFO` serves the eviction policy check (`INFO memory`) and fred,
+//!   which sends `INFO server` and `CLIENT ID` on every new connection; `CLUSTER INFO` and
+//!   `CLUSTER SLOTS` are how fred's clustered client checks a node and learns the slot map.
+//!   A `/<db>` in the URL also needs `+select`. `AUTH` and `HELLO` need no permission.
+//! - Not `CONFIG GET`: it reads every setting, `requirepass` (the admin's password) and TLS
+//!   key passphrases included, so a compromised service could become the admin. Redis cannot
+//!   allow it for one setting only ("Allowing first-arg of a subcommand is not supported").
 //!
 //! ACLs are per server: on a Redis Cluster, create the user on every node.
 
@@ -33,7 +36,7 @@ pub const USER: &str = "credo";
 
 /// Every command the adapter sends, as ACL command names (`+<name>`): what it calls directly,
 /// what its Lua scripts call, and what fred needs.
-pub const COMMANDS: [&str; 25] = [
+pub const COMMANDS: [&str; 24] = [
     // Scripts: every multi-step operation, by SHA, loaded again after NOSCRIPT.
     "evalsha",
     "script|load",
@@ -44,9 +47,9 @@ pub const COMMANDS: [&str; 25] = [
     "del",
     // Purges and key counts walk `{prefix}:*`.
     "scan",
-    // Health: PING, then the eviction policy (CONFIG GET, else INFO memory).
+    // Health: PING, then the eviction policy from INFO memory. Not CONFIG GET: it reads every
+    // setting, `requirepass` (the admin's password) and key passphrases included.
     "ping",
-    "config|get",
     "info",
     // fred asks each new connection its id; its clustered client checks each node's state
     // and reads the slot map.

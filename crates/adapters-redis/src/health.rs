@@ -25,30 +25,34 @@ pub(crate) fn eviction_warning(policy: &str) -> String {
     )
 }
 
-/// `CONFIG GET maxmemory-policy`, falling back to `INFO memory`; the error says why
-/// neither answered.
+/// `INFO memory`'s `maxmemory_policy`, falling back to `CONFIG GET maxmemory-policy` (for a
+/// server or proxy whose `INFO` lacks the field); the error says why neither answered.
+///
+/// `INFO` first, because the adapter's ACL user has no `CONFIG GET`: that command reads every
+/// setting, `requirepass` and key passphrases included ([`crate::acl`]). Asking it first would
+/// put a denial in the server's `ACL LOG` on every health check.
 pub(crate) async fn eviction_policy(pool: &Pool) -> Result<String, String> {
     use fred::types::{ClusterHash, CustomCommand};
     let client = pool.next();
+    let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
+    let info_err = match client.custom::<String, _>(info, vec!["memory"]).await {
+        Ok(text) => match text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
+        {
+            Some(policy) => return Ok(policy.trim().to_string()),
+            None => "INFO memory: no maxmemory_policy field".to_string(),
+        },
+        Err(e) => format!("INFO memory: {}", e.details()),
+    };
     let config = CustomCommand::new_static("CONFIG", ClusterHash::Random, false);
-    let config_err = match client
+    match client
         .custom::<Value, _>(config, vec!["GET", "maxmemory-policy"])
         .await
     {
-        Ok(value) => match policy_of_config_get(value) {
-            Some(policy) => return Ok(policy),
-            None => "CONFIG GET maxmemory-policy: no value".to_string(),
-        },
-        Err(e) => format!("CONFIG GET: {}", e.details()),
-    };
-    let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
-    match client.custom::<String, _>(info, vec!["memory"]).await {
-        Ok(text) => text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
-            .map(|p| p.trim().to_string())
-            .ok_or_else(|| format!("{config_err}; INFO memory: no maxmemory_policy field")),
-        Err(e) => Err(format!("{config_err}; INFO memory: {}", e.details())),
+        Ok(value) => policy_of_config_get(value)
+            .ok_or_else(|| format!("{info_err}; CONFIG GET maxmemory-policy: no value")),
+        Err(e) => Err(format!("{info_err}; CONFIG GET: {}", e.details())),
     }
 }
 

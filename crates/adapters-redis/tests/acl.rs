@@ -144,17 +144,41 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     assert_eq!(s.purge_expired(limit).await.unwrap(), 4);
     assert_eq!(l.purge_idle(limit).await.unwrap(), 1);
 
+    // The adapter's own operations were never refused: the server logs every ACL denial
+    // (`ACL LOG`, server-wide), and none names this user. A rule missing a command that some
+    // path sends only sometimes (a fallback, a reconnect) shows here.
+    let admin = credo_adapters_redis::client_builder(&RedisConfig::new(url.as_str()))
+        .unwrap()
+        .build()
+        .unwrap();
+    admin.init().await.unwrap();
+    let log: Value = admin
+        .custom(
+            CustomCommand::new_static("ACL", ClusterHash::Random, false),
+            vec!["LOG", "128"],
+        )
+        .await
+        .unwrap();
+    let log = format!("{log:?}");
+    assert!(
+        !log.contains(&user),
+        "the adapter's operations were refused: {log}"
+    );
+
     // Denials, through a client of the same user.
     let client = credo_adapters_redis::client_builder(&config)
         .unwrap()
         .build()
         .unwrap();
     client.init().await.unwrap();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["SET", "other:key", "x"],
         &["GET", "other:key"],
         &["FLUSHALL"],
         &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        // It would answer the admin's password and the TLS key passphrases.
+        &["CONFIG", "GET", "requirepass"],
+        &["CONFIG", "GET", "*"],
         &["KEYS", "*"],
         &["ACL", "WHOAMI"],
     ];
@@ -188,6 +212,16 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     println!("EVAL -> {why}");
     assert!(why.starts_with("NOPERM"), "{why}");
     assert_eq!(raw(&addr, &["EXISTS", "other:key"]), ":0\r\n");
+    // ... and the denials above are in the log under this user.
+    let log: Value = admin
+        .custom(
+            CustomCommand::new_static("ACL", ClusterHash::Random, false),
+            vec!["LOG", "128"],
+        )
+        .await
+        .unwrap();
+    assert!(format!("{log:?}").contains(&user), "{log:?}");
+    let _ = admin.quit().await;
     let _ = client.quit().await;
     r.close().await;
 }

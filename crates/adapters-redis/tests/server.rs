@@ -3,8 +3,8 @@
 //!
 //! Eviction is visible: under any `maxmemory-policy` but `noeviction`, Redis may drop revoked
 //! tokens (which then become valid again) and rate-limit state, so the health check reports
-//! `degraded` naming the policy; where `CONFIG` is denied it falls back to `INFO memory`, and
-//! where that is denied too it says the policy cannot be verified.
+//! `degraded` naming the policy, read from `INFO memory` or, where that is denied, from
+//! `CONFIG GET`; where both are denied it says the policy cannot be verified.
 //!
 //! Runs against the shared test server (`CREDO_TEST_REDIS_URL`), one test at a time; every
 //! server setting a test changes is restored by a guard, also when an assertion fails.
@@ -91,22 +91,28 @@ async fn an_evicting_policy_is_degraded_and_named_and_noeviction_is_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_config_the_policy_comes_from_info_and_without_both_it_is_unverified() {
+async fn the_policy_comes_from_info_else_config_and_without_both_it_is_unverified() {
     let Some(url) = test_url() else { return };
     let _serial = SERIAL.lock().await;
     let addr = address(&url);
     let tag = std::process::id();
-    let (no_config, no_either) = (
+    let (no_config, no_info, no_either) = (
         format!("credo_noconfig_{tag}"),
         format!("credo_noinfo_{tag}"),
+        format!("credo_noeither_{tag}"),
     );
     let _restore = Restore {
         addr: addr.clone(),
         policy: policy(&addr),
-        users: vec![no_config.clone(), no_either.clone()],
+        users: vec![no_config.clone(), no_info.clone(), no_either.clone()],
     };
-    // Managed Redis: CONFIG denied by ACL (or renamed).
-    for (user, denied) in [(&no_config, "-config"), (&no_either, "-config -info")] {
+    // Managed Redis: CONFIG denied by ACL (or renamed), as for the adapter's own ACL user;
+    // INFO denied (or lacking the field, as behind some proxies).
+    for (user, denied) in [
+        (&no_config, "-config"),
+        (&no_info, "-info"),
+        (&no_either, "-config -info"),
+    ] {
         let mut args = vec![
             "ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "&*", "+@all",
         ];
@@ -120,6 +126,13 @@ async fn without_config_the_policy_comes_from_info_and_without_both_it_is_unveri
     match &status {
         HealthStatus::Degraded(reason) => assert!(reason.contains("allkeys-lru"), "{reason}"),
         other => panic!("expected degraded from INFO, got {other:?}"),
+    }
+    stores.close().await;
+
+    let (status, stores) = check(&as_user(&no_info)).await;
+    match &status {
+        HealthStatus::Degraded(reason) => assert!(reason.contains("allkeys-lru"), "{reason}"),
+        other => panic!("expected degraded from CONFIG GET, got {other:?}"),
     }
     stores.close().await;
 
