@@ -26,9 +26,13 @@ impl Drop for DropUser {
     }
 }
 
-/// `redis://user:password@host:port` for the server of `url`.
+/// `redis://user:password@host:port` for the server of `url`, the password percent-encoded.
 fn url_as(url: &str, user: &str, password: &str) -> String {
-    format!("redis://{user}:{password}@{}", address(url))
+    format!(
+        "redis://{user}:{}@{}",
+        credo_testkit::percent_encode_all(password),
+        address(url)
+    )
 }
 
 /// The server's error text for `args` sent by `client`, which must be refused.
@@ -48,7 +52,8 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     let pid = std::process::id();
     let prefix = format!("credo_acl_{pid}");
     let user = format!("credo_acl_test_{pid}");
-    let password = uuid::Uuid::new_v4().simple().to_string();
+    // URL delimiters, spaces and non-ASCII: the URL carries it percent-encoded.
+    let password = format!("p@ss:w/rd %#?é {}", uuid::Uuid::new_v4().simple());
     acl::set_user(&url, &user, &acl::rules(&password, &prefix).unwrap())
         .await
         .unwrap();
