@@ -19,20 +19,16 @@ const END_MS: i64 = 1 << 48;
 
 /// How long partition DDL waits for its lock before giving up until the job's next run:
 /// DDL queued behind a long query would queue every insert behind itself.
-pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// PostgreSQL [`AuditPartitions`] over `audit_events`.
 pub struct PgAuditPartitions {
     pool: PgPool,
-    lock_timeout: Duration,
 }
 
 impl PgAuditPartitions {
     pub(crate) fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            lock_timeout: LOCK_TIMEOUT,
-        }
+        Self { pool }
     }
 
     /// `(name, from_ms, until_ms)` of every range partition, oldest first.
@@ -56,7 +52,7 @@ impl PgAuditPartitions {
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-            .bind(format!("{}ms", self.lock_timeout.as_millis()))
+            .bind(format!("{}ms", LOCK_TIMEOUT.as_millis()))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
