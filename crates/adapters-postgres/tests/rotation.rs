@@ -32,12 +32,7 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     owner.migrate().await.unwrap();
     // Odd characters too: the file holds the URL as written, percent-encoded.
     let (first, second) = ("first pass/1", "second:pass@2");
-    let encode = |p: &str| {
-        p.replace('/', "%2F")
-            .replace(':', "%3A")
-            .replace('@', "%40")
-            .replace(' ', "%20")
-    };
+    let encode = credo_testkit::percent_encode_all;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE {role} LOGIN PASSWORD '{first}'"
     )))
