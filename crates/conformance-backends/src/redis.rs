@@ -3,7 +3,7 @@ use credo_adapters_redis::{RedisConfig, RedisStores, TimeSource};
 use credo_conformance::harness::{Harness, Port, Stores, Support};
 use credo_ports::{ManualClock, StoreError};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Environment variable naming the test server.
@@ -40,6 +40,8 @@ pub struct RedisHarness {
     /// The ACL user the stores connect as and the `host:port` of every node it was created on;
     /// deleted when the harness is dropped.
     acl_user: parking_lot::Mutex<Option<(String, Vec<String>)>>,
+    /// Refusals of that user already reported (the servers' `ACL LOG` counts).
+    refusals_seen: AtomicU64,
 }
 
 impl RedisHarness {
@@ -77,6 +79,7 @@ impl RedisHarness {
             time: TimeSource::Clock,
             cluster: false,
             acl_user: parking_lot::Mutex::new(None),
+            refusals_seen: AtomicU64::new(0),
         }
     }
 
@@ -169,6 +172,26 @@ impl Harness for RedisHarness {
         self.time == TimeSource::Server
     }
 
+    /// Fails the case if a server refused one of the ACL user's commands since the last case:
+    /// the adapter sent something its rule (`credo_adapters_redis::acl`) does not allow.
+    async fn after_case(&self) -> Result<(), String> {
+        let Some(user) = self.acl_user.lock().as_ref().map(|(u, _)| u.clone()) else {
+            return Ok(());
+        };
+        let (_, admin) = self.base().await?;
+        let (count, what) = acl_refusals(&admin, &user).await?;
+        let before = self.refusals_seen.swap(count, Ordering::Relaxed);
+        if count > before {
+            return Err(format!(
+                "redis refused {} of the adapter's commands (ACL LOG of {user}: {}); a command \
+                 the adapter sends is missing from credo_adapters_redis::acl::COMMANDS",
+                count - before,
+                what.join("; ")
+            ));
+        }
+        Ok(())
+    }
+
     async fn available(&self) -> Result<(), String> {
         let (base, _) = self.base().await?;
         match base.health(Duration::from_secs(3)).check().await {
@@ -221,6 +244,67 @@ impl Drop for RedisHarness {
             }
         }
     }
+}
+
+/// How many times the servers (every node of a cluster) refused `user`, by their `ACL LOG`,
+/// and what each entry says (reason, command or key, context).
+async fn acl_refusals(
+    admin: &fred::clients::Client,
+    user: &str,
+) -> Result<(u64, Vec<String>), String> {
+    use fred::prelude::{ClientLike, Value};
+    use fred::types::{ClusterHash, CustomCommand};
+    let cmd = CustomCommand::new_static("ACL", ClusterHash::Random, false);
+    let mut logs: Vec<Value> = Vec::new();
+    if admin.is_clustered() {
+        for node in admin.active_connections() {
+            logs.push(
+                admin
+                    .with_cluster_node(node)
+                    .custom(cmd.clone(), vec!["LOG", "128"])
+                    .await
+                    .map_err(|e| format!("ACL LOG: {e}"))?,
+            );
+        }
+    } else {
+        logs.push(
+            admin
+                .custom(cmd, vec!["LOG", "128"])
+                .await
+                .map_err(|e| format!("ACL LOG: {e}"))?,
+        );
+    }
+    let (mut count, mut what) = (0, Vec::new());
+    for entry in logs.into_iter().flat_map(|l| match l {
+        Value::Array(entries) => entries,
+        _ => Vec::new(),
+    }) {
+        let fields: Vec<(String, Value)> = match entry {
+            Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|kv| Some((kv[0].as_string()?, kv.get(1)?.clone())))
+                .collect(),
+            Value::Map(map) => map
+                .inner()
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v)))
+                .collect(),
+            _ => continue,
+        };
+        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        if field("username").and_then(Value::as_string).as_deref() != Some(user) {
+            continue;
+        }
+        count += field("count").and_then(Value::as_u64).unwrap_or(1);
+        let text = |name: &str| field(name).and_then(Value::as_string).unwrap_or_default();
+        what.push(format!(
+            "{} {} in {}",
+            text("reason"),
+            text("object"),
+            text("context")
+        ));
+    }
+    Ok((count, what))
 }
 
 /// `url` with `user:password@` as its credentials (any it had replaced).

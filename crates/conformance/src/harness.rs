@@ -135,4 +135,11 @@ pub trait Harness: Send + Sync {
     fn reads_real_time(&self) -> bool {
         false
     }
+    /// What the server saw of the case just passed, that the stores' answers cannot show:
+    /// `Err(why)` fails it. The Redis columns check that the server refused none of the
+    /// adapter's commands (its `ACL LOG`), so a command missing from the adapter's ACL rule
+    /// fails the case that sends it, even where the adapter recovers from the refusal.
+    async fn after_case(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -74,7 +74,10 @@ impl Suite {
         }
         let started = Instant::now();
         let timeout = self.ctx.options.case_timeout;
-        let result = run_one(case, self.ctx.clone(), timeout).await;
+        let mut result = run_one(case, self.ctx.clone(), timeout).await;
+        if result.is_ok() {
+            result = self.ctx.harness.after_case().await;
+        }
         let took = started.elapsed();
         match result {
             Ok(()) => report(Outcome::Pass, None, took),
