@@ -35,6 +35,18 @@ fn url_as(url: &str, user: &str, password: &str) -> String {
     )
 }
 
+/// The server's `ACL LOG` (its last 128 refusals), as text.
+async fn acl_log(admin: &Client) -> String {
+    let log: Value = admin
+        .custom(
+            CustomCommand::new_static("ACL", ClusterHash::Random, false),
+            vec!["LOG", "128"],
+        )
+        .await
+        .unwrap();
+    format!("{log:?}")
+}
+
 /// The server's error text for `args` sent by `client`, which must be refused.
 async fn refused(client: &Client, args: &[&str]) -> String {
     let cmd = CustomCommand::new(args[0].to_string(), ClusterHash::Random, false);
@@ -157,14 +169,7 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
         .build()
         .unwrap();
     admin.init().await.unwrap();
-    let log: Value = admin
-        .custom(
-            CustomCommand::new_static("ACL", ClusterHash::Random, false),
-            vec!["LOG", "128"],
-        )
-        .await
-        .unwrap();
-    let log = format!("{log:?}");
+    let log = acl_log(&admin).await;
     assert!(
         !log.contains(&user),
         "the adapter's operations were refused: {log}"
@@ -218,14 +223,8 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     assert!(why.starts_with("NOPERM"), "{why}");
     assert_eq!(raw(&addr, &["EXISTS", "other:key"]), ":0\r\n");
     // ... and the denials above are in the log under this user.
-    let log: Value = admin
-        .custom(
-            CustomCommand::new_static("ACL", ClusterHash::Random, false),
-            vec!["LOG", "128"],
-        )
-        .await
-        .unwrap();
-    assert!(format!("{log:?}").contains(&user), "{log:?}");
+    let log = acl_log(&admin).await;
+    assert!(log.contains(&user), "{log}");
     let _ = admin.quit().await;
     let _ = client.quit().await;
     r.close().await;
