@@ -63,6 +63,11 @@ pub struct RedisConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub tls_key_file: Option<PathBuf>,
+    /// A file holding the URL (a mounted secret; see [`from_url_file`](Self::from_url_file)).
+    /// Its user and password are read again for every new connection (every `AUTH`), so a
+    /// rotated password takes effect at the next reconnection, without a restart; the host
+    /// and the other parts of the URL are read at start only. Default: none.
+    pub url_file: Option<PathBuf>,
 }
 
 impl RedisConfig {
@@ -81,7 +86,19 @@ impl RedisConfig {
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            url_file: None,
         }
+    }
+
+    /// Defaults, with the URL read from `path` (its content, without the line end an editor
+    /// adds) and [`url_file`](Self::url_file) set, so later changes of its credentials are
+    /// used by new connections. `InvalidInput` names the file (never its content).
+    pub fn from_url_file(path: impl Into<PathBuf>) -> StoreResult<Self> {
+        let path = path.into();
+        let url = read_url_file(&path)?;
+        let mut c = Self::new(url);
+        c.url_file = Some(path);
+        Ok(c)
     }
 
     /// The URL with its secrets replaced by `***`: a thin wrapper over the one redactor,
@@ -286,6 +303,7 @@ impl fmt::Debug for RedisConfig {
             .field("tls_ca_file", &self.tls_ca_file)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
+            .field("url_file", &self.url_file)
             .finish()
     }
 }
@@ -307,6 +325,15 @@ pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
             None => fred_config.tls = Some(connector.into()),
         }
     }
+    if let Some(path) = &config.url_file {
+        fred_config.credential_provider = Some(std::sync::Arc::new(UrlFileCredentials {
+            path: path.clone(),
+            last: parking_lot::Mutex::new((
+                fred_config.username.clone(),
+                fred_config.password.clone(),
+            )),
+        }));
+    }
     let mut policy = ReconnectPolicy::new_exponential(
         0,
         config.reconnect_min.as_millis() as u32,
@@ -326,6 +353,56 @@ pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
         })
         .set_policy(policy);
     Ok(builder)
+}
+
+/// The URL in `path`, without its line end; the error names the file, never its content.
+fn read_url_file(path: &Path) -> StoreResult<String> {
+    std::fs::read_to_string(path)
+        .map(redact::secret_file_text)
+        .map_err(|e| StoreError::invalid("url_file", format!("{}: {}", path.display(), e.kind())))
+}
+
+/// The user and password of the URL in a file, read for every `AUTH` fred sends (each new or
+/// re-established connection). A file that cannot be read or parsed keeps the last good
+/// credentials, with a warning naming the file: a half-written secret must not take the
+/// service down.
+struct UrlFileCredentials {
+    path: PathBuf,
+    last: parking_lot::Mutex<(Option<String>, Option<String>)>,
+}
+
+impl fmt::Debug for UrlFileCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UrlFileCredentials")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl fred::types::config::CredentialProvider for UrlFileCredentials {
+    async fn fetch(
+        &self,
+        _server: Option<&fred::types::config::Server>,
+    ) -> Result<(Option<String>, Option<String>), fred::error::Error> {
+        let read = read_url_file(&self.path).and_then(|url| {
+            Config::from_url(&url).map_err(|_| {
+                StoreError::invalid(
+                    "url_file",
+                    format!("{}: not a Redis URL", self.path.display()),
+                )
+            })
+        });
+        let mut last = self.last.lock();
+        match read {
+            Ok(c) => *last = (c.username, c.password),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "redis: the URL file cannot be used; keeping the last credentials"
+            ),
+        }
+        Ok(last.clone())
+    }
 }
 
 #[cfg(test)]

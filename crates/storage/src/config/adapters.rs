@@ -116,6 +116,10 @@ impl super::RedisSettings {
     pub fn redis_config(&self) -> Result<credo_adapters_redis::RedisConfig, ConfigError> {
         use credo_adapters_redis::TimeSource;
         let mut c = credo_adapters_redis::RedisConfig::new(&self.url);
+        set(
+            &mut c.url_file,
+            self.url_file.clone().map(|f| Some(f.into())),
+        );
         set(&mut c.pool_size, self.pool_size);
         set(&mut c.command_timeout, self.command_timeout_ms.map(ms));
         set(&mut c.key_prefix, self.key_prefix.clone());

@@ -194,7 +194,8 @@ settings! {
             .alias("REDIS_URL")
             .accepted("a `redis://` or `rediss://` URL"),
         /// A file holding the URL instead of `url` (a container or Kubernetes secret), read at
-        /// start.
+        /// start; its user and password are read again for every new connection, so a rotated
+        /// password takes effect at the next reconnection, without a restart.
         #[serde(default)]
         url_file: Option<String> => Setting::text()
             .check(Check::NonEmpty)

@@ -431,6 +431,11 @@ fn secrets_come_from_files() {
         c.redis.as_ref().unwrap().url.expose_secret(),
         "rediss://:s3cr%2Ft@r:6380"
     );
+    #[cfg(feature = "redis")]
+    assert_eq!(
+        c.redis.as_ref().unwrap().redis_config().unwrap().url_file,
+        Some(redis.clone().into())
+    );
     let props = &c.kafka.as_ref().unwrap().properties;
     assert_eq!(
         props.get("sasl.password").map(SecretString::expose_secret),

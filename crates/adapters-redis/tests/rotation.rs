@@ -1,0 +1,179 @@
+//! A rotated Redis password reaches new connections without a restart: with
+//! `RedisConfig::url_file`, the credentials are read from the file for every `AUTH` (fred's
+//! credential provider), so after the operator changes the ACL user's password and then the
+//! secret, the next reconnection uses the new one. A store given the same URL inline cannot
+//! reconnect, and a file that is half-written keeps the last good credentials.
+
+mod support;
+
+use credo_adapters_redis::{RedisConfig, RedisStores, acl};
+use credo_ports::{Clock, StoreError, SystemClock, TenantId};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Cleanup, address, raw, test_url};
+
+/// Deletes the ACL user when dropped, also after a failed assertion.
+struct DropUser {
+    addr: String,
+    user: String,
+}
+
+impl Drop for DropUser {
+    fn drop(&mut self) {
+        raw(&self.addr, &["ACL", "DELUSER", &self.user]);
+    }
+}
+
+/// Replaces `path` in one step (a rename), as secret mounts do.
+fn write_secret(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `CLIENT LIST`, read to its end (it can be longer than one read).
+fn client_list(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((head, body)) = text.split_once("\r\n") {
+            let len: usize = head.trim_start_matches('$').parse().unwrap();
+            if body.len() >= len {
+                return body[..len].to_string();
+            }
+        }
+        assert!(n > 0, "CLIENT LIST: connection closed");
+    }
+}
+
+/// One store call: records a token revocation and reads it back.
+async fn call(stores: &RedisStores) -> Result<(), StoreError> {
+    let s = stores.sessions();
+    let tenant = TenantId::new();
+    let until = SystemClock.now().saturating_add(Duration::from_secs(60));
+    s.revoke_token(tenant, "jti", until).await?;
+    assert!(s.is_token_revoked(tenant, "jti").await?);
+    Ok(())
+}
+
+/// Calls until one succeeds, within `within`; how long that took.
+async fn succeeds_within(stores: &RedisStores, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        match call(stores).await {
+            Ok(()) => return started.elapsed(),
+            Err(e) if started.elapsed() < within => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("no successful call within {within:?}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_reaches_new_connections_without_a_restart() {
+    let Some(url) = test_url() else { return };
+    let addr = address(&url);
+    let pid = std::process::id();
+    let prefix = format!("credo_rot_{pid}");
+    let user = format!("credo_rot_test_{pid}");
+    // URL delimiters, spaces and non-ASCII: the file holds the URL percent-encoded.
+    let (first, second) = ("first p@ss:w/rd é", "second #?% pass/2");
+    acl::set_user(&url, &user, &acl::rules(first, &prefix).unwrap())
+        .await
+        .unwrap();
+    let _user = DropUser {
+        addr: addr.clone(),
+        user: user.clone(),
+    };
+    let _keys = Cleanup {
+        addr: addr.clone(),
+        prefix: prefix.clone(),
+    };
+    let url_with = |p: &str| {
+        format!(
+            "redis://{user}:{}@{addr}",
+            credo_testkit::percent_encode_all(p)
+        )
+    };
+    let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_redis_secret"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("redis-url");
+    write_secret(&file, &format!("{}\n", url_with(first)));
+
+    let tune = |mut c: RedisConfig| {
+        c.key_prefix = prefix.clone();
+        c.pool_size = 2;
+        c.command_timeout = Duration::from_millis(500);
+        c.reconnect_max = Duration::from_millis(200);
+        c.rate_limit_time = credo_adapters_redis::TimeSource::Clock;
+        c
+    };
+    let rotating = RedisStores::connect(
+        &tune(RedisConfig::from_url_file(&file).unwrap()),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let fixed = RedisStores::connect(
+        &tune(RedisConfig::new(url_with(first))),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    call(&rotating).await.unwrap();
+    call(&fixed).await.unwrap();
+
+    // The operator's procedure: change the password in Redis, then the secret; here every
+    // connection of the user is also ended, as a restart or failover of Redis would.
+    assert_eq!(
+        raw(
+            &addr,
+            &["ACL", "SETUSER", &user, "resetpass", &format!(">{second}")]
+        ),
+        "+OK\r\n"
+    );
+    write_secret(&file, &format!("{}\n", url_with(second)));
+    raw(&addr, &["CLIENT", "KILL", "USER", &user]);
+    let took = succeeds_within(&rotating, Duration::from_secs(10)).await;
+    println!(
+        "first successful call after the rotation: {:.2} s",
+        took.as_secs_f64()
+    );
+    let err = call(&fixed).await.unwrap_err();
+    println!("inline URL after the rotation -> {err}");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    for secret in [first, second] {
+        assert!(!err.to_string().contains(secret), "{err}");
+    }
+
+    // A half-written (empty) or broken secret, or none at all, keeps the last good
+    // credentials: the pool reconnects as the user (not as `default`, which needs none here).
+    for broken in [Some(""), Some("not a url"), None] {
+        match broken {
+            Some(text) => write_secret(&file, text),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        raw(&addr, &["CLIENT", "KILL", "USER", &user]);
+        succeeds_within(&rotating, Duration::from_secs(10)).await;
+        let connected = client_list(&addr);
+        assert!(
+            connected.contains(&format!(" user={user} ")),
+            "{broken:?}: {connected}"
+        );
+    }
+
+    rotating.close().await;
+    fixed.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
