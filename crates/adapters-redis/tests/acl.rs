@@ -12,19 +12,7 @@ use fred::types::{ClusterHash, CustomCommand};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{Cleanup, address, raw, session, test_url};
-
-/// Deletes the ACL user when dropped, also after a failed assertion.
-struct DropUser {
-    addr: String,
-    user: String,
-}
-
-impl Drop for DropUser {
-    fn drop(&mut self) {
-        raw(&self.addr, &["ACL", "DELUSER", &self.user]);
-    }
-}
+use support::{DropUser, acl_user, address, raw, session, test_url};
 
 /// `redis://user:password@host:port` for the server of `url`, the password percent-encoded.
 fn url_as(url: &str, user: &str, password: &str) -> String {
@@ -66,17 +54,7 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     let user = format!("credo_acl_test_{pid}");
     // URL delimiters, spaces and non-ASCII: the URL carries it percent-encoded.
     let password = format!("p@ss:w/rd %#?é {}", uuid::Uuid::new_v4().simple());
-    acl::set_user(&url, &user, &acl::rules(&password, &prefix).unwrap())
-        .await
-        .unwrap();
-    let _user = DropUser {
-        addr: addr.clone(),
-        user: user.clone(),
-    };
-    let _keys = Cleanup {
-        addr: addr.clone(),
-        prefix: prefix.clone(),
-    };
+    let _guards = acl_user(&url, &user, &password, &prefix).await;
 
     let mut config = RedisConfig::new(url_as(&url, &user, &password));
     config.key_prefix = prefix.clone();

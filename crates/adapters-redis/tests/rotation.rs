@@ -6,24 +6,12 @@
 
 mod support;
 
-use credo_adapters_redis::{RedisConfig, RedisStores, acl};
+use credo_adapters_redis::{RedisConfig, RedisStores};
 use credo_ports::{Clock, StoreError, SystemClock, TenantId};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Cleanup, address, raw, test_url};
-
-/// Deletes the ACL user when dropped, also after a failed assertion.
-struct DropUser {
-    addr: String,
-    user: String,
-}
-
-impl Drop for DropUser {
-    fn drop(&mut self) {
-        raw(&self.addr, &["ACL", "DELUSER", &self.user]);
-    }
-}
+use support::{acl_user, address, raw, test_url};
 
 /// Replaces `path` in one step (a rename), as secret mounts do.
 fn write_secret(path: &Path, text: &str) {
@@ -89,17 +77,7 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     let user = format!("credo_rot_test_{pid}");
     // URL delimiters, spaces and non-ASCII: the file holds the URL percent-encoded.
     let (first, second) = ("first p@ss:w/rd é", "second #?% pass/2");
-    acl::set_user(&url, &user, &acl::rules(first, &prefix).unwrap())
-        .await
-        .unwrap();
-    let _user = DropUser {
-        addr: addr.clone(),
-        user: user.clone(),
-    };
-    let _keys = Cleanup {
-        addr: addr.clone(),
-        prefix: prefix.clone(),
-    };
+    let _guards = acl_user(&url, &user, first, &prefix).await;
     let url_with = |p: &str| {
         format!(
             "redis://{user}:{}@{addr}",

@@ -78,6 +78,39 @@ impl Drop for Cleanup {
     }
 }
 
+/// Deletes an ACL user when dropped, also after a failed assertion.
+pub struct DropUser {
+    pub addr: String,
+    pub user: String,
+}
+
+impl Drop for DropUser {
+    fn drop(&mut self) {
+        raw(&self.addr, &["ACL", "DELUSER", &self.user]);
+    }
+}
+
+/// Creates ACL user `user` with the adapter's rule (`credo_adapters_redis::acl::rules`) for
+/// `password` and `prefix`, through the admin `url`; the guards delete the user and the keys
+/// of `prefix`.
+pub async fn acl_user(url: &str, user: &str, password: &str, prefix: &str) -> (DropUser, Cleanup) {
+    use credo_adapters_redis::acl;
+    acl::set_user(url, user, &acl::rules(password, prefix).unwrap())
+        .await
+        .unwrap();
+    let addr = address(url);
+    (
+        DropUser {
+            addr: addr.clone(),
+            user: user.to_string(),
+        },
+        Cleanup {
+            addr,
+            prefix: prefix.to_string(),
+        },
+    )
+}
+
 /// Stores under a prefix of their own, on a clock that stands still, and the guard that
 /// deletes their keys.
 pub async fn prefixed(
