@@ -117,10 +117,10 @@ pub async fn ensure_topics(config: &KafkaConfig) -> StoreResult<()> {
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(config.health_timeout));
-    let results = admin.create_topics(&topics, &options).await.map_err(|e| {
-        let cause = errors.explain(format!("kafka: creating topics: {e}"));
-        StoreError::Unavailable(credo_ports::Cause::with_source(cause, e))
-    })?;
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(|e| errors.unavailable("creating topics", e))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
