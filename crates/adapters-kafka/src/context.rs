@@ -6,7 +6,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The client context of the adapter's producers and admin clients (and part of the source's):
+/// The client context of every client of the adapter (the source's consumer wraps it in its own):
 /// keeps the last error librdkafka reported about its brokers (a refused TLS handshake, a
 /// failed authentication, a refused connection), with the configuration's secrets scrubbed,
 /// and logs it. librdkafka reports these only here: a publish that then times out says just

@@ -101,6 +101,9 @@ pub struct KafkaSource {
     config: KafkaConfig,
     consumer: Arc<Reader>,
     dlq: FutureProducer<BrokerErrors>,
+    /// The last broker error of the consumer and the dead-letter producer (one slot: the same
+    /// brokers, the same settings), added to this source's failures.
+    errors: BrokerErrors,
     progress: watch::Sender<BTreeMap<i32, i64>>,
 }
 
@@ -132,21 +135,23 @@ impl KafkaSource {
     /// A source for `config` (`InvalidInput` names a bad setting).
     pub fn new(config: &KafkaConfig) -> StoreResult<Self> {
         config.check()?;
+        let errors = BrokerErrors::new(config.secrets());
         let consumer: Reader = config
             .consumer_config()
-            .create_with_context(SourceContext(BrokerErrors::new(config.secrets())))
+            .create_with_context(SourceContext(errors.clone()))
             .map_err(|e| config.client_error(e))?;
         consumer
             .subscribe(&[config.topic.as_str()])
             .map_err(|e| kafka_err("subscribing to the audit topic", e))?;
         let dlq: FutureProducer<BrokerErrors> = config
             .producer_config()
-            .create_with_context(BrokerErrors::new(config.secrets()))
+            .create_with_context(errors.clone())
             .map_err(|e| config.client_error(e))?;
         Ok(Self {
             config: config.clone(),
             consumer: Arc::new(consumer),
             dlq,
+            errors,
             progress: watch::Sender::new(BTreeMap::new()),
         })
     }
@@ -172,7 +177,7 @@ impl EventSource for KafkaSource {
         let Ok(first) = tokio::time::timeout(idle, self.consumer.recv()).await else {
             return Ok(Vec::new());
         };
-        let first = first.map_err(|e| kafka_err("reading the audit topic", e))?;
+        let first = first.map_err(|e| self.errors.unavailable("reading the audit topic", e))?;
         let mut batch = vec![source_message(&first)];
         drop(first);
         let deadline = Instant::now() + wait;
@@ -217,7 +222,10 @@ impl EventSource for KafkaSource {
             .send(record, self.config.delivery_timeout)
             .await
             .map(|_| ())
-            .map_err(|(e, _)| kafka_err("publishing to the dead-letter topic", e))
+            .map_err(|(e, _)| {
+                self.errors
+                    .unavailable("publishing to the dead-letter topic", e)
+            })
     }
 
     async fn commit(&self, batch: &[SourceMessage]) -> StoreResult<()> {
@@ -240,7 +248,7 @@ impl EventSource for KafkaSource {
                 *have = (*have).max(off);
             }
         });
-        queued.map_err(|e| kafka_err("committing offsets", e))
+        queued.map_err(|e| self.errors.unavailable("committing offsets", e))
     }
 
     /// Per assigned partition, the high watermark minus the consumer's position (the next
@@ -274,7 +282,7 @@ impl EventSource for KafkaSource {
         })
         .await;
         match read {
-            Ok(r) => r.map_err(|e| kafka_err("reading the consumer lag", e)),
+            Ok(r) => r.map_err(|e| self.errors.unavailable("reading the consumer lag", e)),
             Err(e) => Err(StoreError::Unavailable(credo_ports::Cause::with_source(
                 format!("kafka: reading the consumer lag: {e}"),
                 e,
@@ -293,7 +301,7 @@ impl EventSource for KafkaSource {
         let consumer = self.consumer.clone();
         match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(kafka_err("committing offsets on close", e)),
+            Ok(Err(e)) => Err(self.errors.unavailable("committing offsets on close", e)),
             Err(e) => Err(StoreError::Unavailable(credo_ports::Cause::with_source(
                 format!("kafka: committing offsets on close: {e}"),
                 e,

@@ -5,10 +5,10 @@
 //! `ssl.certificate.location`, `ssl.key.location`), and a wrong host name, an untrusted CA or a
 //! missing client certificate is refused with an `Unavailable` error that names the TLS failure.
 
-use credo_adapters_kafka::{KafkaConfig, KafkaHealth, KafkaSink, ensure_topics};
+use credo_adapters_kafka::{KafkaConfig, KafkaHealth, KafkaSink, KafkaSource, ensure_topics};
 use credo_ports::{
-    AuditCategory, AuditEvent, EncodedEvent, HealthCheck, HealthStatus, StoreError, TenantId,
-    Timestamp,
+    AuditCategory, AuditEvent, EncodedEvent, EventSource, HealthCheck, HealthStatus, SourceMessage,
+    StoreError, TenantId, Timestamp,
 };
 use credo_testkit::{ClientAuth, TempPki, TestPki, TlsTansu, tls::SERVER_NAME};
 use rdkafka::Message;
@@ -95,16 +95,33 @@ async fn round_trip(config: &KafkaConfig) {
     assert_eq!(payload.as_deref(), Some(encoded.payload.as_bytes()));
 }
 
-/// A publish that must be refused: `Unavailable`, and its text names the TLS failure.
-async fn refused(config: &KafkaConfig, expect: &[&str]) -> String {
-    let sink = KafkaSink::new(config).unwrap();
-    let err = sink.publish_acked(&[event(2)]).await.unwrap_err();
+/// A failure that must be a refusal: `Unavailable`, and its text names the TLS failure.
+fn assert_refused(err: StoreError, expect: &[&str]) -> String {
     let text = err.to_string();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(text.contains("the last broker error (TLS)"), "{text}");
     for e in expect {
         assert!(text.contains(e), "{e:?} not in: {text}");
     }
+    text
+}
+
+/// A publish, a dead letter of the audit consumer's source and the health check that must be
+/// refused; returns the publish's error text.
+async fn refused(config: &KafkaConfig, expect: &[&str]) -> String {
+    let sink = KafkaSink::new(config).unwrap();
+    let text = assert_refused(sink.publish_acked(&[event(2)]).await.unwrap_err(), expect);
+    let source = KafkaSource::new(config).unwrap();
+    let undecodable = SourceMessage {
+        partition: 0,
+        offset: 7,
+        key: None,
+        headers: Vec::new(),
+        payload: Some(b"not an envelope".to_vec()),
+        timestamp: None,
+    };
+    let dead = source.dead_letter(&undecodable, "undecodable").await;
+    assert_refused(dead.unwrap_err(), expect);
     let health = KafkaHealth::new(config).unwrap();
     assert!(
         matches!(health.check().await, HealthStatus::Failed(_)),
