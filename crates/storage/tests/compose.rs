@@ -553,24 +553,9 @@ async fn the_dev_redis_runs_the_service_as_the_acl_user() {
             .unwrap()
     );
     // The same user, by hand: what the rule leaves out is refused.
-    let raw = |args: &[&str]| -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .unwrap();
-        let mut out = String::new();
-        for cmd in [&["AUTH", user.as_str(), password][..], args] {
-            let mut req = format!("*{}\r\n", cmd.len());
-            for a in cmd {
-                req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-            }
-            s.write_all(req.as_bytes()).unwrap();
-            let mut buf = [0u8; 512];
-            let n = s.read(&mut buf).unwrap();
-            out = String::from_utf8_lossy(&buf[..n]).into_owned();
-        }
-        out
-    };
+    let addr = format!("127.0.0.1:{port}");
+    let raw =
+        |args: &[&str]| credo_testkit::redis::resp(&addr, Some((user.as_str(), password)), args);
     for args in [
         &["FLUSHALL"][..],
         &["SET", "other:key", "x"],

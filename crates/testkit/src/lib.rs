@@ -20,7 +20,7 @@ mod logs;
 pub mod pgbackrest;
 mod postgres;
 mod proxy;
-mod redis;
+pub mod redis;
 mod spans;
 pub mod system;
 pub mod tls;

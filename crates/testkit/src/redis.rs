@@ -102,3 +102,28 @@ impl Drop for PrivateRedisTls {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Sends commands over one plain connection (no client library, so a `Drop` can use it) and
+/// returns the raw reply to the last one: `AUTH user password` first when `auth` is given, so
+/// the command runs as that user.
+///
+/// # Panics
+/// When `addr` does not accept the connection or sends nothing back within 2 s.
+pub fn resp(addr: &str, auth: Option<(&str, &str)>, args: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let login = auth.map(|(user, password)| ["AUTH", user, password]);
+    let mut out = String::new();
+    for cmd in login.as_ref().map(|l| &l[..]).into_iter().chain([args]) {
+        let mut req = format!("*{}\r\n", cmd.len());
+        for a in cmd {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        out = String::from_utf8_lossy(&buf[..n]).into_owned();
+    }
+    out
+}

@@ -7,8 +7,6 @@ use credo_adapters_redis::{RedisConfig, RedisStores};
 use credo_ports::{
     Device, ManualClock, NewSession, SessionId, SessionStatus, TenantId, Timestamp, UserId,
 };
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,16 +23,7 @@ pub fn address(url: &str) -> String {
 /// One command over a plain connection (no client library, so `Drop` can use it), returning
 /// the raw reply.
 pub fn raw(addr: &str, args: &[&str]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    credo_testkit::redis::resp(addr, None, args)
 }
 
 /// Tests that change one server-wide setting, or count the server's commands: one at a time
