@@ -47,7 +47,7 @@ pub use users::PgUserStore;
 
 use async_trait::async_trait;
 use credo_ports::SecretString;
-use credo_ports::redact;
+use credo_ports::redact::{self, Secrets};
 use credo_ports::{
     AuditLog, AuditRecorder, Clock, ConsentStore, HealthCheck, HealthStatus, JobLeases, Outbox,
     RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
@@ -92,34 +92,6 @@ pub struct PgStores {
     secrets: Secrets,
     /// Held while any clone lives: the URL file's watcher stops once it is gone.
     _alive: Arc<()>,
-}
-
-/// Every secret the URL has held (a rotated URL file adds the new ones), scrubbed from
-/// driver errors.
-#[derive(Clone, Default)]
-struct Secrets(Arc<std::sync::RwLock<Vec<String>>>);
-
-impl Secrets {
-    fn new(found: Vec<String>) -> Self {
-        Self(Arc::new(std::sync::RwLock::new(found)))
-    }
-
-    fn add(&self, more: Vec<String>) {
-        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
-        for s in more {
-            if !all.contains(&s) {
-                all.push(s);
-            }
-        }
-    }
-
-    fn scrub(&self, text: &str) -> String {
-        redact::scrub(text, &self.0.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn scrub_error(&self, e: StoreError) -> StoreError {
-        redact::scrub_error(e, &self.0.read().unwrap_or_else(|e| e.into_inner()))
-    }
 }
 
 /// The connect options of the main pool and of the outbox's, from `url`: where the URL is

@@ -314,6 +314,15 @@ impl fmt::Debug for RedisConfig {
 /// these settings; services use [`RedisStores::connect`](crate::RedisStores::connect).
 #[doc(hidden)]
 pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
+    client_builder_scrubbing(config, &redact::Secrets::default())
+}
+
+/// [`client_builder`], whose URL file, when it has one, adds every rotated credential to
+/// `secrets` (so the stores' errors stay scrubbed after a rotation).
+pub(crate) fn client_builder_scrubbing(
+    config: &RedisConfig,
+    secrets: &redact::Secrets,
+) -> StoreResult<Builder> {
     config.validate()?;
     // Where the URL is handed to the driver.
     let mut fred_config =
@@ -328,6 +337,7 @@ pub fn client_builder(config: &RedisConfig) -> StoreResult<Builder> {
     if let Some(path) = &config.url_file {
         fred_config.credential_provider = Some(std::sync::Arc::new(UrlFileCredentials {
             path: path.clone(),
+            secrets: secrets.clone(),
             last: parking_lot::Mutex::new((
                 fred_config.username.clone(),
                 fred_config.password.clone(),
@@ -368,6 +378,8 @@ fn read_url_file(path: &Path) -> StoreResult<String> {
 /// service down.
 struct UrlFileCredentials {
     path: PathBuf,
+    /// Every credential read is added here.
+    secrets: redact::Secrets,
     last: parking_lot::Mutex<(Option<String>, Option<String>)>,
 }
 
@@ -386,12 +398,14 @@ impl fred::types::config::CredentialProvider for UrlFileCredentials {
         _server: Option<&fred::types::config::Server>,
     ) -> Result<(Option<String>, Option<String>), fred::error::Error> {
         let read = read_url_file(&self.path).and_then(|url| {
-            Config::from_url(&url).map_err(|_| {
+            let parsed = Config::from_url(&url).map_err(|_| {
                 StoreError::invalid(
                     "url_file",
                     format!("{}: not a Redis URL", self.path.display()),
                 )
-            })
+            })?;
+            self.secrets.add(redact::url_secrets(&url));
+            Ok(parsed)
         });
         let mut last = self.last.lock();
         match read {
@@ -408,6 +422,37 @@ impl fred::types::config::CredentialProvider for UrlFileCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A password read from a rotated URL file is scrubbed from the stores' errors like the
+    /// one read at start.
+    #[tokio::test]
+    async fn every_password_the_url_file_gives_is_scrubbed() {
+        let dir = std::env::temp_dir().join(format!(
+            "credo-redis-url-file-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("url");
+        std::fs::write(&file, "redis://credo:first%20pw@h:6379\n").unwrap();
+        let config = RedisConfig::from_url_file(&file).unwrap();
+        let secrets = redact::Secrets::new(redact::url_secrets(config.url.expose_secret()));
+        let builder = client_builder_scrubbing(&config, &secrets).unwrap();
+        let provider = builder
+            .get_config()
+            .and_then(|c| c.credential_provider.clone())
+            .expect("a URL file gives a credential provider");
+        std::fs::write(&file, "redis://credo:second%3Apw@h:6379\n").unwrap();
+        let (user, password) = provider.fetch(None).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            (user.as_deref(), password.as_deref()),
+            (Some("credo"), Some("second:pw"))
+        );
+        assert_eq!(
+            secrets.scrub("auth first pw, then second:pw (second%3Apw)"),
+            "auth ***, then *** (***)"
+        );
+    }
 
     #[test]
     fn passwords_never_show() {

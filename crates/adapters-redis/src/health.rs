@@ -6,14 +6,13 @@ use async_trait::async_trait;
 use credo_ports::redact;
 use credo_ports::{HealthCheck, HealthStatus, StoreError};
 use fred::prelude::*;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct RedisHealth {
     pub(crate) pool: Pool,
     pub(crate) timeout: Duration,
     /// The URL's secrets, scrubbed from the check's errors.
-    pub(crate) secrets: Arc<[String]>,
+    pub(crate) secrets: redact::Secrets,
 }
 
 /// Why a policy that can evict is degraded.
@@ -95,7 +94,7 @@ impl HealthCheck for RedisHealth {
             // text (hosts, users, addresses) goes to the log only.
             Ok(Ok(Err(why))) => {
                 tracing::warn!(
-                    reason = %redact::scrub(&why, &self.secrets),
+                    reason = %self.secrets.scrub(&why),
                     "redis: the eviction policy cannot be verified"
                 );
                 HealthStatus::Degraded(
@@ -107,7 +106,7 @@ impl HealthCheck for RedisHealth {
             }
             Ok(Err(e)) => {
                 tracing::warn!(
-                    error = %redact::scrub(&e.to_string(), &self.secrets),
+                    error = %self.secrets.scrub(&e.to_string()),
                     "redis: readiness probe failed"
                 );
                 HealthStatus::Failed(format!(

@@ -126,8 +126,9 @@ pub struct RedisStores {
     pub(crate) prefix: Arc<str>,
     pub(crate) rate_limit_time: TimeSource,
     pub(crate) grace_ms: i64,
-    /// The URL's secrets, scrubbed from health check errors.
-    secrets: Arc<[String]>,
+    /// The URL's secrets (and a rotated URL file's), scrubbed from connect and health check
+    /// errors.
+    secrets: redact::Secrets,
     pub(crate) mutant: mutants::Switch,
 }
 
@@ -142,10 +143,10 @@ impl RedisStores {
     /// with `Unavailable` saying `redis: TLS handshake with <URL> failed: ...`, and nothing
     /// retries in the background.
     pub async fn connect(config: &RedisConfig, clock: Arc<dyn Clock>) -> StoreResult<Self> {
-        let secrets: Arc<[String]> = redact::url_secrets(config.url.expose_secret()).into();
-        let pool = client_builder(config)?
+        let secrets = redact::Secrets::new(redact::url_secrets(config.url.expose_secret()));
+        let pool = config::client_builder_scrubbing(config, &secrets)?
             .build_pool(config.pool_size)
-            .map_err(|e| redact::scrub_error(map_err(e), &secrets))?;
+            .map_err(|e| secrets.scrub_error(map_err(e)))?;
         // A refused TLS handshake does not heal by reconnecting (fred would retry it, and every
         // command would time out saying nothing of TLS): the first one fails `connect`.
         let mut errors = pool.clients().first().map(|c| c.error_rx());
@@ -178,9 +179,7 @@ impl RedisStores {
                 let quitting = pool.clone();
                 tokio::spawn(async move { quitting.quit().await });
                 let why = tls_refusal_text(&e, &config.redacted_url());
-                return Err(StoreError::Unavailable(
-                    redact::scrub(&why, &secrets).into(),
-                ));
+                return Err(StoreError::Unavailable(secrets.scrub(&why).into()));
             }
             Ok(Ok(connected)) => Ok(connected),
             Err(elapsed) => Err(elapsed),
@@ -198,7 +197,7 @@ impl RedisStores {
                 Ok(Err(why)) => tracing::warn!(
                     "redis: the eviction policy cannot be verified ({}); revoked tokens and \
                      rate-limit state are lost if it lets Redis evict keys",
-                    redact::scrub(&why, &secrets)
+                    secrets.scrub(&why)
                 ),
                 Err(_) => tracing::warn!(
                     "redis: the eviction policy cannot be verified (no answer within the \
@@ -299,7 +298,7 @@ impl RedisStores {
     pub async fn eviction_policy(&self) -> StoreResult<String> {
         health::eviction_policy(&self.pool)
             .await
-            .map_err(|why| StoreError::Unavailable(redact::scrub(&why, &self.secrets).into()))
+            .map_err(|why| StoreError::Unavailable(self.secrets.scrub(&why).into()))
     }
 
     /// Closes every connection.

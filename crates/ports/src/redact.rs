@@ -288,6 +288,56 @@ pub fn scrub_error(error: crate::StoreError, secrets: &[String]) -> crate::Store
     }
 }
 
+/// Every secret a connection has held, shared by its clones: a rotated credential file adds
+/// the new ones, so driver errors stay scrubbed after a rotation too.
+///
+/// ```
+/// use credo_ports::redact::Secrets;
+/// let secrets = Secrets::new(vec!["first".into()]);
+/// secrets.add(vec!["second".into()]);
+/// assert_eq!(secrets.scrub("first, then second"), "***, then ***");
+/// ```
+#[derive(Clone, Default)]
+pub struct Secrets(std::sync::Arc<std::sync::RwLock<Vec<String>>>);
+
+impl Secrets {
+    /// A set holding `found` (e.g. [`url_secrets`] of the URL at start).
+    #[must_use]
+    pub fn new(found: Vec<String>) -> Self {
+        Self(std::sync::Arc::new(std::sync::RwLock::new(found)))
+    }
+
+    /// Adds the secrets not held yet (e.g. [`url_secrets`] of a rotated URL).
+    pub fn add(&self, more: Vec<String>) {
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for s in more {
+            if !all.contains(&s) {
+                all.push(s);
+            }
+        }
+    }
+
+    /// [`scrub`] with every secret held.
+    #[must_use]
+    pub fn scrub(&self, text: &str) -> String {
+        scrub(text, &self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// [`scrub_error`] with every secret held.
+    #[must_use]
+    pub fn scrub_error(&self, error: crate::StoreError) -> crate::StoreError {
+        scrub_error(error, &self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    /// Only how many are held.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().map_or(0, |all| all.len());
+        write!(f, "Secrets({n} held)")
+    }
+}
+
 /// `%XX` escapes decoded (invalid escapes and invalid UTF-8 kept as they are, lossily).
 fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
