@@ -127,18 +127,30 @@ pub fn password_hash(password: &str) -> String {
 /// Runs `ACL SETUSER <user> <rules...>` through `admin_url` (a user allowed to, e.g. `default`),
 /// on the server or, for a `redis-cluster://` URL, on every node it is connected to.
 pub async fn set_user(admin_url: &str, user: &str, rules: &[String]) -> StoreResult<()> {
+    let mut args = vec!["SETUSER".to_string(), user.to_string()];
+    args.extend(rules.iter().cloned());
+    on_every_node(admin_url, args).await
+}
+
+/// Runs `ACL DELUSER <user>` through `admin_url`, as [`set_user`] does (every node of a
+/// cluster): the user's connections are closed by the server. Deleting a user that does not
+/// exist succeeds.
+pub async fn del_user(admin_url: &str, user: &str) -> StoreResult<()> {
+    on_every_node(admin_url, vec!["DELUSER".to_string(), user.to_string()]).await
+}
+
+/// `ACL <args...>` on the server of `admin_url`, or on every node of a cluster.
+async fn on_every_node(admin_url: &str, args: Vec<String>) -> StoreResult<()> {
     let config = RedisConfig::new(admin_url);
     let client = client_builder(&config)?.build().map_err(map_err)?;
     client.init().await.map_err(map_err)?;
-    let mut args = vec!["SETUSER".to_string(), user.to_string()];
-    args.extend(rules.iter().cloned());
     let acl = CustomCommand::new_static("ACL", ClusterHash::Random, false);
     let result = async {
         if client.is_clustered() {
             let nodes = client.active_connections();
             if nodes.is_empty() {
                 return Err(StoreError::Unavailable(
-                    "redis: ACL SETUSER: no cluster node connected".into(),
+                    format!("redis: ACL {}: no cluster node connected", args[0]).into(),
                 ));
             }
             for node in nodes {

@@ -203,6 +203,16 @@ async fn the_acl_user_runs_every_operation_and_nothing_else() {
     // ... and the denials above are in the log under this user.
     let log = acl_log(&admin).await;
     assert!(log.contains(&user), "{log}");
+    // Deleting the user (what an operator retiring it runs) leaves no user behind, and deleting
+    // it again succeeds.
+    credo_adapters_redis::acl::del_user(&url, &user)
+        .await
+        .unwrap();
+    let gone = raw(&addr, &["ACL", "GETUSER", &user]);
+    assert!(matches!(gone.as_str(), "$-1\r\n" | "*-1\r\n"), "{gone}");
+    credo_adapters_redis::acl::del_user(&url, &user)
+        .await
+        .unwrap();
     let _ = admin.quit().await;
     let _ = client.quit().await;
     r.close().await;

@@ -37,9 +37,9 @@ pub struct RedisHarness {
     time: TimeSource,
     /// The `redis-cluster` column (`url` names a cluster; no container fallback).
     cluster: bool,
-    /// The ACL user the stores connect as and the `host:port` of every node it was created on;
-    /// deleted when the harness is dropped.
-    acl_user: parking_lot::Mutex<Option<(String, Vec<String>)>>,
+    /// The ACL user the stores connect as and the admin URL it was created through; deleted
+    /// when the harness is dropped.
+    acl_user: parking_lot::Mutex<Option<(String, String)>>,
     /// Refusals of that user already reported (the servers' `ACL LOG` counts).
     refusals_seen: AtomicU64,
 }
@@ -132,7 +132,7 @@ impl RedisHarness {
                 )
                 .await
                 .map_err(|e| format!("redis: creating the ACL user: {e}"))?;
-                *self.acl_user.lock() = Some((user.clone(), node_addresses(&url)));
+                *self.acl_user.lock() = Some((user.clone(), url.clone()));
                 let mut config = RedisConfig::new(with_user(&url, &user, &password));
                 config.rate_limit_time = self.time;
                 // Keys outlive their expiry by the clock long enough that Redis never drops
@@ -223,25 +223,31 @@ impl Harness for RedisHarness {
 }
 
 impl Drop for RedisHarness {
-    /// Deletes the ACL user on every node (best effort, over a plain connection: `Drop` has no
-    /// runtime of its own; an admin URL with a password leaves the user behind).
+    /// Deletes the ACL user on every node through the admin URL (its password, TLS and cluster
+    /// nodes included), on a runtime of its own: `Drop` may run outside one, or inside one
+    /// that must not be blocked. Best effort, at most 10 s.
     fn drop(&mut self) {
-        use std::io::{Read, Write};
-        let Some((user, nodes)) = self.acl_user.lock().take() else {
+        let Some((user, admin_url)) = self.acl_user.lock().take() else {
             return;
         };
-        let cmd = format!(
-            "*3\r\n$3\r\nACL\r\n$7\r\nDELUSER\r\n${}\r\n{user}\r\n",
-            user.len()
-        );
-        for node in nodes {
-            let Ok(mut s) = std::net::TcpStream::connect(&node) else {
-                continue;
-            };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            if s.write_all(cmd.as_bytes()).is_ok() {
-                let _ = s.read(&mut [0u8; 64]);
-            }
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    credo_adapters_redis::acl::del_user(&admin_url, &user),
+                )
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = deleted {
+            eprintln!("redis harness: deleting its ACL user: {e}");
         }
     }
 }
@@ -318,22 +324,6 @@ fn with_user(url: &str, user: &str, password: &str) -> String {
         None => rest,
     };
     format!("{scheme}://{user}:{password}@{rest}")
-}
-
-/// `host:port` of the server of `url` and of every `node=` of a cluster URL.
-fn node_addresses(url: &str) -> Vec<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let authority = authority.split('/').next().unwrap_or_default();
-    let first = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    std::iter::once(first.to_string())
-        .chain(
-            query
-                .split('&')
-                .filter_map(|p| p.strip_prefix("node="))
-                .map(str::to_string),
-        )
-        .collect()
 }
 
 /// Unlinks every key under its prefix when the last clone of the stores is dropped.
