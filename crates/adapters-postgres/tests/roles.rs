@@ -40,8 +40,7 @@ async fn setup() -> Option<Setup> {
     // Granting twice changes nothing.
     owner.grant_app_role(&role).await.unwrap();
     // The same server and database, logged in as the new role.
-    let (_, host) = url.rsplit_once('@').expect("the test URL names a user");
-    let mut app_config = PgConfig::new(format!("postgres://{role}:{password}@{host}"));
+    let mut app_config = PgConfig::new(credo_testkit::url_as(&url, &role, &password));
     app_config.schema = Some(schema);
     let app = PgStores::connect(&app_config, Arc::new(SystemClock))
         .await

@@ -14,14 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{DropUser, acl_user, address, raw, session, test_url};
 
-/// `redis://user:password@host:port` for the server of `url`, the password percent-encoded.
-fn url_as(url: &str, user: &str, password: &str) -> String {
-    format!(
-        "redis://{user}:{}@{}",
-        credo_testkit::percent_encode_all(password),
-        address(url)
-    )
-}
+use credo_testkit::url_as;
 
 /// The server's `ACL LOG` (its last 128 refusals), as text.
 async fn acl_log(admin: &Client) -> String {

@@ -20,27 +20,11 @@ fn write_secret(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// `CLIENT LIST`, read to its end (it can be longer than one read).
+/// `CLIENT LIST`'s text.
 fn client_list(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.write_all(b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n")
-        .unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        reply.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&reply);
-        if let Some((head, body)) = text.split_once("\r\n") {
-            let len: usize = head.trim_start_matches('$').parse().unwrap();
-            if body.len() >= len {
-                return body[..len].to_string();
-            }
-        }
-        assert!(n > 0, "CLIENT LIST: connection closed");
-    }
+    let reply = raw(addr, &["CLIENT", "LIST"]);
+    let (_, body) = reply.split_once("\r\n").unwrap();
+    body.trim_end_matches("\r\n").to_string()
 }
 
 /// One store call: records a token revocation and reads it back.
@@ -78,12 +62,7 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     // URL delimiters, spaces and non-ASCII: the file holds the URL percent-encoded.
     let (first, second) = ("first p@ss:w/rd é", "second #?% pass/2");
     let _guards = acl_user(&url, &user, first, &prefix).await;
-    let url_with = |p: &str| {
-        format!(
-            "redis://{user}:{}@{addr}",
-            credo_testkit::percent_encode_all(p)
-        )
-    };
+    let url_with = |p: &str| credo_testkit::url_as(&url, &user, p);
     let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_redis_secret"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("redis-url");

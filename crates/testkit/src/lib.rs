@@ -80,6 +80,29 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0")
 }
 
+/// `url` logged in as `user` with `password` (percent-encoded, so any character goes): its
+/// userinfo replaced, scheme, host, path and query kept. For tests that connect as a role or
+/// ACL user they created through an admin URL.
+///
+/// ```
+/// let url = credo_testkit::url_as("postgres://admin:x@127.0.0.1:5432/db?sslmode=disable", "app", "p@ss w");
+/// assert_eq!(url, "postgres://app:p%40ss%20w@127.0.0.1:5432/db?sslmode=disable");
+/// assert_eq!(credo_testkit::url_as("redis://h:1", "u", "pw"), "redis://u:pw@h:1");
+/// ```
+#[must_use]
+pub fn url_as(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = rest[..end]
+        .rsplit_once('@')
+        .map_or(&rest[..end], |(_, h)| h);
+    format!(
+        "{scheme}://{user}:{}@{host}{}",
+        percent_encode_all(password),
+        &rest[end..]
+    )
+}
+
 /// `s` with every byte but ASCII letters and digits written as `%XX`: how a password with any
 /// character goes into a URL.
 #[must_use]

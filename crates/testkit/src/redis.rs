@@ -104,11 +104,12 @@ impl Drop for PrivateRedisTls {
 }
 
 /// Sends commands over one plain connection (no client library, so a `Drop` can use it) and
-/// returns the raw reply to the last one: `AUTH user password` first when `auth` is given, so
-/// the command runs as that user.
+/// returns the raw reply to the last one, read to its end however long: `AUTH user password`
+/// first when `auth` is given, so the command runs as that user.
 ///
 /// # Panics
-/// When `addr` does not accept the connection or sends nothing back within 2 s.
+/// When `addr` does not accept the connection, or closes it or stays silent for 2 s before a
+/// whole reply has come.
 pub fn resp(addr: &str, auth: Option<(&str, &str)>, args: &[&str]) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -121,9 +122,68 @@ pub fn resp(addr: &str, auth: Option<(&str, &str)>, args: &[&str]) -> String {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         s.write_all(req.as_bytes()).unwrap();
+        let mut reply = Vec::new();
         let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).unwrap();
-        out = String::from_utf8_lossy(&buf[..n]).into_owned();
+        while reply_len(&reply).is_none() {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "{addr}: connection closed within a reply to {cmd:?}");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        out = String::from_utf8_lossy(&reply).into_owned();
     }
     out
+}
+
+/// The length of the first whole RESP2 reply in `buf`, or `None` while it is incomplete.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let after_line = line_end + 2;
+    let number = || {
+        std::str::from_utf8(&buf[1..line_end])
+            .ok()?
+            .parse::<i64>()
+            .ok()
+    };
+    match buf.first()? {
+        b'$' => match number()? {
+            n if n < 0 => Some(after_line),
+            n => {
+                let end = after_line + n as usize + 2;
+                (buf.len() >= end).then_some(end)
+            }
+        },
+        b'*' => {
+            let mut at = after_line;
+            for _ in 0..number()?.max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        _ => Some(after_line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_reply_is_whole_only_with_all_its_parts() {
+        for (buf, len) in [
+            (&b"+OK\r\n"[..], Some(5)),
+            (b"+OK\r", None),
+            (b"$5\r\nhel", None),
+            (b"$5\r\nhello\r\n", Some(11)),
+            (b"$-1\r\n", Some(5)),
+            (b"*2\r\n:1\r\n$1\r\n", None),
+            (b"*2\r\n:1\r\n$1\r\nx\r\n", Some(15)),
+            (b"*-1\r\n", Some(5)),
+            (b"-NOPERM no\r\n", Some(12)),
+        ] {
+            assert_eq!(
+                super::reply_len(buf),
+                len,
+                "{}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
 }
