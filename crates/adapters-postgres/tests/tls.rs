@@ -132,3 +132,53 @@ async fn mutual_tls_admits_the_client_certificate_and_refuses_its_absence() {
     );
     println!("postgres mutual tls: whole test {:.1?}", t.elapsed());
 }
+
+/// Ends every connection of `credo` (the one that asks included, so the query's own error is
+/// expected): the pool opens new ones for the next calls.
+async fn end_connections(stores: &PgStores) {
+    let _ = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'credo'",
+    )
+    .execute(stores.pool())
+    .await;
+}
+
+/// Certificates rotate (cert-manager, Vault, a yearly CA change): the file named by
+/// `sslrootcert` is read for every new connection, so a running service follows the server to
+/// a certificate of a new CA once its mounted file holds that CA; no restart. Open connections
+/// keep the handshake they made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_ca_file_reaches_new_connections_without_a_restart() {
+    let old = TempPki::new("credo-pg-tls-old", "credo_cert");
+    let new = TempPki::new("credo-pg-tls-new", "credo_cert");
+    let Some(pg) = PrivatePostgres::start_tls(&old.pki) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_pg_ca"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::copy(&old.pki.ca_cert, &ca_file).unwrap();
+    let s = stores(url("credo", "localhost", pg.port(), &ca_file, "")).await;
+    s.migrate().await.unwrap();
+    create_and_get(&s).await.unwrap();
+
+    // The server moves to a certificate signed by another CA; the service's file still holds
+    // the old one, so new connections are refused.
+    pg.rotate_certificates(&new.pki);
+    end_connections(&s).await;
+    assert_tls_refusal(
+        "server rotated, CA file not yet",
+        create_and_get(&s).await,
+        // `BadSignature`: both test CAs carry the same name, as a CA renewed under its old
+        // name does.
+        &["TLS", "invalid peer certificate"],
+    );
+
+    // The platform replaces the file (whole, by a rename): the next connection trusts the new CA.
+    let staged = dir.join("ca.pem.new");
+    std::fs::copy(&new.pki.ca_cert, &staged).unwrap();
+    std::fs::rename(&staged, &ca_file).unwrap();
+    create_and_get(&s).await.unwrap();
+    s.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -41,7 +41,36 @@ impl PrivatePostgres {
             ("ssl_key_file", "server.key"),
             ("ssl_ca_file", "ca.crt"),
         ])?;
-        let data = c.data_dir();
+        c.install_certificates(pki);
+        let hba = c.data_dir().join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("hostssl all {} 127.0.0.1/32 cert\n{rules}", pki.client_name),
+        )
+        .unwrap();
+        Self::give_to_owner(&c.data_dir());
+        c.resume();
+        c.psql(&format!(
+            "CREATE ROLE \"{}\" LOGIN SUPERUSER",
+            pki.client_name.replace('"', "\"\"")
+        ));
+        Some(c)
+    }
+
+    /// Replaces the server's certificate, key and client CA of a [`start_tls`](Self::start_tls)
+    /// cluster with `pki`'s and reloads the configuration (`pg_reload_conf`): connections
+    /// opened from then on are served with the new certificate, open ones keep theirs. What an
+    /// operator's certificate rotation does to the server.
+    pub fn rotate_certificates(&self, pki: &crate::TestPki) {
+        self.install_certificates(pki);
+        Self::give_to_owner(&self.data_dir());
+        self.psql("SELECT pg_reload_conf()");
+    }
+
+    /// Copies `pki`'s server certificate, key and CA where `ssl_*_file` point.
+    fn install_certificates(&self, pki: &crate::TestPki) {
+        let data = self.data_dir();
         for (from, to) in [
             (&pki.server_cert, "server.crt"),
             (&pki.server_key, "server.key"),
@@ -57,16 +86,11 @@ impl PrivatePostgres {
             std::fs::Permissions::from_mode(0o600),
         )
         .unwrap();
-        let hba = data.join("pg_hba.conf");
-        let rules = std::fs::read_to_string(&hba).unwrap();
-        std::fs::write(
-            &hba,
-            format!("hostssl all {} 127.0.0.1/32 cert\n{rules}", pki.client_name),
-        )
-        .unwrap();
-        Self::give_to_owner(&data);
-        c.resume();
-        c.run(
+    }
+
+    /// Runs `sql` as `credo` over the cluster's socket.
+    fn psql(&self, sql: &str) {
+        self.run(
             "psql",
             &[
                 "-X",
@@ -74,21 +98,17 @@ impl PrivatePostgres {
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-h",
-                &c.data(),
+                &self.data(),
                 "-p",
-                &c.port.to_string(),
+                &self.port.to_string(),
                 "-U",
                 "credo",
                 "-d",
                 "postgres",
                 "-c",
-                &format!(
-                    "CREATE ROLE \"{}\" LOGIN SUPERUSER",
-                    pki.client_name.replace('"', "\"\"")
-                ),
+                sql,
             ],
         );
-        Some(c)
     }
 
     /// A new cluster, initialised with `settings` but not started.
