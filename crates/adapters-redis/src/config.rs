@@ -6,6 +6,7 @@ use credo_ports::{SecretString, StoreError, StoreResult};
 use fred::prelude::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where "now" comes from for rate limiting.
@@ -62,6 +63,11 @@ pub struct RedisConfig {
     /// [`tls_key_file`](Self::tls_key_file) (default: none). `rediss://` only.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    ///
+    /// The three TLS files are checked at start and read again for the next handshake when
+    /// they change, so a rotated CA or client certificate reaches new connections without a
+    /// restart; a changed file that cannot be used (half-written, a certificate whose key has
+    /// not followed yet) keeps the last good ones, with a warning.
     pub tls_key_file: Option<PathBuf>,
     /// A file holding the URL (a mounted secret; see [`from_url_file`](Self::from_url_file)).
     /// Its user and password are read again for every new connection (every `AUTH`), so a
@@ -190,61 +196,33 @@ impl RedisConfig {
     /// The rustls client settings of the TLS files, or `None` when none is set (fred's
     /// default for `rediss://` then applies: the system's trust store, no client
     /// certificate). A file that cannot be read or holds no usable PEM is an invalid setting
-    /// naming it.
+    /// naming it. The files are read again when they change ([`crate::tls_files`]).
     fn tls_connector(&self) -> StoreResult<Option<TlsConnector>> {
-        use fred::rustls::pki_types::pem::PemObject;
-        use fred::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use crate::tls_files::{CaFile, ClientCertFiles};
         use fred::rustls::{ClientConfig, RootCertStore};
         if self.tls_files().iter().all(|(_, f)| f.is_none()) {
             return Ok(None);
         }
-        let read = |field: &'static str, path: &Path| {
-            std::fs::read(path)
-                .map_err(|e| StoreError::invalid(field, format!("{}: {e}", path.display())))
-        };
-        let certs = |field: &'static str, path: &Path| {
-            let pem = read(field, path)?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::invalid(field, format!("{}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("{}: no PEM certificate in it", path.display()),
-                ));
-            }
-            Ok(certs)
-        };
-        let mut roots = RootCertStore::empty();
-        match &self.tls_ca_file {
-            Some(path) => {
-                for cert in certs("tls_ca_file", path)? {
-                    roots.add(cert).map_err(|e| {
-                        StoreError::invalid("tls_ca_file", format!("{}: {e}", path.display()))
-                    })?;
-                }
-            }
+        let builder = ClientConfig::builder();
+        let provider = builder.crypto_provider().clone();
+        let builder = match &self.tls_ca_file {
+            Some(path) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CaFile::new(path, provider.clone())?)),
             None => {
+                let mut roots = RootCertStore::empty();
                 let native = fred::rustls_native_certs::load_native_certs();
                 for cert in native.certs {
                     // As fred's own default: a system certificate rustls cannot parse is
                     // left out.
                     let _ = roots.add(cert);
                 }
+                builder.with_root_certificates(roots)
             }
-        }
-        let builder = ClientConfig::builder().with_root_certificates(roots);
+        };
         let client = match (&self.tls_cert_file, &self.tls_key_file) {
-            (Some(cert), Some(key)) => {
-                let chain = certs("tls_cert_file", cert)?;
-                let pem = read("tls_key_file", key)?;
-                let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-                    StoreError::invalid("tls_key_file", format!("{}: {e}", key.display()))
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| StoreError::invalid("tls_key_file", e.to_string()))?
-            }
+            (Some(cert), Some(key)) => builder
+                .with_client_cert_resolver(Arc::new(ClientCertFiles::new(cert, key, provider)?)),
             _ => builder.with_no_client_auth(),
         };
         Ok(Some(TlsConnector::from(client)))

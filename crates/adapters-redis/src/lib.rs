@@ -36,6 +36,7 @@ mod lua;
 mod mutants;
 mod rate_limits;
 mod sessions;
+mod tls_files;
 
 pub use config::{
     MAX_EXPIRY_GRACE, MAX_POOL_SIZE, MAX_TIMEOUT, RedisConfig, TimeSource, client_builder,

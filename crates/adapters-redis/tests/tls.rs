@@ -10,7 +10,10 @@ use credo_adapters_redis::{RedisConfig, RedisStores};
 use credo_ports::{
     Clock, Device, NewSession, SessionId, SessionStatus, StoreError, SystemClock, TenantId, UserId,
 };
-use credo_testkit::{ClientAuth, PrivateRedisTls, TempPki};
+use credo_testkit::{ClientAuth, PrivateRedisTls, TempPki, TestPki};
+use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +27,16 @@ fn config(url: String, ca: &std::path::Path) -> RedisConfig {
     c
 }
 
-/// Creates a session and reads it back: the store works over this connection.
+/// Connects stores, creates a session and reads it back: the store works over this connection.
 async fn create_and_get(config: &RedisConfig) -> Result<(), StoreError> {
     let stores = RedisStores::connect(config, Arc::new(SystemClock)).await?;
+    let result = round_trip(&stores).await;
+    stores.close().await;
+    result
+}
+
+/// Creates a session with `stores` and reads it back.
+async fn round_trip(stores: &RedisStores) -> Result<(), StoreError> {
     let sessions = stores.sessions();
     let (t, u) = (TenantId::new(), UserId::new());
     let created = sessions
@@ -41,16 +51,14 @@ async fn create_and_get(config: &RedisConfig) -> Result<(), StoreError> {
             expires_at: SystemClock.now().saturating_add(Duration::from_secs(600)),
         })
         .await;
-    let result = match created {
+    match created {
         Ok(s) => {
             let read = sessions.get(t, s.id).await?;
             assert_eq!(read.map(|r| r.user_id), Some(u));
             Ok(())
         }
         Err(e) => Err(e),
-    };
-    stores.close().await;
-    result
+    }
 }
 
 /// The refusal must be `Unavailable` and say that TLS (the certificate) was the reason.
@@ -117,4 +125,102 @@ async fn mutual_tls_admits_the_client_certificate_and_refuses_its_absence() {
         &["TLS"],
     );
     println!("redis mutual tls: whole test {:.1?}", t.elapsed());
+}
+
+/// `pki`'s CA, client certificate and key as the service's mounted files in `dir`, each
+/// replaced whole (written beside, then renamed), as a platform rotates a secret.
+fn mount(dir: &Path, pki: &TestPki) {
+    for (from, name) in [
+        (&pki.ca_cert, "ca.pem"),
+        (&pki.client_cert, "client.pem"),
+        (&pki.client_key, "client.key"),
+    ] {
+        let staged = dir.join(format!("{name}.new"));
+        std::fs::copy(from, &staged).unwrap();
+        std::fs::rename(&staged, dir.join(name)).unwrap();
+    }
+}
+
+/// `CONFIG SET` on the server through `admin` (which stays connected).
+async fn config_set(admin: &Client, args: &[&str]) {
+    let cmd = CustomCommand::new_static("CONFIG", ClusterHash::Random, false);
+    let mut all = vec!["SET".to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let _: Value = admin.custom(cmd, all).await.unwrap();
+}
+
+/// Certificates rotate (cert-manager, Vault, a CA renewed): the server moves to a certificate
+/// of a new CA and asks client certificates of that CA; the platform then replaces the
+/// service's mounted `tls_ca_file`, `tls_cert_file` and `tls_key_file`. The running stores
+/// reconnect with the new files, as PostgreSQL's do: no restart. Until the files change, the
+/// reconnections are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tls_files_reach_new_connections_without_a_restart() {
+    let old = TempPki::new("credo-redis-tls-old", "credo-client");
+    let new = TempPki::new("credo-redis-tls-new", "credo-client");
+    let Some(server) = PrivateRedisTls::start(&old.pki, ClientAuth::Required) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_redis_tls_files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    mount(&dir, &old.pki);
+    let mut c = config(server.url("localhost"), &dir.join("ca.pem"));
+    c.tls_cert_file = Some(dir.join("client.pem"));
+    c.tls_key_file = Some(dir.join("client.key"));
+    c.command_timeout = Duration::from_millis(500);
+    c.reconnect_max = Duration::from_millis(200);
+    let stores = RedisStores::connect(&c, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    round_trip(&stores).await.unwrap();
+
+    // An operator's connection of its own, with the old files where they were generated.
+    let mut admin_config = config(server.url("localhost"), &old.pki.ca_cert);
+    admin_config.tls_cert_file = Some(old.pki.client_cert.clone());
+    admin_config.tls_key_file = Some(old.pki.client_key.clone());
+    let admin = credo_adapters_redis::client_builder(&admin_config)
+        .unwrap()
+        .build()
+        .unwrap();
+    admin.init().await.unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    config_set(
+        &admin,
+        &[
+            "tls-cert-file",
+            &path(&new.pki.server_cert),
+            "tls-key-file",
+            &path(&new.pki.server_key),
+            "tls-ca-cert-file",
+            &path(&new.pki.ca_cert),
+        ],
+    )
+    .await;
+    let kill = CustomCommand::new_static("CLIENT", ClusterHash::Random, false);
+    let _: Value = admin
+        .custom(kill, vec!["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .await
+        .unwrap();
+
+    // The old files cannot reach the rotated server.
+    let refused = round_trip(&stores).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+    println!("rotated server, old files: {refused}");
+
+    mount(&dir, &new.pki);
+    let changed = Instant::now();
+    while let Err(e) = round_trip(&stores).await {
+        assert!(
+            changed.elapsed() < Duration::from_secs(10),
+            "no call succeeded within 10 s of the new files: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "redis tls rotation: the first call succeeded {:.2?} after the files changed",
+        changed.elapsed()
+    );
+    let _ = admin.quit().await;
+    stores.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
