@@ -1,7 +1,6 @@
 //! The `redis` health check and the eviction policy it reports: a policy that may evict keys
 //! makes revoked tokens valid again, so anything but `noeviction` is degraded.
 
-use crate::map_err;
 use async_trait::async_trait;
 use credo_ports::redact;
 use credo_ports::{HealthCheck, HealthStatus, StoreError};
@@ -13,6 +12,8 @@ pub(crate) struct RedisHealth {
     pub(crate) timeout: Duration,
     /// The URL's secrets, scrubbed from the check's errors.
     pub(crate) secrets: redact::Secrets,
+    /// Why the pool last failed to connect, for the log line of a failed probe.
+    pub(crate) errors: crate::connection_errors::ConnectionErrors,
 }
 
 /// Why a policy that can evict is degraded.
@@ -84,7 +85,10 @@ impl HealthCheck for RedisHealth {
         };
         let bounded = self.pool.with_options(&options);
         let probe = async {
-            bounded.ping::<String>(None).await.map_err(map_err)?;
+            bounded
+                .ping::<String>(None)
+                .await
+                .map_err(|e| self.errors.map(e))?;
             Ok::<_, StoreError>(eviction_policy(&self.pool).await)
         };
         match tokio::time::timeout(self.timeout, probe).await {

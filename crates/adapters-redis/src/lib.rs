@@ -30,6 +30,7 @@ mod capabilities;
 pub use capabilities::CAPABILITIES;
 pub use leases::RedisLeases;
 mod config;
+mod connection_errors;
 mod health;
 pub(crate) mod leases;
 mod lua;
@@ -130,6 +131,8 @@ pub struct RedisStores {
     /// The URL's secrets (and a rotated URL file's), scrubbed from connect and health check
     /// errors.
     secrets: redact::Secrets,
+    /// Why the pool last failed to connect, added to the calls' `Unavailable` errors.
+    pub(crate) errors: connection_errors::ConnectionErrors,
     pub(crate) mutant: mutants::Switch,
 }
 
@@ -148,6 +151,12 @@ impl RedisStores {
         let pool = config::client_builder_scrubbing(config, &secrets)?
             .build_pool(config.pool_size)
             .map_err(|e| secrets.scrub_error(map_err(e)))?;
+        // Before connecting: the first failures are the ones that say the most.
+        let connection_errors = connection_errors::ConnectionErrors::listen(
+            &pool,
+            config.redacted_url(),
+            secrets.clone(),
+        );
         // A refused TLS handshake does not heal by reconnecting (fred would retry it, and every
         // command would time out saying nothing of TLS): the first one fails `connect`.
         let mut errors = pool.clients().first().map(|c| c.error_rx());
@@ -213,6 +222,7 @@ impl RedisStores {
             rate_limit_time: config.rate_limit_time,
             grace_ms: config.expiry_grace.as_millis() as i64,
             secrets,
+            errors: connection_errors,
             mutant: mutants::Switch::default(),
         })
     }
@@ -289,6 +299,7 @@ impl RedisStores {
             pool: self.pool.clone(),
             timeout,
             secrets: self.secrets.clone(),
+            errors: self.errors.clone(),
         })
     }
 
@@ -336,9 +347,9 @@ impl RedisStores {
             {
                 Err(e) if e.details().starts_with("NOSCRIPT") && loads < SCRIPT_LOADS => {
                     loads += 1;
-                    script.load(client).await.map_err(map_err)?;
+                    script.load(client).await.map_err(|e| self.errors.map(e))?;
                 }
-                result => return result.map_err(map_err),
+                result => return result.map_err(|e| self.errors.map(e)),
             }
         }
     }
@@ -371,7 +382,7 @@ impl RedisStores {
             client.scan(pattern, Some(500), None).boxed()
         };
         while let Some(page) = scan.next().await {
-            let mut page = page.map_err(map_err)?;
+            let mut page = page.map_err(|e| self.errors.map(e))?;
             for key in page.take_results().into_iter().flatten() {
                 let Some(key) = key.into_string() else {
                     continue;

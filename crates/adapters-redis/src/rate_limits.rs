@@ -1,5 +1,5 @@
 use crate::lua::with_time_cmp;
-use crate::{RedisStores, TimeSource, map_err};
+use crate::{RedisStores, TimeSource};
 use async_trait::async_trait;
 use credo_ports::rate_limit::{validate_clock, validate_key};
 use credo_ports::{Decision, RateLimitPolicy, RateLimitStore, StoreResult, TenantId};
@@ -121,7 +121,7 @@ impl RateLimitStore for RedisRateLimitStore {
             .pool
             .del(self.r.key(tenant, "rl", key))
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.r.errors.map(e))?;
         Ok(())
     }
 

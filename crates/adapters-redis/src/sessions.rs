@@ -169,7 +169,7 @@ impl RedisSessionStore {
             .pool
             .custom(HGETALL.clone(), vec![self.session_key(tenant, id)])
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.r.errors.map(e))?;
         let fields = strs(&reply)?;
         if fields.is_empty() {
             return Ok(None);
@@ -411,7 +411,7 @@ impl SessionStore for RedisSessionStore {
                         .pool
                         .hget(self.session_key(TenantId(t), s.id), "expires")
                         .await
-                        .map_err(map_err)?;
+                        .map_err(|e| self.r.errors.map(e))?;
                     expires
                         .and_then(|e| e.parse::<i64>().ok())
                         .is_some_and(|e| e > now.as_micros())
@@ -439,7 +439,7 @@ impl SessionStore for RedisSessionStore {
                 .pool
                 .del(self.session_key(old_tenant, s.id))
                 .await
-                .map_err(map_err)?;
+                .map_err(|e| self.r.errors.map(e))?;
         }
         // Members expired by more than the grace (and the score margin) are the candidates.
         let trim_before = now
@@ -474,7 +474,7 @@ impl SessionStore for RedisSessionStore {
                     Some((0, TRIM_PER_CREATE)),
                 )
                 .await
-                .map_err(map_err)?;
+                .map_err(|e| self.r.errors.map(e))?;
             self.drop_dangling(s.tenant_id, s.user_id, index, old)
                 .await?;
         }
@@ -551,7 +551,7 @@ impl SessionStore for RedisSessionStore {
             .pool
             .zrangebyscore(&index, score_floor(now), "+inf", false, None)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.r.errors.map(e))?;
         let reads = ids.iter().map(|id| async move {
             let parsed = id
                 .parse()
@@ -666,7 +666,7 @@ impl SessionStore for RedisSessionStore {
             .pool
             .get(self.r.key(tenant, "jti", jti))
             .await
-            .map_err(map_err)?;
+            .map_err(|e| self.r.errors.map(e))?;
         Ok(v.and_then(|v| v.parse::<i64>().ok())
             .is_some_and(|exp| exp > now.as_micros()))
     }
