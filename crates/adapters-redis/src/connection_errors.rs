@@ -95,3 +95,44 @@ impl ConnectionErrors {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fred::error::{Error, ErrorKind};
+
+    #[test]
+    fn the_last_connection_error_explains_a_failed_call_until_connected_again() {
+        let errors = ConnectionErrors {
+            last: Arc::default(),
+            secrets: Secrets::new(vec!["hunter2".into()]),
+        };
+        let timeout = || Error::new(ErrorKind::Timeout, "Request timed out.");
+        assert_eq!(
+            errors.map(timeout()).to_string(),
+            "backend unavailable: redis: Timeout Error: Request timed out."
+        );
+        errors.note(
+            &Error::new(ErrorKind::Auth, "WRONGPASS for redis://u:hunter2@h"),
+            "redis://u:***@h",
+        );
+        let text = errors.map(timeout()).to_string();
+        assert!(
+            text.contains("; the last connection error, 0.0 s ago: redis: "),
+            "{text}"
+        );
+        assert!(text.contains("WRONGPASS for redis://u:***@h"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        // Not for what is not the connection's fault.
+        let corrupt = errors.map(Error::new(ErrorKind::Parse, "bad"));
+        assert!(matches!(corrupt, StoreError::Corrupt(_)), "{corrupt:?}");
+        assert!(!corrupt.to_string().contains("connection error"));
+        errors.clear();
+        assert!(
+            !errors
+                .map(timeout())
+                .to_string()
+                .contains("connection error")
+        );
+    }
+}
