@@ -2,7 +2,9 @@
 //! listed in the index, every runbook an alert rule names exists, and every command block
 //! marked `sh runbook` runs, page by page in one bash session each (`set -euo pipefail`),
 //! against the servers of `cargo xtask services` with `credo-admin` on the `PATH` and the
-//! configuration a service of that deployment would have.
+//! configuration a service of that deployment would have: PostgreSQL as a login of the
+//! application role (`PgStores::grant_app_role`) and Redis as the adapter's ACL user
+//! (`credo_adapters_redis::acl`), so a step that only an owner or admin may run fails.
 
 mod support;
 
@@ -86,6 +88,14 @@ fn every_page_has_its_parts_and_every_alert_its_page() {
         ] {
             assert!(text.contains(part), "{name}: no {part:?}");
         }
+        // redis-cli exits 0 on an error reply (a NOPERM too) unless given -e: without it,
+        // neither `set -e` nor this test could see a refused step.
+        for line in runbook_blocks(text).iter().flat_map(|b| b.lines()) {
+            assert!(
+                !line.contains("redis-cli") || line.contains("redis-cli -e "),
+                "{name}: `{line}` lacks redis-cli's -e"
+            );
+        }
         assert!(
             !runbook_blocks(text).is_empty(),
             "{name}: no executed block"
@@ -149,12 +159,37 @@ async fn every_runbook_block_runs_against_the_local_servers() {
             .await
             .unwrap()
     );
-    stores.close().await;
+    // PostgreSQL as production runs the service: a login role with the application role's
+    // grants (`PgStores::grant_app_role`), owning nothing.
+    let pg_role = unique_name("credo_runbooks_svc");
+    let pg_password = unique_name("pw");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {pg_role} LOGIN PASSWORD '{pg_password}'"
+    )))
+    .execute(stores.pool())
+    .await
+    .unwrap();
+    stores.grant_app_role(&pg_role).await.unwrap();
+    let pg_as_service = credo_testkit::url_as(&pg, &pg_role, &pg_password);
     // The topics, as `ensure_topics` makes them at the service's start.
     let mut k = credo_storage::kafka::KafkaConfig::new(&kafka).single_node_dev();
     k.topic = topic.clone();
     k.dlq_topic = format!("{topic}.dlq");
     credo_storage::kafka::ensure_topics(&k).await.unwrap();
+
+    // Redis as production runs the service: the adapter's ACL user
+    // (`credo_adapters_redis::acl`), so a step that needs more than that rule fails here.
+    let redis_user = format!("credo_runbooks_{}", std::process::id());
+    let redis_password = unique_name("pw");
+    use credo_storage::redis::acl;
+    acl::set_user(
+        &redis,
+        &redis_user,
+        &acl::rules(&redis_password, &prefix).unwrap(),
+    )
+    .await
+    .unwrap();
+    let redis_as_service = credo_testkit::url_as(&redis, &redis_user, &redis_password);
 
     let admin = Path::new(env!("CARGO_BIN_EXE_credo-admin"));
     let path = format!(
@@ -170,10 +205,10 @@ async fn every_runbook_block_runs_against_the_local_servers() {
         ("CREDO_BACKENDS_SESSIONS", "redis".into()),
         ("CREDO_BACKENDS_RATE_LIMITS", "redis".into()),
         ("CREDO_BACKENDS_AUDIT_SINK", "kafka".into()),
-        ("CREDO_POSTGRES_URL", pg.clone()),
+        ("CREDO_POSTGRES_URL", pg_as_service),
         ("CREDO_POSTGRES_SCHEMA", schema.clone()),
         ("PGOPTIONS", format!("-c search_path={schema}")),
-        ("CREDO_REDIS_URL", redis.clone()),
+        ("CREDO_REDIS_URL", redis_as_service),
         ("CREDO_REDIS_KEY_PREFIX", prefix.clone()),
         ("CREDO_KAFKA_BROKERS", kafka.clone()),
         ("CREDO_KAFKA_TOPIC", topic.clone()),
@@ -183,6 +218,7 @@ async fn every_runbook_block_runs_against_the_local_servers() {
         ("EVENT_ID", event_id),
     ];
     let mut ran = Vec::new();
+    let mut failed = None;
     for (name, text) in pages() {
         let script = format!("set -euo pipefail\n{}", runbook_blocks(&text).join("\n"));
         let started = Instant::now();
@@ -197,15 +233,28 @@ async fn every_runbook_block_runs_against_the_local_servers() {
             )
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: a runbook block failed ({}):\n--- script\n{script}\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            failed = Some(format!(
+                "{name}: a runbook block failed ({}):\n--- script\n{script}\n--- stdout\n{}\n--- stderr\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            break;
+        }
         ran.push(format!("{name} ({:.1?})", started.elapsed()));
     }
-    println!("runbook blocks run: {}", ran.join(", "));
+    acl::del_user(&redis, &redis_user).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {pg_role}; DROP ROLE {pg_role}"
+    )))
+    .execute(stores.pool())
+    .await
+    .unwrap();
+    stores.close().await;
     support::drop_schemas(&pg, &[&schema]).await;
+    if let Some(failure) = failed {
+        panic!("{failure}");
+    }
+    println!("runbook blocks run: {}", ran.join(", "));
 }
