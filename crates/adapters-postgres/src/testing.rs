@@ -26,6 +26,39 @@ impl PgStores {
         Ok(())
     }
 
+    /// Creates the login role `role` with `password` (any characters) and grants it the
+    /// application role's privileges ([`grant_app_role`](Self::grant_app_role)): a service's
+    /// least-privileged login. Remove it with [`drop_login`](Self::drop_login).
+    pub async fn create_app_login(&self, role: &str, password: &str) -> StoreResult<()> {
+        if !crate::config::valid_identifier(role) {
+            return Err(StoreError::invalid("role", "not a plain identifier"));
+        }
+        let sql = format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{}'",
+            password.replace('\'', "''")
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        self.grant_app_role(role).await
+    }
+
+    /// Drops `role` (a login or not) and what it was granted or owns in this database (test
+    /// clean-up).
+    pub async fn drop_login(&self, role: &str) -> StoreResult<()> {
+        if !crate::config::valid_identifier(role) {
+            return Err(StoreError::invalid("role", "not a plain identifier"));
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP OWNED BY {role}; DROP ROLE {role}"
+        )))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     /// Drops the configured schema and everything in it (test clean-up).
     pub async fn drop_schema(&self) -> StoreResult<()> {
         let Some(schema) = &self.schema else {

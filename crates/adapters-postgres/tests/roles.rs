@@ -30,13 +30,7 @@ async fn setup() -> Option<Setup> {
     owner.migrate().await.unwrap();
     let role = credo_testkit::unique_name("credo_app");
     let password = credo_testkit::unique_name("pw");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD '{password}'"
-    )))
-    .execute(owner.pool())
-    .await
-    .unwrap();
-    owner.grant_app_role(&role).await.unwrap();
+    owner.create_app_login(&role, &password).await.unwrap();
     // Granting twice changes nothing.
     owner.grant_app_role(&role).await.unwrap();
     // The same server and database, logged in as the new role.
@@ -61,13 +55,7 @@ impl Setup {
     async fn teardown(self) {
         self.app.close().await;
         self.owner.drop_schema().await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP OWNED BY {0}; DROP ROLE {0}",
-            self.role
-        )))
-        .execute(self.owner.pool())
-        .await
-        .unwrap();
+        self.owner.drop_login(&self.role).await.unwrap();
     }
 
     /// Runs `sql` as the application role; the server's error code and message.

@@ -32,13 +32,7 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     owner.migrate().await.unwrap();
     // Odd characters too: the file holds the URL as written, percent-encoded.
     let (first, second) = ("first pass/1", "second:pass@2");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {role} LOGIN PASSWORD '{first}'"
-    )))
-    .execute(owner.pool())
-    .await
-    .unwrap();
-    owner.grant_app_role(&role).await.unwrap();
+    owner.create_app_login(&role, first).await.unwrap();
     let url_with = |p: &str| credo_testkit::url_as(&url, &role, p);
 
     let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_secret"));
@@ -115,11 +109,6 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     rotating.close().await;
     fixed.close().await;
     owner.drop_schema().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP OWNED BY {role}; DROP ROLE {role}"
-    )))
-    .execute(owner.pool())
-    .await
-    .unwrap();
+    owner.drop_login(&role).await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -667,12 +667,7 @@ mod migrations {
         let run = admin(&acting, &["readiness"]);
         assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
         support::drop_schemas(&url, &[&schema]).await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP OWNED BY {role}; DROP ROLE {role}"
-        )))
-        .execute(owner.pool())
-        .await
-        .unwrap();
+        owner.drop_login(&role).await.unwrap();
     }
 }
 

@@ -163,13 +163,10 @@ async fn every_runbook_block_runs_against_the_local_servers() {
     // grants (`PgStores::grant_app_role`), owning nothing.
     let pg_role = unique_name("credo_runbooks_svc");
     let pg_password = unique_name("pw");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE ROLE {pg_role} LOGIN PASSWORD '{pg_password}'"
-    )))
-    .execute(stores.pool())
-    .await
-    .unwrap();
-    stores.grant_app_role(&pg_role).await.unwrap();
+    stores
+        .create_app_login(&pg_role, &pg_password)
+        .await
+        .unwrap();
     let pg_as_service = credo_testkit::url_as(&pg, &pg_role, &pg_password);
     // The topics, as `ensure_topics` makes them at the service's start.
     let mut k = credo_storage::kafka::KafkaConfig::new(&kafka).single_node_dev();
@@ -245,12 +242,7 @@ async fn every_runbook_block_runs_against_the_local_servers() {
         ran.push(format!("{name} ({:.1?})", started.elapsed()));
     }
     acl::del_user(&redis, &redis_user).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP OWNED BY {pg_role}; DROP ROLE {pg_role}"
-    )))
-    .execute(stores.pool())
-    .await
-    .unwrap();
+    stores.drop_login(&pg_role).await.unwrap();
     stores.close().await;
     support::drop_schemas(&pg, &[&schema]).await;
     if let Some(failure) = failed {
