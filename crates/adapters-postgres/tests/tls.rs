@@ -175,9 +175,7 @@ async fn a_rotated_ca_file_reaches_new_connections_without_a_restart() {
     );
 
     // The platform replaces the file (whole, by a rename): the next connection trusts the new CA.
-    let staged = dir.join("ca.pem.new");
-    std::fs::copy(&new.pki.ca_cert, &staged).unwrap();
-    std::fs::rename(&staged, &ca_file).unwrap();
+    credo_testkit::replace_file(&ca_file, std::fs::read(&new.pki.ca_cert).unwrap());
     create_and_get(&s).await.unwrap();
     s.close().await;
     std::fs::remove_dir_all(&dir).unwrap();

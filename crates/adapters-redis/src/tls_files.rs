@@ -14,7 +14,9 @@ use fred::rustls::client::WebPkiServerVerifier;
 use fred::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use fred::rustls::crypto::CryptoProvider;
+use fred::rustls::crypto::{
+    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+};
 use fred::rustls::pki_types::pem::PemObject;
 use fred::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use fred::rustls::sign::CertifiedKey;
@@ -109,11 +111,17 @@ fn read(field: &'static str, path: &Path) -> StoreResult<Vec<u8>> {
 /// The server verifier of the CA bundle in `path` (rustls' WebPKI verifier: chain and host
 /// name), rebuilt when the file changes.
 #[derive(Debug)]
-pub(crate) struct CaFile(Reloading<Arc<WebPkiServerVerifier>>);
+pub(crate) struct CaFile {
+    chains: Reloading<Arc<WebPkiServerVerifier>>,
+    /// The provider's signature algorithms, which check the handshake's signatures whatever the
+    /// roots (as the WebPKI verifier itself does): those checks need not look at the file.
+    signatures: WebPkiSupportedAlgorithms,
+}
 
 impl CaFile {
     pub(crate) fn new(path: &Path, provider: Arc<CryptoProvider>) -> StoreResult<Self> {
         let file = path.to_path_buf();
+        let signatures = provider.signature_verification_algorithms;
         let load = move || {
             let mut roots = RootCertStore::empty();
             for cert in certificates("tls_ca_file", &file)? {
@@ -125,7 +133,10 @@ impl CaFile {
                 .build()
                 .map_err(|e| StoreError::invalid("tls_ca_file", format!("{}: {e}", file.display())))
         };
-        Ok(Self(Reloading::new(vec![path.to_path_buf()], load)?))
+        Ok(Self {
+            chains: Reloading::new(vec![path.to_path_buf()], load)?,
+            signatures,
+        })
     }
 }
 
@@ -138,7 +149,7 @@ impl ServerCertVerifier for CaFile {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, fred::rustls::Error> {
-        self.0.current().verify_server_cert(
+        self.chains.current().verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -153,7 +164,7 @@ impl ServerCertVerifier for CaFile {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, fred::rustls::Error> {
-        self.0.current().verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.signatures)
     }
 
     fn verify_tls13_signature(
@@ -162,11 +173,11 @@ impl ServerCertVerifier for CaFile {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, fred::rustls::Error> {
-        self.0.current().verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.signatures)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.current().supported_verify_schemes()
+        self.signatures.supported_schemes()
     }
 }
 
@@ -218,10 +229,9 @@ mod tests {
             .clone()
     }
 
+    /// `to` replaced whole by a copy of `from`, as a platform rotates a mounted file.
     fn replace(from: &Path, to: &Path) {
-        let staged = to.with_extension("new");
-        std::fs::copy(from, &staged).unwrap();
-        std::fs::rename(&staged, to).unwrap();
+        credo_testkit::replace_file(to, std::fs::read(from).unwrap());
     }
 
     /// A certificate replaced before its key (two files cannot change at once) is not used
@@ -266,20 +276,20 @@ mod tests {
         let ca = dir.join("ca.pem");
         replace(&old.pki.ca_cert, &ca);
         let file = CaFile::new(&ca, provider()).unwrap();
-        let before = file.0.current();
+        let before = file.chains.current();
         std::fs::write(&ca, "").unwrap();
         assert!(
-            Arc::ptr_eq(&file.0.current(), &before),
+            Arc::ptr_eq(&file.chains.current(), &before),
             "an empty file was used"
         );
         std::fs::remove_file(&ca).unwrap();
         assert!(
-            Arc::ptr_eq(&file.0.current(), &before),
+            Arc::ptr_eq(&file.chains.current(), &before),
             "a removed file was used"
         );
         replace(&old.pki.other_ca_cert, &ca);
         assert!(
-            !Arc::ptr_eq(&file.0.current(), &before),
+            !Arc::ptr_eq(&file.chains.current(), &before),
             "a valid new file was not used"
         );
         std::fs::remove_dir_all(&dir).unwrap();

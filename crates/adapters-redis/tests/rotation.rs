@@ -8,17 +8,10 @@ mod support;
 
 use credo_adapters_redis::{RedisConfig, RedisStores};
 use credo_ports::{Clock, StoreError, SystemClock, TenantId};
-use std::path::Path;
+use credo_testkit::replace_file;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{acl_user, address, raw, test_url};
-
-/// Replaces `path` in one step (a rename), as secret mounts do.
-fn write_secret(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// `CLIENT LIST`'s text.
 fn client_list(addr: &str) -> String {
@@ -37,19 +30,9 @@ async fn call(stores: &RedisStores) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Calls until one succeeds, within `within`; how long that took.
-async fn succeeds_within(stores: &RedisStores, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        match call(stores).await {
-            Ok(()) => return started.elapsed(),
-            Err(e) if started.elapsed() < within => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("no successful call within {within:?}: {e}"),
-        }
-    }
+/// Calls until one succeeds, within 10 s; how long that took.
+async fn succeeds(stores: &RedisStores, what: &str) -> Duration {
+    credo_testkit::succeeds_within(Duration::from_secs(10), what, || call(stores)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +49,7 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     let dir = std::env::temp_dir().join(credo_testkit::unique_name("credo_redis_secret"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("redis-url");
-    write_secret(&file, &format!("{}\n", url_with(first)));
+    replace_file(&file, format!("{}\n", url_with(first)));
 
     let tune = |mut c: RedisConfig| {
         c.key_prefix = prefix.clone();
@@ -100,9 +83,9 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
         ),
         "+OK\r\n"
     );
-    write_secret(&file, &format!("{}\n", url_with(second)));
+    replace_file(&file, format!("{}\n", url_with(second)));
     raw(&addr, &["CLIENT", "KILL", "USER", &user]);
-    let took = succeeds_within(&rotating, Duration::from_secs(10)).await;
+    let took = succeeds(&rotating, "after the rotation").await;
     println!(
         "first successful call after the rotation: {:.2} s",
         took.as_secs_f64()
@@ -118,11 +101,11 @@ async fn a_rotated_password_reaches_new_connections_without_a_restart() {
     // credentials: the pool reconnects as the user (not as `default`, which needs none here).
     for broken in [Some(""), Some("not a url"), None] {
         match broken {
-            Some(text) => write_secret(&file, text),
+            Some(text) => replace_file(&file, text),
             None => std::fs::remove_file(&file).unwrap(),
         }
         raw(&addr, &["CLIENT", "KILL", "USER", &user]);
-        succeeds_within(&rotating, Duration::from_secs(10)).await;
+        succeeds(&rotating, &format!("{broken:?}")).await;
         let connected = client_list(&addr);
         assert!(
             connected.contains(&format!(" user={user} ")),

@@ -103,6 +103,44 @@ pub fn url_as(url: &str, user: &str, password: &str) -> String {
     )
 }
 
+/// Replaces `path` whole with `contents`: written beside it, then renamed over it, as a
+/// platform rotates a mounted secret or certificate (a reader never sees half a file).
+///
+/// # Panics
+/// When the file cannot be written or renamed.
+pub fn replace_file(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".staged");
+    std::fs::write(&staged, contents).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::fs::rename(&staged, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Calls `call` every 50 ms until it succeeds; how long that took.
+///
+/// # Panics
+/// When no call succeeded within `within`, with `what` and the last error.
+pub async fn succeeds_within<T, E, Fut>(
+    within: std::time::Duration,
+    what: &str,
+    mut call: impl FnMut() -> Fut,
+) -> std::time::Duration
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match call().await {
+            Ok(_) => return started.elapsed(),
+            Err(e) => assert!(
+                started.elapsed() < within,
+                "{what}: no call succeeded within {within:?}: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `s` with every byte but ASCII letters and digits written as `%XX`: how a password with any
 /// character goes into a URL.
 #[must_use]
